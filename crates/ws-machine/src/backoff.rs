@@ -1,0 +1,112 @@
+//! How long to wait between failed connection attempts.
+//!
+//! Exponential growth with full jitter: after the `n`-th failed attempt in a
+//! row the machine waits a random time between `initial` and
+//! `min(max, initial * 2^(n-1))`. The first failure waits exactly `initial`;
+//! after that the ceiling doubles until it reaches `max`. The randomness
+//! spreads the reconnects of many clients after a server restart, so they do
+//! not all come back in the same millisecond.
+//!
+//! The schedule is pure (the random generator is seeded and owned here), so it
+//! is tested without clocks or sockets.
+
+use std::time::Duration;
+
+/// The backoff schedule of one machine.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    initial: Duration,
+    max: Duration,
+    rng: fastrand::Rng,
+}
+
+impl Backoff {
+    pub(crate) fn new(initial: Duration, max: Duration, rng: fastrand::Rng) -> Self {
+        Self { initial, max, rng }
+    }
+
+    /// The largest delay the schedule can pick after `failures` failed
+    /// attempts in a row (`failures >= 1`).
+    pub(crate) fn ceiling(&self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(32);
+        self.initial
+            .saturating_mul(1u32 << doublings.min(31))
+            .min(self.max)
+            .max(self.initial.min(self.max))
+    }
+
+    /// The delay before the next attempt after `failures` failed attempts in
+    /// a row, never shorter than what the server asked for (`Retry-After`).
+    pub(crate) fn delay(&mut self, failures: u32, retry_after: Option<Duration>) -> Duration {
+        let floor = self.initial.min(self.max);
+        let ceiling = self.ceiling(failures);
+        let span = ceiling.saturating_sub(floor);
+        let jitter = if span.is_zero() {
+            Duration::ZERO
+        } else {
+            let nanos = u64::try_from(span.as_nanos()).unwrap_or(u64::MAX);
+            Duration::from_nanos(self.rng.u64(0..=nanos))
+        };
+        let delay = floor + jitter;
+        retry_after.map_or(delay, |asked| delay.max(asked))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schedule() -> Backoff {
+        Backoff::new(
+            Duration::from_millis(100),
+            Duration::from_secs(2),
+            fastrand::Rng::with_seed(7),
+        )
+    }
+
+    #[test]
+    fn first_failure_waits_the_initial_delay() {
+        assert_eq!(schedule().delay(1, None), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn ceiling_doubles_up_to_the_cap() {
+        let b = schedule();
+        let ceilings: Vec<u128> = (1..=7).map(|n| b.ceiling(n).as_millis()).collect();
+        assert_eq!(ceilings, [100, 200, 400, 800, 1600, 2000, 2000]);
+        assert_eq!(b.ceiling(u32::MAX), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn delays_stay_between_initial_and_ceiling_and_are_spread() {
+        let mut b = schedule();
+        let delays: Vec<Duration> = (0..200).map(|_| b.delay(6, None)).collect();
+        assert!(delays.iter().all(|d| *d >= Duration::from_millis(100)));
+        assert!(delays.iter().all(|d| *d <= Duration::from_secs(2)));
+        let below_half = delays
+            .iter()
+            .filter(|d| **d < Duration::from_millis(1050))
+            .count();
+        // Full jitter: roughly half fall in each half of the range.
+        assert!((60..140).contains(&below_half), "{below_half} of 200");
+    }
+
+    #[test]
+    fn retry_after_is_a_floor() {
+        let mut b = schedule();
+        assert_eq!(
+            b.delay(1, Some(Duration::from_secs(5))),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            b.delay(1, Some(Duration::from_millis(1))),
+            Duration::from_millis(100)
+        );
+    }
+
+    #[test]
+    fn zero_initial_delay_reconnects_at_once() {
+        let mut b = Backoff::new(Duration::ZERO, Duration::ZERO, fastrand::Rng::with_seed(1));
+        assert_eq!(b.delay(10, None), Duration::ZERO);
+    }
+}

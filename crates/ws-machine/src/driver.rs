@@ -1,0 +1,644 @@
+//! The machine's task: one loop per phase, each a single `select!`.
+//!
+//! The driver owns everything of one machine (the socket, the channels, the
+//! timers, the delivery bookkeeping) so nothing is shared and nothing is
+//! locked. Decisions about states are not made here: the driver reports what
+//! happened to the [`Lifecycle`] and does what it answers. What the driver
+//! does itself is I/O:
+//!
+//! - *attempt*: connect, bounded by the handshake timeout;
+//! - *wait*: sleep between attempts;
+//! - *connected*: read, write, keep alive, watch for stuck writes.
+//!
+//! In every phase it also obeys commands and hands over statuses and received
+//! messages as the caller makes room, so a quit is served at any moment and a
+//! caller who reads slowly never stalls it.
+//!
+//! Every branch of every `select!` is cancel-safe: channel `recv`/`reserve`
+//! and the engine's `poll_next`/`poll_flush` keep their progress in their
+//! owners, and the timers are pinned and reset, never re-created.
+
+use std::{future::poll_fn, io, pin::Pin, sync::Arc, task::Poll, time::Duration};
+
+use futures_core::Stream;
+use futures_sink::Sink;
+use http::HeaderMap;
+use tokio::{
+    sync::mpsc::{self, error::TrySendError},
+    time::{Instant, sleep, sleep_until, timeout},
+};
+use tokio_websockets as tws;
+
+use crate::{
+    backoff::Backoff,
+    config::{Builder, HeadersFn, Target, check_headers},
+    delivery::Outbox,
+    engine::{self, Connector, Incoming, Socket},
+    error::Error,
+    keepalive::{Due, KeepAlive},
+    machine::{Command, Leftovers},
+    message::Message,
+    state::{Lifecycle, Next, Policy, Status},
+    status::StatusOut,
+};
+
+/// Most frames read or messages taken in one go before the loop looks at its
+/// other sources again.
+const BATCH: usize = 64;
+
+/// Timeouts and limits the driver applies.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    ping_interval: Duration,
+    pong_timeout: Duration,
+    handshake_timeout: Duration,
+    write_timeout: Duration,
+    close_timeout: Duration,
+    max_message_size: usize,
+}
+
+/// Received messages on their way to the caller.
+#[derive(Debug)]
+struct InputOut {
+    tx: mpsc::Sender<Message>,
+    /// The one message that did not fit; while it waits, the socket is not
+    /// read (backpressure).
+    pending: Option<Message>,
+    /// Received after a quit with no room left: handed back in [`Leftovers`].
+    late: Vec<Message>,
+}
+
+impl InputOut {
+    fn has_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Hands a message over even after a quit: kept for [`Leftovers`] when
+    /// there is no room.
+    fn offer_late(&mut self, message: Message) {
+        if self.pending.is_some() {
+            self.late.push(message);
+        } else {
+            hand_over(&self.tx, &mut self.pending, message);
+        }
+    }
+
+    /// Hands over the waiting message once `reserve_owned` gave room (the
+    /// `select!` branch that waits for room calls this). The owned permit
+    /// (on a clone of the sender, taken only while a message waits) keeps the
+    /// branch's output free of borrows of the driver.
+    fn room(
+        pending: &mut Option<Message>,
+        permit: Result<mpsc::OwnedPermit<Message>, mpsc::error::SendError<()>>,
+    ) {
+        match permit {
+            Ok(permit) => {
+                if let Some(message) = pending.take() {
+                    permit.send(message);
+                }
+            }
+            // The caller dropped `input`: it wants no messages.
+            Err(_) => *pending = None,
+        }
+    }
+
+    /// At the end: everything not handed over.
+    fn into_leftovers(mut self) -> Vec<Message> {
+        if let Some(message) = self.pending.take() {
+            if let Err(e) = self.tx.try_send(message) {
+                self.late.insert(0, e.into_inner());
+            }
+        }
+        self.late
+    }
+}
+
+/// Hands a received message to the caller without waiting; if `input` is
+/// full it waits in `pending` (and the socket is not read meanwhile).
+fn hand_over(tx: &mpsc::Sender<Message>, pending: &mut Option<Message>, message: Message) {
+    match tx.try_send(message) {
+        Ok(()) => {}
+        Err(TrySendError::Full(message)) => *pending = Some(message),
+        // The caller dropped `input`: it wants no messages.
+        Err(TrySendError::Closed(_)) => {}
+    }
+}
+
+/// How a phase ended.
+enum Flow {
+    Go(Next),
+    Quit,
+}
+
+/// The machine's task.
+pub(crate) struct Driver {
+    target: Target,
+    connector: Connector,
+    limits: Limits,
+    headers: HeaderMap,
+    headers_fn: Option<HeadersFn>,
+    on_connect: Arc<[Message]>,
+    lifecycle: Lifecycle,
+    outbox: Outbox,
+    status: StatusOut,
+    input: InputOut,
+    output: mpsc::Receiver<Message>,
+    /// False once every `output` sender is gone.
+    output_open: bool,
+    commands: mpsc::Receiver<Command>,
+    text_mode: bool,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        builder: Builder,
+        target: Target,
+        input: mpsc::Sender<Message>,
+        output: mpsc::Receiver<Message>,
+        status: mpsc::Sender<Status>,
+        commands: mpsc::Receiver<Command>,
+    ) -> Self {
+        let rng = builder
+            .jitter_seed
+            .map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed);
+        let connector = Connector::new(
+            &target,
+            builder.tls_config,
+            builder.max_message_size,
+            builder.retry_status,
+        );
+        Self {
+            target,
+            connector,
+            limits: Limits {
+                ping_interval: builder.ping_interval,
+                pong_timeout: builder.pong_timeout,
+                handshake_timeout: builder.handshake_timeout,
+                write_timeout: builder.write_timeout,
+                close_timeout: builder.close_timeout,
+                max_message_size: builder.max_message_size,
+            },
+            headers: builder.headers,
+            headers_fn: builder.headers_fn,
+            on_connect: builder.on_connect.into(),
+            lifecycle: Lifecycle::new(
+                Policy {
+                    min_uptime: builder.min_uptime,
+                    max_attempts: builder.max_attempts,
+                },
+                Backoff::new(builder.backoff_initial, builder.backoff_max, rng),
+            ),
+            outbox: Outbox::new(builder.ack_key, builder.ack_window),
+            status: StatusOut::new(status),
+            input: InputOut {
+                tx: input,
+                pending: None,
+                late: Vec::new(),
+            },
+            output,
+            output_open: true,
+            commands,
+            text_mode: false,
+        }
+    }
+
+    /// Runs the machine until it stops; returns what was not delivered.
+    pub(crate) async fn run(mut self) -> Leftovers {
+        let mut next = self.lifecycle.start(&mut |s| self.status.emit(s));
+        loop {
+            let flow = match next {
+                Next::Connect => self.attempt().await,
+                Next::Wait(delay) => self.wait(delay).await,
+                Next::Stop => break,
+            };
+            match flow {
+                Flow::Go(n) => next = n,
+                Flow::Quit => {
+                    let last = self.lifecycle.quit();
+                    self.status.emit(last);
+                    break;
+                }
+            }
+        }
+        self.into_leftovers()
+    }
+
+    fn into_leftovers(mut self) -> Leftovers {
+        self.output.close();
+        let mut queued = Vec::new();
+        while let Ok(message) = self.output.try_recv() {
+            queued.push(message);
+        }
+        let undelivered = self.outbox.into_undelivered();
+        let mut unsent = undelivered.unsent;
+        unsent.extend(queued);
+        Leftovers {
+            unsent,
+            unacknowledged: undelivered.unacknowledged,
+            received: self.input.into_leftovers(),
+        }
+    }
+
+    fn emit(&mut self, status: Status) {
+        self.status.emit(status);
+    }
+
+    /// One connection attempt.
+    async fn attempt(&mut self) -> Flow {
+        let mut headers = self.headers.clone();
+        if let Some(fresh) = self.headers_fn.as_ref().map(|f| f()) {
+            for (name, value) in &fresh {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+        if let Err(e) = check_headers(&headers) {
+            return Flow::Go(
+                self.lifecycle
+                    .attempt_failed(e, &mut |s| self.status.emit(s)),
+            );
+        }
+        tracing::debug!(url = %self.target.uri, "connecting");
+        let result = {
+            let connect = timeout(
+                self.limits.handshake_timeout,
+                self.connector.connect(&self.target, &headers),
+            );
+            tokio::pin!(connect);
+            loop {
+                tokio::select! {
+                    result = &mut connect => break result,
+                    command = self.commands.recv() => {
+                        // Pings need a connection; a reconnect is under way.
+                        if let Some(Command::Quit) = common_command(&mut self.text_mode, command) {
+                            return Flow::Quit;
+                        }
+                    }
+                    () = self.status.drain_one(), if self.status.has_backlog() => {}
+                    permit = self.input.tx.clone().reserve_owned(), if self.input.has_pending() => {
+                        InputOut::room(&mut self.input.pending, permit);
+                    }
+                }
+            }
+        };
+        let error = match result {
+            Ok(Ok(socket)) => return self.connected(socket).await,
+            Ok(Err(e)) => e,
+            Err(_) => Error::HandshakeTimeout(self.limits.handshake_timeout),
+        };
+        tracing::debug!(%error, "attempt failed");
+        Flow::Go(
+            self.lifecycle
+                .attempt_failed(error, &mut |s| self.status.emit(s)),
+        )
+    }
+
+    /// The wait between attempts.
+    async fn wait(&mut self, delay: Duration) -> Flow {
+        let timer = sleep(delay);
+        tokio::pin!(timer);
+        loop {
+            tokio::select! {
+                () = &mut timer => break,
+                command = self.commands.recv() => match common_command(&mut self.text_mode, command) {
+                    Some(Command::Quit) => return Flow::Quit,
+                    Some(Command::Reconnect) => break,
+                    _ => {}
+                },
+                () = self.status.drain_one(), if self.status.has_backlog() => {}
+                permit = self.input.tx.clone().reserve_owned(), if self.input.has_pending() => {
+                    InputOut::room(&mut self.input.pending, permit);
+                }
+            }
+        }
+        Flow::Go(self.lifecycle.wait_over(&mut |s| self.status.emit(s)))
+    }
+
+    /// The connection is open: run it until it ends.
+    async fn connected(&mut self, socket: Socket) -> Flow {
+        let now = Instant::now();
+        self.lifecycle.connected(now, &mut |s| self.status.emit(s));
+        let mut link = Link {
+            socket,
+            keepalive: KeepAlive::new(self.limits.ping_interval, self.limits.pong_timeout, now),
+            flush_needed: false,
+            write_mark: (now, 0),
+            close: None,
+        };
+        let on_connect = Arc::clone(&self.on_connect);
+        for message in on_connect.iter() {
+            if let Err(error) = self.write(&mut link, message) {
+                return self.lost(error);
+            }
+        }
+        let keepalive_timer = sleep_until(link.keepalive.deadline());
+        let write_timer = sleep(self.limits.write_timeout);
+        tokio::pin!(keepalive_timer, write_timer);
+
+        loop {
+            while self.outbox.can_replay() {
+                let Some(message) = self.outbox.take_replay() else {
+                    break;
+                };
+                if let Err(error) = self.write_tracked(&mut link, message) {
+                    return self.lost(error);
+                }
+            }
+            let read = !self.input.has_pending();
+            let flush = link.flush_needed;
+            tokio::select! {
+                command = self.commands.recv() => match common_command(&mut self.text_mode, command) {
+                    Some(Command::Quit) => {
+                        self.close(&mut link).await;
+                        return Flow::Quit;
+                    }
+                    Some(Command::Reconnect) => {
+                        self.close(&mut link).await;
+                        self.outbox.connection_lost();
+                        return Flow::Go(self.lifecycle.connection_lost(
+                            None,
+                            Instant::now(),
+                            &mut |s| self.status.emit(s),
+                        ));
+                    }
+                    Some(Command::Ping) => {
+                        if let Err(error) = link.send(engine::ping()) {
+                            return self.lost(error);
+                        }
+                        link.keepalive.ping_sent(Instant::now());
+                        keepalive_timer.as_mut().reset(link.keepalive.deadline());
+                    }
+                    _ => {}
+                },
+                event = poll_fn(|cx| link.poll_io(cx, read, &self.input.tx, &mut self.input.pending, &mut self.outbox)), if read || flush => {
+                    match event {
+                        IoEvent::Progress => {}
+                        IoEvent::Failed(error) => return self.lost(error),
+                        IoEvent::Ended(close) => {
+                            let error = close.map_or_else(
+                                || Error::ConnectionLost(Arc::new(io::Error::new(
+                                    io::ErrorKind::UnexpectedEof,
+                                    "the server closed the TCP connection without a close frame",
+                                ))),
+                                |(code, reason)| Error::Closed { code, reason },
+                            );
+                            return self.lost(error);
+                        }
+                    }
+                }
+                message = self.output.recv(), if self.output_open && self.outbox.can_take() => {
+                    let Some(message) = message else {
+                        self.output_open = false;
+                        continue;
+                    };
+                    if let Err(error) = self.write_tracked(&mut link, message) {
+                        return self.lost(error);
+                    }
+                    // Take what else is already queued, so it goes out in the
+                    // same socket write.
+                    for _ in 1..BATCH {
+                        if !self.outbox.can_take() {
+                            break;
+                        }
+                        let Ok(message) = self.output.try_recv() else {
+                            break;
+                        };
+                        if let Err(error) = self.write_tracked(&mut link, message) {
+                            return self.lost(error);
+                        }
+                    }
+                }
+                () = &mut keepalive_timer => {
+                    let now = Instant::now();
+                    match link.keepalive.on_timer(now) {
+                        Due::Rearm(at) => keepalive_timer.as_mut().reset(at),
+                        Due::Ping => {
+                            tracing::trace!("keep-alive ping");
+                            if let Err(error) = link.send(engine::ping()) {
+                                return self.lost(error);
+                            }
+                            link.keepalive.ping_sent(now);
+                            keepalive_timer.as_mut().reset(link.keepalive.deadline());
+                        }
+                        Due::Dead => return self.lost(Error::PongTimeout(self.limits.pong_timeout)),
+                    }
+                }
+                () = &mut write_timer, if flush => {
+                    let now = Instant::now();
+                    let written = link.socket.get_ref().bytes_written();
+                    let (since, mark) = link.write_mark;
+                    if written != mark {
+                        link.write_mark = (now, written);
+                        write_timer.as_mut().reset(now + self.limits.write_timeout);
+                    } else if now >= since + self.limits.write_timeout {
+                        return self.lost(Error::WriteTimeout(self.limits.write_timeout));
+                    } else {
+                        write_timer.as_mut().reset(since + self.limits.write_timeout);
+                    }
+                }
+                () = self.status.drain_one(), if self.status.has_backlog() => {}
+                permit = self.input.tx.clone().reserve_owned(), if self.input.has_pending() => {
+                    InputOut::room(&mut self.input.pending, permit);
+                }
+            }
+        }
+    }
+
+    /// Writes a message that is not tracked (`on_connect`).
+    fn write(&mut self, link: &mut Link, message: &Message) -> Result<(), Error> {
+        match engine::outgoing(message, self.text_mode, self.limits.max_message_size) {
+            Ok(frame) => link.send(frame),
+            Err(refused) => {
+                self.refuse(refused);
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes a message from `output` and tracks it until it is confirmed.
+    fn write_tracked(&mut self, link: &mut Link, message: Message) -> Result<(), Error> {
+        match engine::outgoing(&message, self.text_mode, self.limits.max_message_size) {
+            Ok(frame) => {
+                self.outbox.written(&message);
+                link.send(frame)
+            }
+            Err(refused) => {
+                self.refuse(refused);
+                Ok(())
+            }
+        }
+    }
+
+    fn refuse(&mut self, error: Error) {
+        tracing::warn!(%error, "outgoing message refused");
+        let status = self.lifecycle.refused(error);
+        self.emit(status);
+    }
+
+    /// The connection ended with `error`.
+    fn lost(&mut self, error: Error) -> Flow {
+        tracing::debug!(%error, "connection lost");
+        self.outbox.connection_lost();
+        Flow::Go(
+            self.lifecycle
+                .connection_lost(Some(error), Instant::now(), &mut |s| self.status.emit(s)),
+        )
+    }
+
+    /// Closes the connection with a close handshake, bounded by the close
+    /// timeout. Messages that still arrive are handed over if there is room
+    /// and kept for [`Leftovers`] otherwise.
+    async fn close(&mut self, link: &mut Link) {
+        let input = &mut self.input;
+        let outbox = &mut self.outbox;
+        let socket = &mut link.socket;
+        let handshake = async {
+            let mut socket = Pin::new(socket);
+            poll_fn(|cx| socket.as_mut().poll_ready(cx)).await?;
+            socket.as_mut().start_send(engine::close())?;
+            poll_fn(|cx| socket.as_mut().poll_flush(cx)).await?;
+            outbox.flushed();
+            while let Some(frame) = poll_fn(|cx| socket.as_mut().poll_next(cx)).await {
+                if let Incoming::Message(message) = engine::incoming(frame?) {
+                    outbox.received(&message);
+                    input.offer_late(message);
+                }
+            }
+            Ok::<(), tws::Error>(())
+        };
+        match timeout(self.limits.close_timeout, handshake).await {
+            Ok(Ok(())) => tracing::debug!("closed"),
+            Ok(Err(e)) => tracing::debug!(error = %e, "close handshake failed"),
+            Err(_) => tracing::debug!("close handshake timed out"),
+        }
+    }
+}
+
+/// Applies a command that means the same in every phase (the text mode) and
+/// returns the ones the phase must handle itself; a closed command channel
+/// means quit.
+fn common_command(text_mode: &mut bool, command: Option<Command>) -> Option<Command> {
+    match command {
+        None | Some(Command::Quit) => Some(Command::Quit),
+        Some(Command::UseText) => {
+            *text_mode = true;
+            None
+        }
+        Some(Command::UseBinary) => {
+            *text_mode = false;
+            None
+        }
+        Some(other) => Some(other),
+    }
+}
+
+/// What one poll of the socket achieved.
+enum IoEvent {
+    /// Frames were read or a flush completed.
+    Progress,
+    /// The connection failed.
+    Failed(Error),
+    /// The connection ended; with the server's close code and reason if it
+    /// sent a close frame.
+    Ended(Option<(u16, String)>),
+}
+
+/// One open connection and its per-connection state.
+struct Link {
+    socket: Socket,
+    keepalive: KeepAlive,
+    /// Frames were handed to the engine and not yet flushed.
+    flush_needed: bool,
+    /// Since when a flush is pending, and the bytes written then.
+    write_mark: (Instant, u64),
+    /// The server's close frame, once it arrived.
+    close: Option<(u16, String)>,
+}
+
+impl Link {
+    /// Hands a frame to the engine; the next loop iteration flushes it.
+    fn send(&mut self, frame: tws::Message) -> Result<(), Error> {
+        let mut socket = Pin::new(&mut self.socket);
+        // With an unlimited flush threshold the engine is always ready: this
+        // never waits, it only keeps the `Sink` contract.
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        match socket.as_mut().poll_ready(&mut cx) {
+            Poll::Ready(Ok(())) | Poll::Pending => {}
+            Poll::Ready(Err(e)) => return Err(engine::connection_error(e)),
+        }
+        socket.start_send(frame).map_err(engine::connection_error)?;
+        self.mark_dirty();
+        Ok(())
+    }
+
+    fn mark_dirty(&mut self) {
+        if !self.flush_needed {
+            self.flush_needed = true;
+            self.write_mark = (Instant::now(), self.socket.get_ref().bytes_written());
+        }
+    }
+
+    /// Flushes pending writes and reads up to a batch of frames, handing
+    /// received messages to `input`.
+    fn poll_io(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        read: bool,
+        input: &mpsc::Sender<Message>,
+        pending: &mut Option<Message>,
+        outbox: &mut Outbox,
+    ) -> Poll<IoEvent> {
+        let mut progress = false;
+        if self.flush_needed {
+            match Pin::new(&mut self.socket).poll_flush(cx) {
+                Poll::Ready(Ok(())) => {
+                    self.flush_needed = false;
+                    outbox.flushed();
+                    progress = true;
+                }
+                Poll::Ready(Err(e)) => {
+                    return Poll::Ready(IoEvent::Failed(engine::connection_error(e)));
+                }
+                Poll::Pending => {}
+            }
+        }
+        let mut received = false;
+        if read {
+            for _ in 0..BATCH {
+                if pending.is_some() {
+                    break;
+                }
+                match Pin::new(&mut self.socket).poll_next(cx) {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        received = true;
+                        match engine::incoming(frame) {
+                            Incoming::Message(message) => {
+                                outbox.received(&message);
+                                hand_over(input, pending, message);
+                            }
+                            // The engine queued a pong or a close reply.
+                            Incoming::Control => self.mark_dirty(),
+                            Incoming::Close { code, reason } => {
+                                self.close = Some((code, reason));
+                                self.mark_dirty();
+                            }
+                        }
+                    }
+                    Poll::Ready(Some(Err(e))) => {
+                        return Poll::Ready(IoEvent::Failed(engine::connection_error(e)));
+                    }
+                    Poll::Ready(None) => return Poll::Ready(IoEvent::Ended(self.close.take())),
+                    Poll::Pending => break,
+                }
+            }
+        }
+        if received {
+            self.keepalive.received(Instant::now());
+        }
+        if progress || received {
+            Poll::Ready(IoEvent::Progress)
+        } else {
+            Poll::Pending
+        }
+    }
+}

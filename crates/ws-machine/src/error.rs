@@ -1,0 +1,317 @@
+//! The one error type of the crate.
+//!
+//! Every variant says what failed and what the caller can do about it. The
+//! machine needs to know one more thing about each error: whether trying again
+//! can help. [`Error::is_retryable`] answers that, and the documentation of
+//! each variant repeats it, so callers never have to guess which errors end
+//! the machine.
+//!
+//! Errors are `Clone` (I/O errors are shared behind an [`Arc`]) because the
+//! same error is both reported on the status channel and kept as the cause of
+//! a final [`Error::GaveUp`].
+
+use std::{io, sync::Arc, time::Duration};
+
+/// Everything that can go wrong in a [`Machine`](crate::Machine).
+///
+/// Three groups:
+/// - **Configuration errors** ([`InvalidUrl`](Error::InvalidUrl),
+///   [`InvalidHeader`](Error::InvalidHeader),
+///   [`InvalidConfig`](Error::InvalidConfig), [`NoRuntime`](Error::NoRuntime))
+///   are returned by [`Machine::new`](crate::Machine::new) and
+///   [`Builder::spawn`](crate::Builder::spawn); the machine never starts, so
+///   they can never turn into a loop of failing attempts.
+/// - **Connection errors** are reported in a [`Status`](crate::Status) with
+///   [`State::Disconnected`](crate::State::Disconnected). Those for which
+///   [`is_retryable`](Error::is_retryable) is true are followed by another
+///   attempt; the others stop the machine.
+/// - **Refused messages** ([`MessageTooLarge`](Error::MessageTooLarge) with
+///   [`Direction::Outgoing`], [`NotText`](Error::NotText)) are reported on the
+///   status channel without a change of state: the message is dropped, the
+///   connection carries on.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The URL cannot be used: it does not parse, its scheme is not `ws` or
+    /// `wss`, or it has no host. Fix the URL; this is returned when the
+    /// machine is built and never retried.
+    #[error("invalid URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A request header cannot be sent: its value is not valid in HTTP, or the
+    /// WebSocket handshake sets it itself. Remove or fix the header; returned
+    /// when the machine is built and never retried.
+    #[error("invalid request header {name:?}: {reason}")]
+    InvalidHeader {
+        /// The header's name.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// An option of the [`Builder`](crate::Builder) has a value the machine
+    /// cannot work with (for example a zero capacity). Returned when the
+    /// machine is built and never retried.
+    #[error("invalid option `{option}`: {reason}")]
+    InvalidConfig {
+        /// The builder method whose value is wrong.
+        option: &'static str,
+        /// Why it is wrong and what would work.
+        reason: String,
+    },
+
+    /// The machine was started outside a tokio runtime. Call
+    /// [`Machine::new`](crate::Machine::new) from within one (for example in
+    /// `#[tokio::main]`). Never retried.
+    #[error("no tokio runtime: start the machine from inside a tokio runtime")]
+    NoRuntime,
+
+    /// The host name could not be resolved, or the TCP connection could not be
+    /// opened (refused, unreachable). Retried: the server may come back.
+    #[error("cannot connect to {host}:{port}: {source}")]
+    Connect {
+        /// The host that was dialled.
+        host: String,
+        /// The port that was dialled.
+        port: u16,
+        /// The operating system's reason.
+        #[source]
+        source: Arc<io::Error>,
+    },
+
+    /// Connecting (TCP, TLS and the HTTP upgrade together) took longer than
+    /// the handshake timeout. Retried.
+    #[error("handshake did not complete within {0:?}")]
+    HandshakeTimeout(Duration),
+
+    /// The server answered the upgrade request with an HTTP status other than
+    /// 101. By default 5xx, 408 and 429 are retried (honouring `Retry-After`)
+    /// and every other status is final: a 401, 403 or 404 will not change by
+    /// asking again. See [`Builder::retry_status`](crate::Builder::retry_status).
+    #[error("server refused the WebSocket upgrade with HTTP {status}{}", retry_after_note(.retry_after))]
+    HandshakeRejected {
+        /// The HTTP status code of the answer.
+        status: u16,
+        /// The server's `Retry-After`, in seconds, if it sent one.
+        retry_after: Option<Duration>,
+        /// Whether the machine will try again (decided by the retry policy).
+        retryable: bool,
+    },
+
+    /// The server's answer to the upgrade request was not a valid WebSocket
+    /// handshake (not HTTP, a wrong `Sec-WebSocket-Accept`, missing headers).
+    /// Usually the URL points at something that is not a WebSocket endpoint.
+    /// Retried.
+    #[error("invalid WebSocket handshake from the server: {0}")]
+    Handshake(String),
+
+    /// The TLS handshake failed for a reason that retrying will not fix, such
+    /// as an untrusted or expired certificate or a name mismatch. Fix the
+    /// server's certificate or the trust roots
+    /// ([`Builder::tls_config`](crate::Builder::tls_config)). Final.
+    #[error("TLS failed: {0}")]
+    Tls(String),
+
+    /// The server closed the connection with a close frame. Retried.
+    #[error("server closed the connection (code {code}{})", reason_note(.reason))]
+    Closed {
+        /// The close code the server sent (1005 when it sent none).
+        code: u16,
+        /// The reason the server gave, possibly empty.
+        reason: String,
+    },
+
+    /// The connection broke: reset, or ended without a close frame. Retried.
+    #[error("connection lost: {0}")]
+    ConnectionLost(Arc<io::Error>),
+
+    /// No frame (pong or anything else) arrived within the pong timeout after
+    /// a ping: the peer is dead or frozen, even if TCP is still open. Retried.
+    #[error("no answer to ping within {0:?}: peer is not responding")]
+    PongTimeout(Duration),
+
+    /// Writing to the connection made no progress for the write timeout: the
+    /// peer stopped reading. Retried; the messages being written are written
+    /// again on the next connection.
+    #[error("write made no progress within {0:?}: peer stopped reading")]
+    WriteTimeout(Duration),
+
+    /// The server broke the WebSocket protocol (a garbage frame, invalid
+    /// UTF-8 in a text message, a masked frame, ...). The connection is
+    /// closed. Retried.
+    #[error("server broke the WebSocket protocol: {0}")]
+    Protocol(String),
+
+    /// A message is larger than [`Builder::max_message_size`](crate::Builder::max_message_size).
+    /// Incoming: the connection is closed with code 1009 and the machine
+    /// reconnects (retried). Outgoing: that message is refused and dropped,
+    /// the connection carries on.
+    #[error("{direction} message of {size} bytes is larger than the limit of {max} bytes")]
+    MessageTooLarge {
+        /// Which way the message was going.
+        direction: Direction,
+        /// Its size in bytes (for incoming messages, the size seen when the
+        /// limit was crossed).
+        size: usize,
+        /// The configured limit.
+        max: usize,
+    },
+
+    /// A message was to be sent as text (in text mode, see
+    /// [`Command::UseText`](crate::Command::UseText)) but is not valid UTF-8.
+    /// That message is refused and dropped; the connection carries on. Send it
+    /// with [`Message::binary`](crate::Message::binary) instead.
+    #[error("message of {size} bytes cannot be sent as text: it is not valid UTF-8")]
+    NotText {
+        /// Its size in bytes.
+        size: usize,
+    },
+
+    /// The machine stopped trying after
+    /// [`Builder::max_attempts`](crate::Builder::max_attempts) failed attempts
+    /// in a row. Final.
+    #[error("gave up after {attempts} failed attempts; last error: {last}")]
+    GaveUp {
+        /// How many attempts failed in a row.
+        attempts: u32,
+        /// The error of the last attempt.
+        last: Box<Error>,
+    },
+}
+
+/// Which way a message was travelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// From the server to the machine.
+    Incoming,
+    /// From the machine to the server.
+    Outgoing,
+}
+
+impl std::fmt::Display for Direction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Incoming => "incoming",
+            Self::Outgoing => "outgoing",
+        })
+    }
+}
+
+impl Error {
+    /// Whether the machine tries to connect again after this error.
+    ///
+    /// Final errors are configuration errors, TLS certificate failures,
+    /// handshake rejections the retry policy does not retry (by default every
+    /// 4xx except 408 and 429) and [`Error::GaveUp`]. Everything else is
+    /// retried.
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::InvalidUrl { .. }
+            | Self::InvalidHeader { .. }
+            | Self::InvalidConfig { .. }
+            | Self::NoRuntime
+            | Self::Tls(_)
+            | Self::GaveUp { .. } => false,
+            Self::HandshakeRejected { retryable, .. } => *retryable,
+            _ => true,
+        }
+    }
+
+    /// How long the server asked the client to wait before trying again
+    /// (`Retry-After` on a rejected handshake), if it did.
+    #[must_use]
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::HandshakeRejected { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    pub(crate) fn invalid_url(url: &str, reason: impl Into<String>) -> Self {
+        Self::InvalidUrl {
+            url: url.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+fn retry_after_note(retry_after: &Option<Duration>) -> String {
+    retry_after
+        .map(|d| format!(" (retry after {}s)", d.as_secs()))
+        .unwrap_or_default()
+}
+
+fn reason_note(reason: &str) -> String {
+    if reason.is_empty() {
+        String::new()
+    } else {
+        format!(": {reason}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshake_rejection_follows_its_policy_flag() {
+        let final_one = Error::HandshakeRejected {
+            status: 401,
+            retry_after: None,
+            retryable: false,
+        };
+        let retried = Error::HandshakeRejected {
+            status: 503,
+            retry_after: Some(Duration::from_secs(2)),
+            retryable: true,
+        };
+        assert!(!final_one.is_retryable());
+        assert!(retried.is_retryable());
+        assert_eq!(retried.retry_after(), Some(Duration::from_secs(2)));
+        assert_eq!(
+            retried.to_string(),
+            "server refused the WebSocket upgrade with HTTP 503 (retry after 2s)"
+        );
+    }
+
+    #[test]
+    fn connection_errors_are_retried_and_config_errors_are_not() {
+        assert!(Error::PongTimeout(Duration::from_secs(1)).is_retryable());
+        assert!(
+            Error::Closed {
+                code: 1001,
+                reason: String::new()
+            }
+            .is_retryable()
+        );
+        assert!(!Error::invalid_url("x", "no scheme").is_retryable());
+        assert!(!Error::Tls("bad certificate".into()).is_retryable());
+    }
+
+    #[test]
+    fn messages_say_what_failed() {
+        let e = Error::MessageTooLarge {
+            direction: Direction::Outgoing,
+            size: 10,
+            max: 5,
+        };
+        assert_eq!(
+            e.to_string(),
+            "outgoing message of 10 bytes is larger than the limit of 5 bytes"
+        );
+        let closed = Error::Closed {
+            code: 1000,
+            reason: "bye".into(),
+        };
+        assert_eq!(
+            closed.to_string(),
+            "server closed the connection (code 1000: bye)"
+        );
+    }
+}

@@ -1,0 +1,202 @@
+//! The caller's handle: four channels, and a way to stop and take back what
+//! was not delivered.
+
+use http::HeaderMap;
+use tokio::{
+    sync::mpsc::{self, Receiver, Sender},
+    task::JoinHandle,
+};
+
+use crate::{
+    config::{Builder, Target},
+    driver::Driver,
+    error::Error,
+    message::Message,
+    state::Status,
+};
+
+/// What the caller can ask of a running machine, on [`Machine::command`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Command {
+    /// Close the connection (with a close handshake, bounded by
+    /// [`Builder::close_timeout`]), report
+    /// [`State::Disconnected`](crate::State::Disconnected) and stop. Dropping
+    /// every command sender does the same.
+    Quit,
+    /// Send a ping now. If nothing arrives within the pong timeout, the
+    /// connection is declared dead.
+    Ping,
+    /// Send plain-bytes messages ([`Kind::Unspecified`](crate::Kind::Unspecified))
+    /// as text from now on.
+    UseText,
+    /// Send plain-bytes messages as binary from now on (the default).
+    UseBinary,
+    /// Close the current connection and connect again at once, or skip the
+    /// wait if the machine is waiting between attempts.
+    Reconnect,
+}
+
+/// What a stopped machine never delivered, handed back by
+/// [`Machine::shutdown`] so that nothing vanishes unseen.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Leftovers {
+    /// Messages from `output` that were never written, or whose write was
+    /// not confirmed, oldest first.
+    pub unsent: Vec<Message>,
+    /// With [`Builder::ack_key`]: messages written but never acknowledged.
+    /// The server may or may not have received them.
+    pub unacknowledged: Vec<Message>,
+    /// Messages received from the server that the caller had not read from
+    /// `input` yet.
+    pub received: Vec<Message>,
+}
+
+/// A WebSocket connection that keeps itself up.
+///
+/// [`Machine::new`] (or [`Machine::builder`]) starts a task on the current
+/// tokio runtime that connects, reconnects, keeps the link alive and reports
+/// every change of state. The caller talks to it through four channels, so
+/// many machines, timers and other sources fit in one `tokio::select!`:
+///
+/// ```no_run
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), ws_machine::Error> {
+/// use ws_machine::{Command, Machine, State};
+///
+/// let mut machine = Machine::new("ws://127.0.0.1:8080/", http::HeaderMap::new())?;
+/// loop {
+///     tokio::select! {
+///         Some(status) = machine.status.recv() => {
+///             println!("{status}");
+///             if status.state == State::Connected {
+///                 let _ = machine.output.send("hello".into()).await;
+///             }
+///         }
+///         Some(message) = machine.input.recv() => {
+///             println!("got {:?}", message.as_text());
+///             let _ = machine.command.send(Command::Quit).await;
+///         }
+///         else => break,
+///     }
+/// }
+/// # Ok(())
+/// # }
+/// ```
+///
+/// Stopping: send [`Command::Quit`], drop [`Machine::command`] (dropping the
+/// whole machine does that), or call [`Machine::shutdown`] to also get back
+/// what was never delivered. The machine then reports
+/// [`State::Disconnected`](crate::State::Disconnected) and closes `input` and
+/// `status`; messages already in `input` can still be read.
+#[derive(Debug)]
+pub struct Machine {
+    /// Messages from the server, in order. When it is full the machine stops
+    /// reading the socket until there is room (backpressure, never loss).
+    pub input: Receiver<Message>,
+    /// Messages to the server. They are written in order; while the machine
+    /// is disconnected they wait here (capacity
+    /// [`Builder::queue_capacity`]) and are written after reconnecting.
+    pub output: Sender<Message>,
+    /// Every change of state. The machine never waits for this channel: when
+    /// it is full, up to 16 newer statuses wait inside the machine and beyond
+    /// that the oldest of those are dropped, so the newest state is never
+    /// lost, and the final `Disconnected` always gets through.
+    pub status: Receiver<Status>,
+    /// Commands to the machine. Dropping every sender stops it.
+    pub command: Sender<Command>,
+    /// The URL the machine connects to.
+    pub url: String,
+    /// The fixed request headers sent with every upgrade request.
+    pub headers: HeaderMap,
+    task: JoinHandle<Leftovers>,
+}
+
+impl Machine {
+    /// Starts a machine for `url` with request `headers` and every other
+    /// option at its default (see [`Builder`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidUrl`] for a URL that does not parse, is not `ws://` or
+    /// `wss://`, or has no host; [`Error::InvalidHeader`] for a header the
+    /// handshake sets itself; [`Error::NoRuntime`] outside a tokio runtime.
+    ///
+    /// ```
+    /// let err = ws_machine::Machine::new("http://example.com/", http::HeaderMap::new())
+    ///     .expect_err("not a WebSocket URL");
+    /// assert!(err.to_string().contains("use ws:// or wss://"));
+    /// ```
+    pub fn new(url: &str, headers: HeaderMap) -> Result<Self, Error> {
+        Builder::new(url).headers(headers).spawn()
+    }
+
+    /// A [`Builder`] to set options before starting.
+    pub fn builder(url: impl Into<String>) -> Builder {
+        Builder::new(url)
+    }
+
+    pub(crate) fn start(builder: Builder, target: Target) -> Result<Self, Error> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+        let (input_tx, input) = mpsc::channel(builder.input_capacity);
+        let (output, output_rx) = mpsc::channel(builder.queue_capacity);
+        let (status_tx, status) = mpsc::channel(builder.status_capacity);
+        let (command, command_rx) = mpsc::channel(8);
+        let url = builder.url.clone();
+        let headers = builder.headers.clone();
+        let driver = Driver::new(builder, target, input_tx, output_rx, status_tx, command_rx);
+        let task = runtime.spawn(driver.run());
+        Ok(Self {
+            input,
+            output,
+            status,
+            command,
+            url,
+            headers,
+            task,
+        })
+    }
+
+    /// Stops the machine (as [`Command::Quit`] does), waits until it has
+    /// stopped, and hands back everything that was not delivered: unsent and
+    /// unacknowledged messages, and received messages not yet read from
+    /// `input`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// // Nothing listens on this port: the message is never written.
+    /// let machine = ws_machine::Machine::new("ws://127.0.0.1:9/", http::HeaderMap::new())?;
+    /// machine.output.send("hello".into()).await.expect("the machine runs");
+    /// let leftovers = machine.shutdown().await;
+    /// assert_eq!(leftovers.unsent[0].as_text(), Some("hello"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn shutdown(mut self) -> Leftovers {
+        // An error means the machine already stopped.
+        let _ = self.command.send(Command::Quit).await;
+        drop(self.command);
+        let mut leftovers = match self.task.await {
+            Ok(leftovers) => leftovers,
+            Err(e) => {
+                tracing::error!(error = %e, "machine task failed");
+                Leftovers::default()
+            }
+        };
+        let mut unread = Vec::new();
+        while let Ok(message) = self.input.try_recv() {
+            unread.push(message);
+        }
+        unread.append(&mut leftovers.received);
+        leftovers.received = unread;
+        leftovers
+    }
+
+    /// Whether the machine's task has stopped.
+    #[must_use]
+    pub fn is_stopped(&self) -> bool {
+        self.task.is_finished()
+    }
+}

@@ -1,0 +1,202 @@
+//! The message type that travels on the `input` and `output` channels.
+//!
+//! It is the crate's own type so that the WebSocket engine can be swapped
+//! without breaking callers. The payload is a [`Bytes`], so a message can be
+//! handed from the caller to the socket without copying, and cloning one (as
+//! the delivery bookkeeping does) only bumps a reference count.
+
+use bytes::Bytes;
+
+/// What kind of WebSocket message this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// A text message: the payload is valid UTF-8.
+    Text,
+    /// A binary message.
+    Binary,
+    /// Plain bytes whose kind is chosen when they are sent: binary by default,
+    /// text after [`Command::UseText`](crate::Command::UseText). Only
+    /// messages built by the caller have this kind; received ones are always
+    /// [`Kind::Text`] or [`Kind::Binary`].
+    Unspecified,
+}
+
+/// One WebSocket message.
+///
+/// Received messages are always [`Kind::Text`] or [`Kind::Binary`]. Messages
+/// to send can be explicit ([`Message::text`], [`Message::binary`]) or plain
+/// bytes (`From<Vec<u8>>`, `From<&[u8]>`, `From<Bytes>`) that go out in the
+/// machine's current mode.
+///
+/// ```
+/// use ws_machine::{Kind, Message};
+///
+/// let hello = Message::from("hello");
+/// assert_eq!(hello.kind(), Kind::Text);
+/// assert_eq!(hello.as_text(), Some("hello"));
+///
+/// let raw = Message::from(vec![1u8, 2, 3]);
+/// assert_eq!(raw.kind(), Kind::Unspecified);
+/// assert_eq!(raw.as_ref(), &[1, 2, 3]);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Message {
+    kind: Kind,
+    payload: Bytes,
+}
+
+impl Message {
+    /// A text message.
+    #[must_use]
+    pub fn text(text: impl Into<String>) -> Self {
+        Self {
+            kind: Kind::Text,
+            payload: Bytes::from(text.into()),
+        }
+    }
+
+    /// A binary message, whatever the machine's mode.
+    #[must_use]
+    pub fn binary(payload: impl Into<Bytes>) -> Self {
+        Self {
+            kind: Kind::Binary,
+            payload: payload.into(),
+        }
+    }
+
+    /// Plain bytes, sent as binary or text according to the machine's mode
+    /// ([`Command::UseBinary`](crate::Command::UseBinary) is the default).
+    #[must_use]
+    pub fn bytes(payload: impl Into<Bytes>) -> Self {
+        Self {
+            kind: Kind::Unspecified,
+            payload: payload.into(),
+        }
+    }
+
+    /// Builds a message of a known kind from bytes that are already known to
+    /// match it (the engine validated UTF-8 for text).
+    pub(crate) fn received(kind: Kind, payload: Bytes) -> Self {
+        Self { kind, payload }
+    }
+
+    /// The kind of this message.
+    #[must_use]
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// Whether this is a text message.
+    #[must_use]
+    pub fn is_text(&self) -> bool {
+        self.kind == Kind::Text
+    }
+
+    /// Whether this is a binary message.
+    #[must_use]
+    pub fn is_binary(&self) -> bool {
+        self.kind == Kind::Binary
+    }
+
+    /// The payload as text, if this is a text message.
+    #[must_use]
+    pub fn as_text(&self) -> Option<&str> {
+        match self.kind {
+            Kind::Text => std::str::from_utf8(&self.payload).ok(),
+            Kind::Binary | Kind::Unspecified => None,
+        }
+    }
+
+    /// The payload.
+    #[must_use]
+    pub fn payload(&self) -> &Bytes {
+        &self.payload
+    }
+
+    /// The payload, without copying.
+    #[must_use]
+    pub fn into_payload(self) -> Bytes {
+        self.payload
+    }
+
+    /// The payload's length in bytes.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.payload.len()
+    }
+
+    /// Whether the payload is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.payload.is_empty()
+    }
+}
+
+impl AsRef<[u8]> for Message {
+    fn as_ref(&self) -> &[u8] {
+        &self.payload
+    }
+}
+
+impl From<Vec<u8>> for Message {
+    fn from(payload: Vec<u8>) -> Self {
+        Self::bytes(payload)
+    }
+}
+
+impl From<&[u8]> for Message {
+    fn from(payload: &[u8]) -> Self {
+        Self::bytes(Bytes::copy_from_slice(payload))
+    }
+}
+
+impl From<Bytes> for Message {
+    fn from(payload: Bytes) -> Self {
+        Self::bytes(payload)
+    }
+}
+
+impl From<String> for Message {
+    fn from(text: String) -> Self {
+        Self::text(text)
+    }
+}
+
+impl From<&str> for Message {
+    fn from(text: &str) -> Self {
+        Self::text(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversions_pick_the_right_kind() {
+        assert_eq!(Message::from(String::from("a")).kind(), Kind::Text);
+        assert_eq!(Message::from(&b"a"[..]).kind(), Kind::Unspecified);
+        assert_eq!(
+            Message::from(Bytes::from_static(b"a")).kind(),
+            Kind::Unspecified
+        );
+        assert_eq!(Message::binary(vec![0u8]).kind(), Kind::Binary);
+        assert!(Message::binary(vec![0u8]).is_binary());
+    }
+
+    #[test]
+    fn only_text_reads_as_text() {
+        assert_eq!(Message::text("héllo").as_text(), Some("héllo"));
+        assert_eq!(Message::binary(&b"hello"[..]).as_text(), None);
+        assert_eq!(Message::bytes(&b"hello"[..]).as_text(), None);
+    }
+
+    #[test]
+    fn payload_is_not_copied_from_bytes() {
+        let payload = Bytes::from(vec![7u8; 1024]);
+        let message = Message::from(payload.clone());
+        assert_eq!(message.payload().as_ptr(), payload.as_ptr());
+        assert_eq!(message.len(), 1024);
+        assert!(!message.is_empty());
+    }
+}

@@ -1,0 +1,477 @@
+//! The connection states and every transition between them, in one place.
+//!
+//! [`Lifecycle`] is the machine's state machine without any I/O: the driver
+//! tells it what happened ([`Lifecycle::connected`],
+//! [`Lifecycle::attempt_failed`], [`Lifecycle::connection_lost`], ...) and it
+//! answers with what to do [`Next`], reporting each change of state as a
+//! [`Status`]. Because nothing here touches a socket or a clock, the whole
+//! policy (status order, backoff, attempt counting, `min_uptime`,
+//! `max_attempts`) is unit-tested below.
+//!
+//! ```text
+//!            start / wait over / reconnect
+//!   ┌─────────────────────────────────────────────┐
+//!   ▼                                             │
+//! CONNECTING ──ok──▶ CONNECTED ──lost (up ≥ min_uptime)──▶ DISCONNECTED ─┐
+//!   │                    │                                               │ (at once)
+//!   │ failed             └──lost (up < min_uptime)──▶ DISCONNECTED ──┐   └──▶ CONNECTING
+//!   ▼                                                                ▼
+//! DISCONNECTED ──retryable, attempts left──────────────────────────▶ WAITING ──▶ CONNECTING
+//!   └──final error / max_attempts──▶ stop
+//! any state ──quit──▶ DISCONNECTED ──▶ stop (input and status close)
+//! ```
+
+use std::{fmt, time::Duration};
+
+use tokio::time::Instant;
+
+use crate::{backoff::Backoff, error::Error};
+
+/// The state of a machine's connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// An attempt to connect is under way (TCP, TLS, HTTP upgrade).
+    Connecting,
+    /// The WebSocket is open: messages flow.
+    Connected,
+    /// The connection or the attempt ended; [`Status::error`] says why.
+    Disconnected,
+    /// Waiting before the next attempt; [`Status::delay`] says how long.
+    Waiting,
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Connecting => "CONNECTING",
+            Self::Connected => "CONNECTED",
+            Self::Disconnected => "DISCONNECTED",
+            Self::Waiting => "WAITING",
+        })
+    }
+}
+
+/// One report on the `status` channel: a change of state, or a refused
+/// outgoing message (the state then stays what it was).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Status {
+    /// The state the machine is now in.
+    pub state: State,
+    /// Why the connection ended (with [`State::Disconnected`]), or why an
+    /// outgoing message was refused. `None` for a disconnection the caller
+    /// asked for ([`Command::Quit`](crate::Command::Quit),
+    /// [`Command::Reconnect`](crate::Command::Reconnect)).
+    pub error: Option<Error>,
+    /// Which attempt this is, counting from 1, in the current series of
+    /// attempts. The series restarts after a connection has stayed up for
+    /// [`min_uptime`](crate::Builder::min_uptime).
+    pub attempt: u32,
+    /// With [`State::Waiting`]: how long the machine waits before the next
+    /// attempt.
+    pub delay: Option<Duration>,
+    last: bool,
+}
+
+impl Status {
+    fn new(state: State, error: Option<Error>, attempt: u32, delay: Option<Duration>) -> Self {
+        Self {
+            state,
+            error,
+            attempt,
+            delay,
+            last: false,
+        }
+    }
+
+    /// Whether this is the machine's last status: it stops after it, and
+    /// `input` and `status` close.
+    #[must_use]
+    pub fn is_final(&self) -> bool {
+        self.last
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.state)?;
+        if self.state == State::Connecting {
+            write!(f, " (attempt {})", self.attempt)?;
+        }
+        if let Some(delay) = self.delay {
+            write!(f, " {delay:?}")?;
+        }
+        if let Some(error) = &self.error {
+            write!(f, ": {error}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What the driver must do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// Start a connection attempt now.
+    Connect,
+    /// Wait this long, then call [`Lifecycle::wait_over`].
+    Wait(Duration),
+    /// Stop the machine.
+    Stop,
+}
+
+/// Connection policy knobs the lifecycle needs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Policy {
+    pub(crate) min_uptime: Duration,
+    pub(crate) max_attempts: Option<u32>,
+}
+
+/// The machine's state machine, free of I/O.
+#[derive(Debug)]
+pub(crate) struct Lifecycle {
+    state: State,
+    /// Failed attempts in a row (a too-short connection counts as one).
+    failures: u32,
+    /// When the current connection was established.
+    connected_at: Option<Instant>,
+    policy: Policy,
+    backoff: Backoff,
+}
+
+impl Lifecycle {
+    pub(crate) fn new(policy: Policy, backoff: Backoff) -> Self {
+        Self {
+            state: State::Disconnected,
+            failures: 0,
+            connected_at: None,
+            policy,
+            backoff,
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn state(&self) -> State {
+        self.state
+    }
+
+    fn enter(&mut self, state: State, error: Option<Error>, delay: Option<Duration>) -> Status {
+        self.state = state;
+        Status::new(state, error, self.failures + 1, delay)
+    }
+
+    /// The machine starts: first attempt.
+    pub(crate) fn start(&mut self, out: &mut impl FnMut(Status)) -> Next {
+        out(self.enter(State::Connecting, None, None));
+        Next::Connect
+    }
+
+    /// The attempt succeeded.
+    pub(crate) fn connected(&mut self, now: Instant, out: &mut impl FnMut(Status)) {
+        self.connected_at = Some(now);
+        if self.policy.min_uptime.is_zero() {
+            self.failures = 0;
+        }
+        out(self.enter(State::Connected, None, None));
+    }
+
+    /// The attempt failed with `error`.
+    pub(crate) fn attempt_failed(&mut self, error: Error, out: &mut impl FnMut(Status)) -> Next {
+        self.failures = self.failures.saturating_add(1);
+        self.after_failure(error, out)
+    }
+
+    /// An established connection ended. `error` is `None` when the caller
+    /// asked for a reconnect.
+    pub(crate) fn connection_lost(
+        &mut self,
+        error: Option<Error>,
+        now: Instant,
+        out: &mut impl FnMut(Status),
+    ) -> Next {
+        let up_for = self
+            .connected_at
+            .take()
+            .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
+        let healthy = up_for >= self.policy.min_uptime;
+        if healthy {
+            self.failures = 0;
+        }
+        match error {
+            None => {
+                out(self.enter(State::Disconnected, None, None));
+                out(self.enter(State::Connecting, None, None));
+                Next::Connect
+            }
+            Some(error) if healthy && error.is_retryable() => {
+                out(self.enter(State::Disconnected, Some(error), None));
+                out(self.enter(State::Connecting, None, None));
+                Next::Connect
+            }
+            Some(error) => {
+                // Too short to count as healthy: it counts as a failed attempt,
+                // so a server that accepts and closes at once is met with
+                // backoff rather than a reconnect storm.
+                self.failures = self.failures.saturating_add(1);
+                self.after_failure(error, out)
+            }
+        }
+    }
+
+    fn after_failure(&mut self, error: Error, out: &mut impl FnMut(Status)) -> Next {
+        if !error.is_retryable() {
+            out(self.stop(Some(error)));
+            return Next::Stop;
+        }
+        if self
+            .policy
+            .max_attempts
+            .is_some_and(|max| self.failures >= max)
+        {
+            let gave_up = Error::GaveUp {
+                attempts: self.failures,
+                last: Box::new(error),
+            };
+            out(self.stop(Some(gave_up)));
+            return Next::Stop;
+        }
+        let delay = self.backoff.delay(self.failures, error.retry_after());
+        out(self.enter(State::Disconnected, Some(error), None));
+        out(self.enter(State::Waiting, None, Some(delay)));
+        Next::Wait(delay)
+    }
+
+    /// The wait between attempts is over, or the caller asked to reconnect
+    /// while waiting.
+    pub(crate) fn wait_over(&mut self, out: &mut impl FnMut(Status)) -> Next {
+        out(self.enter(State::Connecting, None, None));
+        Next::Connect
+    }
+
+    /// The caller asked to stop. Returns the final status.
+    pub(crate) fn quit(&mut self) -> Status {
+        self.stop(None)
+    }
+
+    fn stop(&mut self, error: Option<Error>) -> Status {
+        self.connected_at = None;
+        let mut last = self.enter(State::Disconnected, error, None);
+        last.last = true;
+        last
+    }
+
+    /// An outgoing message was refused; the state does not change.
+    pub(crate) fn refused(&self, error: Error) -> Status {
+        Status::new(self.state, Some(error), self.failures + 1, None)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::{io, sync::Arc};
+
+    use super::*;
+
+    pub(crate) fn lifecycle(min_uptime: Duration, max_attempts: Option<u32>) -> Lifecycle {
+        Lifecycle::new(
+            Policy {
+                min_uptime,
+                max_attempts,
+            },
+            Backoff::new(
+                Duration::from_millis(100),
+                Duration::from_secs(10),
+                fastrand::Rng::with_seed(3),
+            ),
+        )
+    }
+
+    fn refused() -> Error {
+        Error::ConnectionLost(Arc::new(io::Error::from(io::ErrorKind::ConnectionReset)))
+    }
+
+    fn states(log: &[Status]) -> Vec<State> {
+        log.iter().map(|s| s.state).collect()
+    }
+
+    #[test]
+    fn display_names_are_upper_case() {
+        let names: Vec<String> = [
+            State::Connecting,
+            State::Connected,
+            State::Disconnected,
+            State::Waiting,
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        assert_eq!(
+            names,
+            ["CONNECTING", "CONNECTED", "DISCONNECTED", "WAITING"]
+        );
+    }
+
+    #[test]
+    fn failed_attempt_reports_disconnected_then_waiting() {
+        let mut lc = lifecycle(Duration::from_secs(1), None);
+        let mut log = Vec::new();
+        let mut out = |s| log.push(s);
+        assert_eq!(lc.start(&mut out), Next::Connect);
+        let next = lc.attempt_failed(refused(), &mut out);
+        assert_eq!(next, Next::Wait(Duration::from_millis(100)));
+        assert_eq!(lc.wait_over(&mut out), Next::Connect);
+        assert_eq!(
+            states(&log),
+            [
+                State::Connecting,
+                State::Disconnected,
+                State::Waiting,
+                State::Connecting
+            ]
+        );
+        assert_eq!(log[3].attempt, 2);
+        assert_eq!(log[2].delay, Some(Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn healthy_connection_lost_reconnects_at_once() {
+        let mut lc = lifecycle(Duration::from_secs(1), None);
+        let mut log = Vec::new();
+        let mut out = |s| log.push(s);
+        let t0 = Instant::now();
+        lc.start(&mut out);
+        lc.connected(t0, &mut out);
+        let next = lc.connection_lost(Some(refused()), t0 + Duration::from_secs(2), &mut out);
+        assert_eq!(next, Next::Connect);
+        assert_eq!(
+            states(&log),
+            [
+                State::Connecting,
+                State::Connected,
+                State::Disconnected,
+                State::Connecting
+            ]
+        );
+        assert!(log[2].error.is_some());
+        assert_eq!(log[3].attempt, 1);
+    }
+
+    #[test]
+    fn short_connections_back_off_instead_of_storming() {
+        let mut lc = lifecycle(Duration::from_secs(5), None);
+        let mut out = |_| {};
+        let t0 = Instant::now();
+        lc.start(&mut out);
+        let mut delays = Vec::new();
+        for i in 0..4 {
+            let at = t0 + Duration::from_secs(i);
+            lc.connected(at, &mut out);
+            match lc.connection_lost(Some(refused()), at + Duration::from_millis(1), &mut out) {
+                Next::Wait(d) => delays.push(d),
+                other => panic!("expected a wait, got {other:?}"),
+            }
+            lc.wait_over(&mut out);
+        }
+        assert_eq!(delays[0], Duration::from_millis(100));
+        // Ceilings double: 200, 400, 800 ms.
+        for (delay, ceiling) in delays[1..].iter().zip([200, 400, 800]) {
+            assert!(*delay <= Duration::from_millis(ceiling), "{delay:?}");
+        }
+    }
+
+    #[test]
+    fn zero_min_uptime_resets_on_every_connection() {
+        let mut lc = lifecycle(Duration::ZERO, None);
+        let mut log = Vec::new();
+        let mut out = |s| log.push(s);
+        let t0 = Instant::now();
+        lc.start(&mut out);
+        lc.attempt_failed(refused(), &mut out);
+        lc.wait_over(&mut out);
+        lc.connected(t0, &mut out);
+        let next = lc.connection_lost(Some(refused()), t0, &mut out);
+        assert_eq!(next, Next::Connect);
+        assert_eq!(log.last().map(|s| s.attempt), Some(1));
+    }
+
+    #[test]
+    fn max_attempts_gives_up_with_a_final_error() {
+        let mut lc = lifecycle(Duration::from_secs(1), Some(3));
+        let mut log = Vec::new();
+        let mut out = |s| log.push(s);
+        lc.start(&mut out);
+        assert!(matches!(
+            lc.attempt_failed(refused(), &mut out),
+            Next::Wait(_)
+        ));
+        lc.wait_over(&mut out);
+        assert!(matches!(
+            lc.attempt_failed(refused(), &mut out),
+            Next::Wait(_)
+        ));
+        lc.wait_over(&mut out);
+        assert_eq!(lc.attempt_failed(refused(), &mut out), Next::Stop);
+        let last = log.last().expect("a final status");
+        assert_eq!(last.state, State::Disconnected);
+        assert!(matches!(
+            last.error,
+            Some(Error::GaveUp { attempts: 3, .. })
+        ));
+        assert!(last.is_final());
+    }
+
+    #[test]
+    fn final_errors_stop_at_once() {
+        let mut lc = lifecycle(Duration::from_secs(1), None);
+        let mut log = Vec::new();
+        let mut out = |s| log.push(s);
+        lc.start(&mut out);
+        let rejected = Error::HandshakeRejected {
+            status: 401,
+            retry_after: None,
+            retryable: false,
+        };
+        assert_eq!(lc.attempt_failed(rejected, &mut out), Next::Stop);
+        assert_eq!(states(&log), [State::Connecting, State::Disconnected]);
+    }
+
+    #[test]
+    fn retry_after_sets_the_wait() {
+        let mut lc = lifecycle(Duration::from_secs(1), None);
+        let mut out = |_| {};
+        lc.start(&mut out);
+        let busy = Error::HandshakeRejected {
+            status: 429,
+            retry_after: Some(Duration::from_secs(3)),
+            retryable: true,
+        };
+        assert_eq!(
+            lc.attempt_failed(busy, &mut out),
+            Next::Wait(Duration::from_secs(3))
+        );
+    }
+
+    #[test]
+    fn requested_reconnect_has_no_error_and_no_wait() {
+        let mut lc = lifecycle(Duration::from_secs(60), None);
+        let mut log = Vec::new();
+        let mut out = |s| log.push(s);
+        let t0 = Instant::now();
+        lc.start(&mut out);
+        lc.connected(t0, &mut out);
+        assert_eq!(lc.connection_lost(None, t0, &mut out), Next::Connect);
+        assert!(log[2].error.is_none());
+        assert_eq!(log[3].state, State::Connecting);
+    }
+
+    #[test]
+    fn quit_reports_a_final_disconnect() {
+        let mut lc = lifecycle(Duration::from_secs(1), None);
+        lc.start(&mut |_| {});
+        let connecting_is_not_final = Status::new(State::Disconnected, None, 1, None);
+        assert!(!connecting_is_not_final.is_final());
+        let last = lc.quit();
+        assert_eq!(last.state, State::Disconnected);
+        assert!(last.is_final());
+        assert_eq!(lc.state(), State::Disconnected);
+    }
+}

@@ -1,0 +1,196 @@
+//! Reporting statuses without ever waiting for the caller.
+//!
+//! The machine must not stall because nobody reads `status`. Statuses go
+//! into the bounded channel while it has room; when it is full they wait in a
+//! small backlog inside the machine, which is handed over as the caller makes
+//! room. When the backlog is full too, its *oldest* status is dropped: the
+//! caller then sees the oldest statuses (already in the channel) and the
+//! newest ones, so the last status read is always the current state.
+//!
+//! One slot of the channel is reserved from the start for the machine's last
+//! status (`Disconnected` before it stops), so that status is always
+//! delivered, however full the channel is.
+
+use std::collections::VecDeque;
+
+use tokio::sync::mpsc::{self, OwnedPermit, error::TrySendError};
+
+use crate::state::Status;
+
+/// Statuses kept inside the machine while the channel is full.
+const BACKLOG: usize = 16;
+
+/// The machine's side of the status channel.
+#[derive(Debug)]
+pub(crate) struct StatusOut {
+    tx: mpsc::Sender<Status>,
+    backlog: VecDeque<Status>,
+    last_slot: Option<OwnedPermit<Status>>,
+    dropped: u64,
+}
+
+impl StatusOut {
+    /// Wraps the sender of a fresh (empty) channel.
+    pub(crate) fn new(tx: mpsc::Sender<Status>) -> Self {
+        let last_slot = tx.clone().try_reserve_owned().ok();
+        Self {
+            tx,
+            backlog: VecDeque::new(),
+            last_slot,
+            dropped: 0,
+        }
+    }
+
+    /// Reports a status without waiting. A final status
+    /// ([`Status::is_final`]) always gets through.
+    pub(crate) fn emit(&mut self, status: Status) {
+        tracing::debug!(%status, "status");
+        if status.is_final() {
+            self.finish(status);
+            return;
+        }
+        if self.backlog.is_empty() {
+            match self.tx.try_send(status) {
+                Ok(()) | Err(TrySendError::Closed(_)) => return,
+                Err(TrySendError::Full(status)) => self.backlog.push_back(status),
+            }
+        } else {
+            self.backlog.push_back(status);
+        }
+        if self.backlog.len() > BACKLOG {
+            self.backlog.pop_front();
+            self.dropped += 1;
+            tracing::debug!(
+                dropped = self.dropped,
+                "status channel full: oldest status dropped"
+            );
+        }
+    }
+
+    /// Whether statuses wait for room in the channel.
+    pub(crate) fn has_backlog(&self) -> bool {
+        !self.backlog.is_empty()
+    }
+
+    /// Waits for room in the channel and hands over the oldest waiting
+    /// status. Cancel-safe: nothing is taken from the backlog until a slot is
+    /// held.
+    pub(crate) async fn drain_one(&mut self) {
+        match self.tx.reserve().await {
+            Ok(permit) => {
+                if let Some(status) = self.backlog.pop_front() {
+                    permit.send(status);
+                }
+            }
+            // Nobody listens any more: nothing to keep.
+            Err(_) => self.backlog.clear(),
+        }
+    }
+
+    /// Hands over the final status, with as many of the waiting ones before
+    /// it as fit.
+    fn finish(&mut self, last: Status) {
+        tracing::debug!(status = %last, "final status");
+        self.backlog.push_back(last);
+        // Keep the newest statuses that still fit: the free slots plus the
+        // reserved one.
+        let room = self.tx.capacity() + usize::from(self.last_slot.is_some());
+        while self.backlog.len() > room.max(1) {
+            self.backlog.pop_front();
+            self.dropped += 1;
+        }
+        while let Some(status) = self.backlog.pop_front() {
+            match self.tx.try_send(status) {
+                Err(TrySendError::Full(status)) if self.backlog.is_empty() => {
+                    if let Some(slot) = self.last_slot.take() {
+                        slot.send(status);
+                    }
+                }
+                Ok(()) | Err(_) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::state::State;
+
+    fn status(attempt: u32) -> Status {
+        let mut lifecycle = crate::state::tests::lifecycle(Duration::ZERO, None);
+        let mut status = None;
+        lifecycle.start(&mut |s| status = Some(s));
+        let mut status = status.expect("a status");
+        status.attempt = attempt;
+        status
+    }
+
+    fn last() -> Status {
+        crate::state::tests::lifecycle(Duration::ZERO, None).quit()
+    }
+
+    fn drain(rx: &mut mpsc::Receiver<Status>) -> Vec<u32> {
+        std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|s| s.attempt)
+            .collect()
+    }
+
+    #[test]
+    fn a_full_channel_keeps_the_oldest_and_the_newest() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let mut out = StatusOut::new(tx);
+        for n in 1..=100 {
+            out.emit(status(n));
+        }
+        // Three free slots (one is reserved), then a backlog of the newest.
+        assert_eq!(drain(&mut rx), [1, 2, 3]);
+        assert!(out.has_backlog());
+        out.emit(last());
+        let rest: Vec<Status> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        assert_eq!(rest.len(), 4, "three backlog statuses and the final one");
+        assert_eq!(rest[0].attempt, 98);
+        assert_eq!(rest.last().map(|s| s.state), Some(State::Disconnected));
+    }
+
+    #[test]
+    fn the_final_status_gets_through_a_full_channel() {
+        let (tx, mut rx) = mpsc::channel(2);
+        let mut out = StatusOut::new(tx);
+        for n in 1..=10 {
+            out.emit(status(n));
+        }
+        out.emit(last());
+        let states: Vec<State> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|s| s.state)
+            .collect();
+        assert_eq!(states, [State::Connecting, State::Disconnected]);
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn backlog_drains_as_the_reader_makes_room() {
+        let (tx, mut rx) = mpsc::channel(2);
+        let mut out = StatusOut::new(tx);
+        out.emit(status(1));
+        out.emit(status(2));
+        assert!(out.has_backlog());
+        assert_eq!(drain(&mut rx), [1]);
+        out.drain_one().await;
+        assert!(!out.has_backlog());
+        assert_eq!(drain(&mut rx), [2]);
+    }
+
+    #[test]
+    fn a_dropped_reader_costs_nothing() {
+        let (tx, rx) = mpsc::channel(2);
+        drop(rx);
+        let mut out = StatusOut::new(tx);
+        for n in 1..=50 {
+            out.emit(status(n));
+        }
+        assert!(!out.has_backlog());
+    }
+}
