@@ -40,13 +40,9 @@ impl Backoff {
     pub(crate) fn delay(&mut self, failures: u32, retry_after: Option<Duration>) -> Duration {
         let floor = self.initial.min(self.max);
         let ceiling = self.ceiling(failures);
-        let span = ceiling.saturating_sub(floor);
-        let jitter = if span.is_zero() {
-            Duration::ZERO
-        } else {
-            let nanos = u64::try_from(span.as_nanos()).unwrap_or(u64::MAX);
-            Duration::from_nanos(self.rng.u64(0..=nanos))
-        };
+        // Whole milliseconds: the timer's resolution, and readable statuses.
+        let span = u64::try_from(ceiling.saturating_sub(floor).as_millis()).unwrap_or(u64::MAX);
+        let jitter = Duration::from_millis(self.rng.u64(0..=span));
         let delay = floor + jitter;
         retry_after.map_or(delay, |asked| delay.max(asked))
     }

@@ -124,6 +124,8 @@ pub struct Builder {
     pub(crate) retry_status: fn(u16) -> bool,
     pub(crate) tls_config: Option<Arc<rustls::ClientConfig>>,
     pub(crate) jitter_seed: Option<u64>,
+    #[cfg(test)]
+    pub(crate) memory: Option<crate::engine::MemoryDial>,
 }
 
 impl fmt::Debug for Builder {
@@ -174,6 +176,8 @@ impl Builder {
             retry_status: default_retry_status,
             tls_config: None,
             jitter_seed: None,
+            #[cfg(test)]
+            memory: None,
         }
     }
 

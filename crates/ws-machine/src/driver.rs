@@ -161,12 +161,17 @@ impl Driver {
         let rng = builder
             .jitter_seed
             .map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed);
-        let connector = Connector::new(
+        #[cfg_attr(not(test), allow(unused_mut))]
+        let mut connector = Connector::new(
             &target,
             builder.tls_config,
             builder.max_message_size,
             builder.retry_status,
         );
+        #[cfg(test)]
+        {
+            connector.memory = builder.memory;
+        }
         Self {
             target,
             connector,
@@ -321,7 +326,7 @@ impl Driver {
             socket,
             keepalive: KeepAlive::new(self.limits.ping_interval, self.limits.pong_timeout, now),
             flush_needed: false,
-            write_mark: (now, 0),
+            dirty_since: now,
             close: None,
         };
         let on_connect = Arc::clone(&self.on_connect);
@@ -424,16 +429,16 @@ impl Driver {
                 }
                 () = &mut write_timer, if flush => {
                     let now = Instant::now();
-                    let written = link.socket.get_ref().bytes_written();
-                    let (since, mark) = link.write_mark;
-                    if written != mark {
-                        link.write_mark = (now, written);
-                        write_timer.as_mut().reset(now + self.limits.write_timeout);
-                    } else if now >= since + self.limits.write_timeout {
+                    let progress = link
+                        .socket
+                        .get_ref()
+                        .last_write()
+                        .map_or(link.dirty_since, |at| at.max(link.dirty_since));
+                    let deadline = progress + self.limits.write_timeout;
+                    if now >= deadline {
                         return self.lost(Error::WriteTimeout(self.limits.write_timeout));
-                    } else {
-                        write_timer.as_mut().reset(since + self.limits.write_timeout);
                     }
+                    write_timer.as_mut().reset(deadline);
                 }
                 () = self.status.drain_one(), if self.status.has_backlog() => {}
                 permit = self.input.tx.clone().reserve_owned(), if self.input.has_pending() => {
@@ -548,8 +553,8 @@ struct Link {
     keepalive: KeepAlive,
     /// Frames were handed to the engine and not yet flushed.
     flush_needed: bool,
-    /// Since when a flush is pending, and the bytes written then.
-    write_mark: (Instant, u64),
+    /// Since when a flush is pending.
+    dirty_since: Instant,
     /// The server's close frame, once it arrived.
     close: Option<(u16, String)>,
 }
@@ -574,7 +579,7 @@ impl Link {
     fn mark_dirty(&mut self) {
         if !self.flush_needed {
             self.flush_needed = true;
-            self.write_mark = (Instant::now(), self.socket.get_ref().bytes_written());
+            self.dirty_since = Instant::now();
         }
     }
 

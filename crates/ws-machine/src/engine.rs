@@ -10,8 +10,8 @@
 //! - during the handshake it records the bytes read, so a rejected upgrade's
 //!   headers (`Retry-After`) can be read although the engine reports only the
 //!   status code;
-//! - it counts bytes written, so the write timeout can tell a slow write
-//!   that makes progress from a stuck one.
+//! - it notes when a write last made progress, so the write timeout can
+//!   tell a slow write that moves from a stuck one.
 
 use std::{
     io,
@@ -26,6 +26,7 @@ use http::HeaderMap;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpStream,
+    time::Instant,
 };
 use tokio_rustls::{TlsConnector, client::TlsStream, rustls};
 use tokio_websockets as tws;
@@ -48,8 +49,8 @@ pub(crate) struct Transport {
     io: Io,
     /// Records the bytes read while the handshake is under way.
     recorder: Option<Recorder>,
-    /// Bytes written since the connection opened.
-    written: u64,
+    /// When a write last made progress.
+    last_write: Option<Instant>,
 }
 
 /// The answer to the upgrade request as read so far. The engine drops the
@@ -73,12 +74,22 @@ impl Drop for Transport {
 enum Io {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    /// In-memory connections for the crate's paused-clock tests.
+    #[cfg(test)]
+    Memory(tokio::io::DuplexStream),
 }
 
+/// Hands in-memory connections to a machine under test: each attempt takes
+/// the next stream, and fails as refused when there is none.
+#[cfg(test)]
+pub(crate) type MemoryDial =
+    Arc<std::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<tokio::io::DuplexStream>>>;
+
 impl Transport {
-    /// Bytes written so far: if this does not move, a write is stuck.
-    pub(crate) fn bytes_written(&self) -> u64 {
-        self.written
+    /// When a write last made progress: if that is long ago while data
+    /// waits, the write is stuck.
+    pub(crate) fn last_write(&self) -> Option<Instant> {
+        self.last_write
     }
 }
 
@@ -93,6 +104,8 @@ impl AsyncRead for Transport {
         let result = match &mut this.io {
             Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            #[cfg(test)]
+            Io::Memory(s) => Pin::new(s).poll_read(cx, buf),
         };
         if let (Poll::Ready(Ok(())), Some(recorder)) = (&result, &mut this.recorder) {
             let fresh = &buf.filled()[before..];
@@ -115,9 +128,11 @@ impl AsyncWrite for Transport {
         let result = match &mut this.io {
             Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            #[cfg(test)]
+            Io::Memory(s) => Pin::new(s).poll_write(cx, buf),
         };
-        if let Poll::Ready(Ok(n)) = result {
-            this.written += n as u64;
+        if let Poll::Ready(Ok(1..)) = result {
+            this.last_write = Some(Instant::now());
         }
         result
     }
@@ -131,9 +146,11 @@ impl AsyncWrite for Transport {
         let result = match &mut this.io {
             Io::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            #[cfg(test)]
+            Io::Memory(s) => Pin::new(s).poll_write_vectored(cx, bufs),
         };
-        if let Poll::Ready(Ok(n)) = result {
-            this.written += n as u64;
+        if let Poll::Ready(Ok(1..)) = result {
+            this.last_write = Some(Instant::now());
         }
         result
     }
@@ -142,6 +159,8 @@ impl AsyncWrite for Transport {
         match &self.io {
             Io::Plain(s) => s.is_write_vectored(),
             Io::Tls(s) => s.is_write_vectored(),
+            #[cfg(test)]
+            Io::Memory(s) => s.is_write_vectored(),
         }
     }
 
@@ -149,6 +168,8 @@ impl AsyncWrite for Transport {
         match &mut self.get_mut().io {
             Io::Plain(s) => Pin::new(s).poll_flush(cx),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            #[cfg(test)]
+            Io::Memory(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -156,6 +177,8 @@ impl AsyncWrite for Transport {
         match &mut self.get_mut().io {
             Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            #[cfg(test)]
+            Io::Memory(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }
@@ -166,6 +189,8 @@ pub(crate) struct Connector {
     config: tws::Config,
     limits: tws::Limits,
     retry_status: fn(u16) -> bool,
+    #[cfg(test)]
+    pub(crate) memory: Option<MemoryDial>,
 }
 
 impl Connector {
@@ -184,6 +209,8 @@ impl Connector {
             config: tws::Config::default().flush_threshold(usize::MAX),
             limits: tws::Limits::default().max_payload_len(Some(max_message_size)),
             retry_status,
+            #[cfg(test)]
+            memory: None,
         }
     }
 
@@ -194,6 +221,24 @@ impl Connector {
         target: &Target,
         headers: &HeaderMap,
     ) -> Result<Socket, Error> {
+        let io = self.open(target).await?;
+        self.upgrade(io, target, headers).await
+    }
+
+    /// Opens the byte stream: TCP, then TLS for `wss`.
+    async fn open(&self, target: &Target) -> Result<Io, Error> {
+        #[cfg(test)]
+        if let Some(dial) = &self.memory {
+            let next = dial
+                .lock()
+                .ok()
+                .and_then(|mut streams| streams.try_recv().ok());
+            return next.map(Io::Memory).ok_or_else(|| Error::Connect {
+                host: target.host.clone(),
+                port: target.port,
+                source: Arc::new(io::Error::from(io::ErrorKind::ConnectionRefused)),
+            });
+        }
         let tcp = TcpStream::connect((target.host.as_str(), target.port))
             .await
             .map_err(|e| Error::Connect {
@@ -220,6 +265,11 @@ impl Connector {
                 Io::Tls(Box::new(stream))
             }
         };
+        Ok(io)
+    }
+
+    /// The HTTP upgrade on an open stream.
+    async fn upgrade(&self, io: Io, target: &Target, headers: &HeaderMap) -> Result<Socket, Error> {
         let (answer_tx, mut answer_rx) = tokio::sync::oneshot::channel();
         let transport = Transport {
             io,
@@ -227,7 +277,7 @@ impl Connector {
                 bytes: Vec::new(),
                 on_drop: answer_tx,
             }),
-            written: 0,
+            last_write: None,
         };
         let mut builder = tws::ClientBuilder::from_uri(target.uri.clone())
             .config(self.config)

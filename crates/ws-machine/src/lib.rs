@@ -67,6 +67,8 @@ mod machine;
 mod message;
 mod state;
 mod status;
+#[cfg(test)]
+mod timing_tests;
 
 pub use bytes;
 pub use config::{Builder, default_retry_status};

@@ -1,0 +1,303 @@
+//! The timer logic of the whole machine, on tokio's paused clock.
+//!
+//! These tests run a real machine task against a real WebSocket server
+//! (tokio-websockets' server side) over in-memory streams, so that no socket
+//! I/O races the clock: with time paused, tokio jumps straight to the next
+//! timer when every task is idle, and each assertion on elapsed time is
+//! exact. The same behaviours are tested over TCP in `tests/`.
+
+use std::{sync::Arc, time::Duration};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::{
+    io::DuplexStream,
+    sync::mpsc,
+    time::{Instant, timeout},
+};
+use tokio_websockets as tws;
+
+use crate::{Builder, Command, Error, Machine, State, Status};
+
+/// A test peer: hands in-memory connections to the machine.
+struct Peer {
+    streams: mpsc::UnboundedSender<DuplexStream>,
+}
+
+impl Peer {
+    /// A builder whose machine connects only through this peer.
+    fn builder() -> (Self, Builder) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut builder = Builder::new("ws://peer.test/");
+        builder.memory = Some(Arc::new(std::sync::Mutex::new(rx)));
+        (Self { streams: tx }, builder)
+    }
+
+    /// Offers one connection; returns the server's end, not yet upgraded.
+    fn offer(&self) -> DuplexStream {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        self.streams.send(client).expect("machine alive");
+        server
+    }
+
+    /// Offers one connection; returns the server's end once upgraded.
+    async fn accept(&self) -> tws::WebSocketStream<DuplexStream> {
+        upgrade(self.offer()).await
+    }
+
+    /// Offers one connection whose upgrade is never answered.
+    fn offer_silent(&self) -> DuplexStream {
+        let (client, server) = tokio::io::duplex(1024);
+        self.streams.send(client).expect("machine alive");
+        server
+    }
+}
+
+/// Answers the machine's upgrade request on the server's end.
+async fn upgrade(server: DuplexStream) -> tws::WebSocketStream<DuplexStream> {
+    let (_request, ws) = tws::ServerBuilder::new()
+        .accept(server)
+        .await
+        .expect("upgrade");
+    ws
+}
+
+async fn next_status(machine: &mut Machine) -> Status {
+    timeout(Duration::from_secs(3600), machine.status.recv())
+        .await
+        .expect("a status within an hour of paused time")
+        .expect("status channel open")
+}
+
+async fn until_state(machine: &mut Machine, state: State) -> Status {
+    for _ in 0..100 {
+        let status = next_status(machine).await;
+        if status.state == state {
+            return status;
+        }
+    }
+    panic!("no {state} within 100 statuses");
+}
+
+#[tokio::test(start_paused = true)]
+async fn backoff_waits_follow_the_schedule_exactly() {
+    let (_peer, builder) = Peer::builder();
+    let mut machine = builder
+        .backoff(Duration::from_secs(1), Duration::from_secs(8))
+        .max_attempts(6)
+        .jitter_seed(42)
+        .spawn()
+        .expect("valid");
+    let mut connecting_at = Vec::new();
+    let mut delays = Vec::new();
+    let final_status = loop {
+        let status = next_status(&mut machine).await;
+        match status.state {
+            State::Connecting => connecting_at.push(Instant::now()),
+            State::Waiting => delays.push(status.delay.expect("a waiting status has a delay")),
+            State::Disconnected if status.is_final() => break status,
+            _ => {}
+        }
+    };
+    assert!(matches!(
+        final_status.error,
+        Some(Error::GaveUp { attempts: 6, .. })
+    ));
+    assert_eq!(connecting_at.len(), 6);
+    assert_eq!(delays.len(), 5);
+    // Each wait is exactly the announced delay...
+    for (gap, delay) in connecting_at.windows(2).map(|w| w[1] - w[0]).zip(&delays) {
+        assert_eq!(gap, *delay);
+    }
+    // ...and lies between the initial delay and a ceiling doubling to the cap.
+    assert_eq!(delays[0], Duration::from_secs(1));
+    for (delay, ceiling) in delays.iter().zip([1, 2, 4, 8, 8]) {
+        assert!(*delay >= Duration::from_secs(1), "{delay:?}");
+        assert!(
+            *delay <= Duration::from_secs(ceiling),
+            "{delay:?} > {ceiling}s"
+        );
+    }
+    assert!(machine.status.recv().await.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_frozen_peer_is_declared_dead_after_interval_plus_timeout() {
+    let (peer, builder) = Peer::builder();
+    let mut machine = builder
+        .ping_interval(Duration::from_secs(10))
+        .pong_timeout(Duration::from_secs(5))
+        .spawn()
+        .expect("valid");
+    // The server upgrades, then never reads again: no pongs.
+    let _frozen = peer.accept().await;
+    until_state(&mut machine, State::Connected).await;
+    let connected_at = Instant::now();
+    let lost = until_state(&mut machine, State::Disconnected).await;
+    assert!(
+        matches!(lost.error, Some(Error::PongTimeout(_))),
+        "{lost:?}"
+    );
+    assert_eq!(connected_at.elapsed(), Duration::from_secs(15));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_live_peer_gets_a_ping_per_silent_interval_and_stays_connected() {
+    let (peer, builder) = Peer::builder();
+    let mut machine = builder
+        .ping_interval(Duration::from_secs(10))
+        .pong_timeout(Duration::from_secs(5))
+        .spawn()
+        .expect("valid");
+    let mut server = peer.accept().await;
+    until_state(&mut machine, State::Connected).await;
+    let start = Instant::now();
+    let mut pings = 0;
+    // Reading answers pings (the engine sends the pongs).
+    while start.elapsed() < Duration::from_secs(100) {
+        match timeout(Duration::from_secs(101), server.next()).await {
+            Ok(Some(Ok(frame))) if frame.is_ping() => pings += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(pings, 10, "one ping per 10 s of silence");
+    assert!(machine.status.try_recv().is_err(), "no state change");
+}
+
+#[tokio::test(start_paused = true)]
+async fn traffic_from_the_peer_postpones_pings() {
+    let (peer, builder) = Peer::builder();
+    let mut machine = builder
+        .ping_interval(Duration::from_secs(10))
+        .spawn()
+        .expect("valid");
+    let mut server = peer.accept().await;
+    until_state(&mut machine, State::Connected).await;
+    // The server talks every 6 s for a minute: the client never needs to ping.
+    for n in 0..10 {
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        server
+            .send(tws::Message::text(format!("tick {n}")))
+            .await
+            .expect("send");
+        let message = timeout(Duration::from_secs(1), machine.input.recv())
+            .await
+            .expect("in time")
+            .expect("open");
+        assert_eq!(message.as_text(), Some(format!("tick {n}").as_str()));
+    }
+    // Nothing but silence from the client so far: a ping is only due 10 s
+    // after the last tick.
+    let frame = timeout(Duration::from_secs(11), server.next())
+        .await
+        .expect("a ping within 10 s of the last tick")
+        .expect("open")
+        .expect("valid frame");
+    assert!(frame.is_ping());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ping_command_without_answer_kills_the_connection_after_the_timeout() {
+    let (peer, builder) = Peer::builder();
+    let mut machine = builder
+        .ping_interval(Duration::from_secs(600))
+        .pong_timeout(Duration::from_secs(3))
+        .spawn()
+        .expect("valid");
+    let _frozen = peer.accept().await;
+    until_state(&mut machine, State::Connected).await;
+    let sent_at = Instant::now();
+    machine.command.send(Command::Ping).await.expect("running");
+    let lost = until_state(&mut machine, State::Disconnected).await;
+    assert!(matches!(lost.error, Some(Error::PongTimeout(_))));
+    assert_eq!(sent_at.elapsed(), Duration::from_secs(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unanswered_upgrade_times_out_and_is_retried() {
+    let (peer, builder) = Peer::builder();
+    let mut machine = builder
+        .handshake_timeout(Duration::from_secs(7))
+        .backoff(Duration::from_secs(2), Duration::from_secs(2))
+        .spawn()
+        .expect("valid");
+    let _silent = peer.offer_silent();
+    until_state(&mut machine, State::Connecting).await;
+    let started = Instant::now();
+    let failed = until_state(&mut machine, State::Disconnected).await;
+    assert!(
+        matches!(failed.error, Some(Error::HandshakeTimeout(_))),
+        "{failed:?}"
+    );
+    assert_eq!(started.elapsed(), Duration::from_secs(7));
+    let waiting = next_status(&mut machine).await;
+    assert_eq!(waiting.state, State::Waiting);
+    let _server = peer.accept().await;
+    until_state(&mut machine, State::Connected).await;
+    assert_eq!(started.elapsed(), Duration::from_secs(9));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_stops_reading_trips_the_write_timeout() {
+    let (peer, builder) = Peer::builder();
+    let mut machine = builder
+        .ping_interval(Duration::from_secs(3600))
+        .write_timeout(Duration::from_secs(4))
+        .spawn()
+        .expect("valid");
+    let _server = peer.accept().await;
+    until_state(&mut machine, State::Connected).await;
+    // 256 KiB into a 64 KiB pipe that nobody reads.
+    for _ in 0..4 {
+        machine
+            .output
+            .send(vec![0u8; 64 * 1024].into())
+            .await
+            .expect("running");
+    }
+    let started = Instant::now();
+    let lost = until_state(&mut machine, State::Disconnected).await;
+    assert!(
+        matches!(lost.error, Some(Error::WriteTimeout(_))),
+        "{lost:?}"
+    );
+    assert_eq!(started.elapsed(), Duration::from_secs(4));
+    let leftovers = machine.shutdown().await;
+    assert_eq!(
+        leftovers.unsent.len(),
+        4,
+        "the stuck writes are handed back"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_healthy_connection_that_drops_is_replaced_at_once() {
+    let (peer, builder) = Peer::builder();
+    let mut machine = builder
+        .min_uptime(Duration::from_secs(5))
+        .backoff(Duration::from_secs(1), Duration::from_secs(1))
+        .spawn()
+        .expect("valid");
+    let server = peer.accept().await;
+    until_state(&mut machine, State::Connected).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let replacement = peer.offer();
+    drop(server);
+    until_state(&mut machine, State::Disconnected).await;
+    let lost_at = Instant::now();
+    let next = next_status(&mut machine).await;
+    assert_eq!(
+        next.state,
+        State::Connecting,
+        "no wait after a healthy connection"
+    );
+    let server = upgrade(replacement).await;
+    until_state(&mut machine, State::Connected).await;
+    assert_eq!(lost_at.elapsed(), Duration::ZERO);
+    // Dropped again after 1 s: too short, so now it waits.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    drop(server);
+    until_state(&mut machine, State::Disconnected).await;
+    let waiting = next_status(&mut machine).await;
+    assert_eq!(waiting.state, State::Waiting);
+    assert_eq!(waiting.delay, Some(Duration::from_secs(1)));
+}
