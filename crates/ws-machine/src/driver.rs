@@ -414,6 +414,12 @@ impl Driver {
                 }
                 () = &mut keepalive_timer => {
                     let now = Instant::now();
+                    if self.input.has_pending() {
+                        // The socket is not being read because the caller is
+                        // behind: an unread pong is not the peer's fault.
+                        // Detection resumes once reading does.
+                        link.keepalive.received(now);
+                    }
                     match link.keepalive.on_timer(now) {
                         Due::Rearm(at) => keepalive_timer.as_mut().reset(at),
                         Due::Ping => {

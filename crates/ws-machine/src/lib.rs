@@ -70,6 +70,11 @@ mod status;
 #[cfg(test)]
 mod timing_tests;
 
+/// The README's example compiles as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
+
 pub use bytes;
 pub use config::{Builder, default_retry_status};
 pub use error::{Direction, Error};

@@ -301,3 +301,37 @@ async fn a_healthy_connection_that_drops_is_replaced_at_once() {
     assert_eq!(waiting.state, State::Waiting);
     assert_eq!(waiting.delay, Some(Duration::from_secs(1)));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_caller_that_stops_reading_is_not_mistaken_for_a_dead_peer() {
+    let (peer, builder) = Peer::builder();
+    let mut machine = builder
+        .ping_interval(Duration::from_secs(10))
+        .pong_timeout(Duration::from_secs(5))
+        .input_capacity(4)
+        .spawn()
+        .expect("valid");
+    let mut server = peer.accept().await;
+    until_state(&mut machine, State::Connected).await;
+    // More than `input` holds: the machine stops reading the socket.
+    for n in 0..20u32 {
+        server
+            .send(tws::Message::binary(n.to_le_bytes().to_vec()))
+            .await
+            .expect("send");
+    }
+    // A long time without the caller reading: the server keeps answering
+    // pings it never gets to see, but nothing is declared dead.
+    let reader = tokio::spawn(async move { while let Some(Ok(_)) = server.next().await {} });
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert!(machine.status.try_recv().is_err(), "no state change");
+    // Everything arrives, in order, once the caller reads again.
+    for n in 0..20u32 {
+        let message = timeout(Duration::from_secs(1), machine.input.recv())
+            .await
+            .expect("in time")
+            .expect("open");
+        assert_eq!(message.as_ref(), n.to_le_bytes());
+    }
+    reader.abort();
+}
