@@ -104,10 +104,10 @@ impl InputOut {
 
     /// At the end: everything not handed over.
     fn into_leftovers(mut self) -> Vec<Message> {
-        if let Some(message) = self.pending.take() {
-            if let Err(e) = self.tx.try_send(message) {
-                self.late.insert(0, e.into_inner());
-            }
+        if let Some(message) = self.pending.take()
+            && let Err(e) = self.tx.try_send(message)
+        {
+            self.late.insert(0, e.into_inner());
         }
         self.late
     }
