@@ -97,6 +97,12 @@ impl Outbox {
         self.replay.pop_front()
     }
 
+    /// A message taken from `output` goes back to be written first, before
+    /// anything else new.
+    pub(crate) fn put_back(&mut self, message: Message) {
+        self.replay.push_front(message);
+    }
+
     /// A message was handed to the engine.
     pub(crate) fn written(&mut self, message: &Message) {
         let key = self.ack_key.as_ref().and_then(|key| key(message));

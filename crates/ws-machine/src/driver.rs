@@ -25,7 +25,7 @@ use futures_sink::Sink;
 use http::HeaderMap;
 use tokio::{
     sync::mpsc::{self, error::TrySendError},
-    time::{Instant, sleep, sleep_until, timeout},
+    time::{Instant, Sleep, sleep, sleep_until, timeout},
 };
 use tokio_websockets as tws;
 
@@ -340,6 +340,17 @@ impl Driver {
         tokio::pin!(keepalive_timer, write_timer);
 
         loop {
+            // Commands go before messages: a mode switch sent before a
+            // message applies to it.
+            if let Ok(command) = self.commands.try_recv() {
+                if let Some(flow) = self
+                    .on_command(&mut link, Some(command), keepalive_timer.as_mut())
+                    .await
+                {
+                    return flow;
+                }
+                continue;
+            }
             while self.outbox.can_replay() {
                 let Some(message) = self.outbox.take_replay() else {
                     break;
@@ -351,29 +362,11 @@ impl Driver {
             let read = !self.input.has_pending();
             let flush = link.flush_needed;
             tokio::select! {
-                command = self.commands.recv() => match common_command(&mut self.text_mode, command) {
-                    Some(Command::Quit) => {
-                        self.close(&mut link).await;
-                        return Flow::Quit;
+                command = self.commands.recv() => {
+                    if let Some(flow) = self.on_command(&mut link, command, keepalive_timer.as_mut()).await {
+                        return flow;
                     }
-                    Some(Command::Reconnect) => {
-                        self.close(&mut link).await;
-                        self.outbox.connection_lost();
-                        return Flow::Go(self.lifecycle.connection_lost(
-                            None,
-                            Instant::now(),
-                            &mut |s| self.status.emit(s),
-                        ));
-                    }
-                    Some(Command::Ping) => {
-                        if let Err(error) = link.send(engine::ping()) {
-                            return self.lost(error);
-                        }
-                        link.keepalive.ping_sent(Instant::now());
-                        keepalive_timer.as_mut().reset(link.keepalive.deadline());
-                    }
-                    _ => {}
-                },
+                }
                 event = poll_fn(|cx| link.poll_io(cx, read, &self.input.tx, &mut self.input.pending, &mut self.outbox)), if read || flush => {
                     match event {
                         IoEvent::Progress => {}
@@ -395,13 +388,18 @@ impl Driver {
                         self.output_open = false;
                         continue;
                     };
+                    if !self.commands.is_empty() {
+                        // A command came first: apply it, then write this.
+                        self.outbox.put_back(message);
+                        continue;
+                    }
                     if let Err(error) = self.write_tracked(&mut link, message) {
                         return self.lost(error);
                     }
                     // Take what else is already queued, so it goes out in the
                     // same socket write.
                     for _ in 1..BATCH {
-                        if !self.outbox.can_take() {
+                        if !self.outbox.can_take() || !self.commands.is_empty() {
                             break;
                         }
                         let Ok(message) = self.output.try_recv() else {
@@ -451,6 +449,40 @@ impl Driver {
                     InputOut::room(&mut self.input.pending, permit);
                 }
             }
+        }
+    }
+
+    /// Serves a command while connected; returns how the phase ends, if it
+    /// does.
+    async fn on_command(
+        &mut self,
+        link: &mut Link,
+        command: Option<Command>,
+        keepalive_timer: Pin<&mut Sleep>,
+    ) -> Option<Flow> {
+        match common_command(&mut self.text_mode, command)? {
+            Command::Quit => {
+                self.close(link).await;
+                Some(Flow::Quit)
+            }
+            Command::Reconnect => {
+                self.close(link).await;
+                self.outbox.connection_lost();
+                Some(Flow::Go(self.lifecycle.connection_lost(
+                    None,
+                    Instant::now(),
+                    &mut |s| self.status.emit(s),
+                )))
+            }
+            Command::Ping => {
+                if let Err(error) = link.send(engine::ping()) {
+                    return Some(self.lost(error));
+                }
+                link.keepalive.ping_sent(Instant::now());
+                keepalive_timer.reset(link.keepalive.deadline());
+                None
+            }
+            _ => None,
         }
     }
 

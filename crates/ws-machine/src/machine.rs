@@ -29,6 +29,13 @@ pub enum Command {
     Ping,
     /// Send plain-bytes messages ([`Kind::Unspecified`](crate::Kind::Unspecified))
     /// as text from now on.
+    ///
+    /// Commands and messages travel on different channels. The machine
+    /// serves commands before it takes messages, so a switch sent (and
+    /// awaited) before a message applies to that message; a switch sent
+    /// after a message may or may not apply to it. To fix the kind of a
+    /// particular message, build it with [`Message::text`] or
+    /// [`Message::binary`].
     UseText,
     /// Send plain-bytes messages as binary from now on (the default).
     UseBinary,

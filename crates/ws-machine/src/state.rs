@@ -198,6 +198,8 @@ impl Lifecycle {
         }
         match error {
             None => {
+                // Asked for by the caller: not a failure, a new series.
+                self.failures = 0;
                 out(self.enter(State::Disconnected, None, None));
                 out(self.enter(State::Connecting, None, None));
                 Next::Connect

@@ -1,1 +1,65 @@
-fn main() {}
+//! `wsm`: the ws-machine command-line tool.
+//!
+//! # Layout
+//!
+//! - `cli`: the flags (clap) and the settings each subcommand derives from
+//!   them.
+//! - `demo`: `wsm demo`, a machine surviving a server restart.
+//! - `echo_server`: `wsm echo-server`, the local echo server.
+//! - `output`: timestamped lines.
+//! - `error`: the CLI's error type.
+
+mod cli;
+mod demo;
+mod echo_server;
+mod error;
+mod output;
+
+use std::{error::Error as _, io, process::ExitCode};
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::{cli::Args, error::Error};
+
+fn main() -> ExitCode {
+    // Bad flags and `--help` end here, with clap's message and exit code.
+    let args = Args::parse();
+    init_logging();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        // `wsm demo | head`: the reader has what it wanted.
+        Err(err) if err.is_broken_pipe() => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("wsm: error: {err}");
+            let mut source = err.source();
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    runtime.block_on(async {
+        match args.command {
+            cli::Command::Demo(args) => demo::run(&args, io::stdout()).await,
+            cli::Command::EchoServer(args) => echo_server::run(&args, io::stdout()).await,
+        }
+    })
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default: warnings and errors).
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .init();
+}

@@ -1,0 +1,155 @@
+//! The command line: raw flags as clap parses them, and the one step that
+//! turns each subcommand's flags into the settings it runs with.
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::{Parser, Subcommand};
+
+/// The parsed command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "wsm",
+    version,
+    about = "A resilient WebSocket client, shown at work",
+    long_about = "A resilient WebSocket client, shown at work.\n\n\
+        ws-machine keeps a WebSocket connection up: it reconnects with \
+        backoff, detects dead peers with pings and never silently drops a \
+        message. `wsm demo` shows that against a local server it stops and \
+        restarts; `wsm echo-server` runs that server on its own.",
+    after_help = "Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=ws_machine=debug) \
+        to see more than warnings.",
+    propagate_version = true
+)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Watch a machine lose its server, reconnect and deliver what was queued.
+    ///
+    /// Starts a local echo server on 127.0.0.1, connects a machine to it and
+    /// sends text and binary messages. Then it stops the server, queues
+    /// messages while the machine is disconnected, restarts the server on the
+    /// same port and shows the machine reconnecting and delivering them.
+    /// Every status and message is printed with the time since the start.
+    /// Takes about 10 seconds.
+    Demo(DemoArgs),
+    /// Run a local WebSocket echo server until Ctrl-C.
+    ///
+    /// Echoes every text and binary message with the same opcode; a message
+    /// `/CLOSE` closes that connection; pings are answered. Prints
+    /// `listening on ws://ADDR/` once it accepts connections. This is the
+    /// neutral server of the benchmarks.
+    EchoServer(EchoServerArgs),
+}
+
+/// Flags of `wsm demo`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DemoArgs {
+    /// Shorten every pause: the demo takes about a second (for tests).
+    #[arg(long)]
+    pub(crate) quick: bool,
+}
+
+/// How long the demo waits at each point.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timing {
+    /// Between two messages sent one by one.
+    pub(crate) tick: Duration,
+    /// After the echoes are in, before the next act.
+    pub(crate) pause: Duration,
+    /// How long the server stays down.
+    pub(crate) downtime: Duration,
+    /// The whole demo fails if it takes longer than this.
+    pub(crate) limit: Duration,
+}
+
+impl DemoArgs {
+    /// The pauses of the demo.
+    pub(crate) fn timing(&self) -> Timing {
+        if self.quick {
+            Timing {
+                tick: Duration::from_millis(20),
+                pause: Duration::from_millis(100),
+                downtime: Duration::from_millis(300),
+                limit: Duration::from_secs(20),
+            }
+        } else {
+            Timing {
+                tick: Duration::from_millis(700),
+                pause: Duration::from_millis(1500),
+                downtime: Duration::from_millis(2500),
+                limit: Duration::from_secs(30),
+            }
+        }
+    }
+}
+
+/// Flags of `wsm echo-server`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct EchoServerArgs {
+    /// Address to listen on; port 0 lets the system choose one.
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:0")]
+    pub(crate) addr: SocketAddr,
+    /// Close each connection (code 1000) after echoing K messages.
+    #[arg(long, value_name = "K")]
+    pub(crate) close_after: Option<u64>,
+    /// Freeze each connection T ms after its upgrade: no more reads, writes
+    /// or pongs, but the TCP socket stays open (a dead peer).
+    #[arg(long, value_name = "T")]
+    pub(crate) freeze_after_ms: Option<u64>,
+}
+
+impl EchoServerArgs {
+    /// The server's configuration.
+    pub(crate) fn config(&self) -> wsm_server::Config {
+        wsm_server::Config::default()
+            .close_after(self.close_after)
+            .freeze_after(self.freeze_after_ms.map(Duration::from_millis))
+            // Nobody reads the record of received messages here; keeping it
+            // would only cost memory in benchmarks.
+            .record_limit(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_definition_is_valid() {
+        use clap::CommandFactory;
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn echo_server_flags_become_its_config() {
+        let args = Args::parse_from([
+            "wsm",
+            "echo-server",
+            "--addr",
+            "127.0.0.1:9001",
+            "--close-after",
+            "3",
+            "--freeze-after-ms",
+            "250",
+        ]);
+        let Command::EchoServer(args) = args.command else {
+            panic!("not echo-server: {args:?}");
+        };
+        assert_eq!(args.addr, SocketAddr::from(([127, 0, 0, 1], 9001)));
+        let config = args.config();
+        assert_eq!(config.close_after, Some(3));
+        assert_eq!(config.freeze_after, Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn quick_demo_is_shorter() {
+        let quick = DemoArgs { quick: true }.timing();
+        let normal = DemoArgs { quick: false }.timing();
+        assert!(quick.downtime < normal.downtime && quick.pause < normal.pause);
+    }
+}
