@@ -370,7 +370,7 @@ impl Driver {
                 event = poll_fn(|cx| link.poll_io(cx, read, &self.input.tx, &mut self.input.pending, &mut self.outbox)), if read || flush => {
                     match event {
                         IoEvent::Progress => {}
-                        IoEvent::Failed(error) => return self.lost(error),
+                        IoEvent::Failed(error) => return self.failed(&mut link, error).await,
                         IoEvent::Ended(close) => {
                             let error = close.map_or_else(
                                 || Error::ConnectionLost(Arc::new(io::Error::new(
@@ -515,6 +515,20 @@ impl Driver {
         tracing::warn!(%error, "outgoing message refused");
         let status = self.lifecycle.refused(error);
         self.emit(status);
+    }
+
+    /// The peer broke the protocol or sent too large a message: the engine
+    /// queued a close frame saying so (1002, 1007 or 1009), which is flushed
+    /// within the close timeout before the connection is dropped.
+    async fn failed(&mut self, link: &mut Link, error: Error) -> Flow {
+        if matches!(error, Error::Protocol(_) | Error::MessageTooLarge { .. }) {
+            let mut socket = Pin::new(&mut link.socket);
+            let flush = poll_fn(|cx| socket.as_mut().poll_flush(cx));
+            if let Ok(Err(e)) = timeout(self.limits.close_timeout, flush).await {
+                tracing::debug!(error = %e, "close frame not sent");
+            }
+        }
+        self.lost(error)
     }
 
     /// The connection ended with `error`.

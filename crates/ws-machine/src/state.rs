@@ -63,8 +63,10 @@ pub struct Status {
     /// asked for ([`Command::Quit`](crate::Command::Quit),
     /// [`Command::Reconnect`](crate::Command::Reconnect)).
     pub error: Option<Error>,
-    /// Which attempt this is, counting from 1, in the current series of
-    /// attempts. The series restarts after a connection has stayed up for
+    /// The connection attempt this status is about, counting from 1 in the
+    /// current series: the one starting (`Connecting`), established
+    /// (`Connected`), ended (`Disconnected`) or just failed (`Waiting`). The
+    /// series restarts after a connection has stayed up for
     /// [`min_uptime`](crate::Builder::min_uptime).
     pub attempt: u32,
     /// With [`State::Waiting`]: how long the machine waits before the next
@@ -132,6 +134,8 @@ pub(crate) struct Lifecycle {
     state: State,
     /// Failed attempts in a row (a too-short connection counts as one).
     failures: u32,
+    /// The number of the current (or last) attempt in its series.
+    attempt: u32,
     /// When the current connection was established.
     connected_at: Option<Instant>,
     policy: Policy,
@@ -143,6 +147,7 @@ impl Lifecycle {
         Self {
             state: State::Disconnected,
             failures: 0,
+            attempt: 0,
             connected_at: None,
             policy,
             backoff,
@@ -155,8 +160,11 @@ impl Lifecycle {
     }
 
     fn enter(&mut self, state: State, error: Option<Error>, delay: Option<Duration>) -> Status {
+        if state == State::Connecting {
+            self.attempt = self.failures + 1;
+        }
         self.state = state;
-        Status::new(state, error, self.failures + 1, delay)
+        Status::new(state, error, self.attempt, delay)
     }
 
     /// The machine starts: first attempt.
@@ -263,7 +271,7 @@ impl Lifecycle {
 
     /// An outgoing message was refused; the state does not change.
     pub(crate) fn refused(&self, error: Error) -> Status {
-        Status::new(self.state, Some(error), self.failures + 1, None)
+        Status::new(self.state, Some(error), self.attempt, None)
     }
 }
 

@@ -1,21 +1,14 @@
 //! The Go original's five tests (bad URL, connect, reconnect, server
 //! disappears, echo), ported against a real server on 127.0.0.1.
 
+mod common;
+
 use std::time::Duration;
 
+use common::{WAIT, next_status, recv, wait_for_final};
 use http::HeaderMap;
-use tokio::time::timeout;
 use ws_machine::{Command, Error, Machine, Message, State, Status};
 use wsm_server::{Config, Server};
-
-const WAIT: Duration = Duration::from_secs(5);
-
-async fn next_status(machine: &mut Machine) -> Status {
-    timeout(WAIT, machine.status.recv())
-        .await
-        .expect("a status in time")
-        .expect("status channel open")
-}
 
 async fn expect_states(machine: &mut Machine, states: &[State]) -> Vec<Status> {
     let mut seen = Vec::new();
@@ -27,25 +20,11 @@ async fn expect_states(machine: &mut Machine, states: &[State]) -> Vec<Status> {
     seen
 }
 
-/// Reads statuses until `Disconnected` is final and the channel closes.
+/// Quits; the final status is a clean `Disconnected` and the channels close.
 async fn expect_quit(machine: &mut Machine) {
     machine.command.send(Command::Quit).await.expect("running");
-    let last = next_status(machine).await;
-    assert_eq!(last.state, State::Disconnected);
-    assert!(last.is_final());
+    let last = wait_for_final(machine).await;
     assert!(last.error.is_none(), "a requested quit is clean: {last:?}");
-    assert!(
-        timeout(WAIT, machine.status.recv())
-            .await
-            .expect("closes")
-            .is_none()
-    );
-    assert!(
-        timeout(WAIT, machine.input.recv())
-            .await
-            .expect("closes")
-            .is_none()
-    );
 }
 
 #[tokio::test]
@@ -138,10 +117,7 @@ async fn echo() {
         machine.output.send(message.clone()).await.expect("running");
     }
     for message in &sent {
-        let echo = timeout(WAIT, machine.input.recv())
-            .await
-            .expect("an echo in time")
-            .expect("open");
+        let echo = recv(&mut machine).await;
         assert_eq!(echo.as_ref(), message.as_ref());
         assert!(echo.is_binary(), "plain bytes go out as binary by default");
     }

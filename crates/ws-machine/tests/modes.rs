@@ -3,27 +3,16 @@
 //! and messages travel on different channels, and the machine serves
 //! commands first).
 
-use std::time::Duration;
+mod common;
 
-use tokio::time::timeout;
-use ws_machine::{Command, Machine, Message, State};
+use common::{connect, recv};
+use ws_machine::{Command, Machine, Message};
 use wsm_server::{Config, Server};
-
-const WAIT: Duration = Duration::from_secs(5);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mode_switch_applies_to_the_next_plain_message() {
     let server = Server::start(Config::default()).expect("server");
-    let mut machine = Machine::new(&server.url(), http::HeaderMap::new()).expect("valid");
-    loop {
-        let status = timeout(WAIT, machine.status.recv())
-            .await
-            .expect("in time")
-            .expect("open");
-        if status.state == State::Connected {
-            break;
-        }
-    }
+    let mut machine = connect(Machine::builder(server.url())).await;
     let mut wrong = Vec::new();
     for round in 0..200 {
         let text = round % 2 == 0;
@@ -38,10 +27,7 @@ async fn a_mode_switch_applies_to_the_next_plain_message() {
             .send(Message::from(b"plain".to_vec()))
             .await
             .expect("running");
-        let echo = timeout(WAIT, machine.input.recv())
-            .await
-            .expect("an echo in time")
-            .expect("open");
+        let echo = recv(&mut machine).await;
         if echo.is_text() != text {
             wrong.push(round);
         }
@@ -66,14 +52,8 @@ async fn explicit_kinds_ignore_the_mode() {
     for message in [Message::binary(&b"b"[..]), Message::text("t")] {
         machine.output.send(message).await.expect("running");
     }
-    let first = timeout(WAIT, machine.input.recv())
-        .await
-        .expect("in time")
-        .expect("open");
-    let second = timeout(WAIT, machine.input.recv())
-        .await
-        .expect("in time")
-        .expect("open");
+    let first = recv(&mut machine).await;
+    let second = recv(&mut machine).await;
     assert!(first.is_binary() && first.as_ref() == b"b");
     assert_eq!(second.as_text(), Some("t"));
     machine.shutdown().await;

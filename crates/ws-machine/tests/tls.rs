@@ -2,7 +2,11 @@
 //! certificate for 127.0.0.1: trusted through `tls_config`, it works; with
 //! the default roots, the certificate is refused with a final error.
 
-use std::{sync::Arc, time::Duration};
+mod common;
+
+use std::sync::Arc;
+
+use common::{WAIT, connect, recv};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::{net::TcpListener, time::timeout};
@@ -14,8 +18,6 @@ use tokio_rustls::{
     },
 };
 use ws_machine::{Error, Machine, Message, State};
-
-const WAIT: Duration = Duration::from_secs(5);
 
 struct TlsEcho {
     url: String,
@@ -74,29 +76,13 @@ async fn wss_works_with_a_trusted_certificate() {
     .expect("protocol versions")
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let mut machine = Machine::builder(&server.url)
-        .tls_config(Arc::new(tls))
-        .spawn()
-        .expect("valid");
-    loop {
-        let status = timeout(WAIT, machine.status.recv())
-            .await
-            .expect("in time")
-            .expect("open");
-        assert_ne!(status.state, State::Disconnected, "{status}");
-        if status.state == State::Connected {
-            break;
-        }
-    }
+    let mut machine = connect(Machine::builder(&server.url).tls_config(Arc::new(tls))).await;
     machine
         .output
         .send(Message::text("over TLS"))
         .await
         .expect("running");
-    let echo = timeout(WAIT, machine.input.recv())
-        .await
-        .expect("in time")
-        .expect("open");
+    let echo = recv(&mut machine).await;
     assert_eq!(echo.as_text(), Some("over TLS"));
     let leftovers = machine.shutdown().await;
     assert!(leftovers.unsent.is_empty());

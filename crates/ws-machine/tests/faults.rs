@@ -1,0 +1,394 @@
+//! Faults of an established connection, injected by the echo server on
+//! 127.0.0.1: a frozen peer, a dropped socket, a close frame, garbage bytes,
+//! oversized messages, refused outgoing messages, and a server that hangs up
+//! at once after every upgrade.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    WAIT, accept_peer, command, connect, echo, fast, ms, next_status, number, peer_close_code,
+    peer_send, recv, send, show, states, status_within, wait_for_state,
+};
+use tokio::{
+    net::TcpListener,
+    time::{Instant, timeout},
+};
+use ws_machine::{Command, Direction, Error, Kind, Message, State};
+use wsm_server::{Config, Server};
+
+fn server() -> Server {
+    Server::start(Config::default()).expect("server starts")
+}
+
+#[tokio::test]
+async fn a_frozen_server_is_detected_within_ping_interval_plus_pong_timeout() {
+    let server = server();
+    let (interval, pong_timeout) = (ms(100), ms(200));
+    let mut machine = connect(
+        fast(server.url())
+            .ping_interval(interval)
+            .pong_timeout(pong_timeout),
+    )
+    .await;
+
+    assert_eq!(server.freeze_all(), 1);
+    let frozen_at = Instant::now();
+    let seen = wait_for_state(&mut machine, State::Disconnected).await;
+    let detected_after = frozen_at.elapsed();
+    let lost = seen.last().expect("a status");
+    assert!(
+        matches!(lost.error, Some(Error::PongTimeout(d)) if d == pong_timeout),
+        "{}",
+        show(&seen)
+    );
+    // The bound is interval + timeout (300 ms); the margin is for slow CI.
+    assert!(
+        detected_after < interval + pong_timeout + ms(700),
+        "detected after {detected_after:?}"
+    );
+
+    // Freezing affects open connections only: the next one works.
+    wait_for_state(&mut machine, State::Connected).await;
+    echo(&mut machine, "alive again").await;
+}
+
+#[tokio::test]
+async fn an_idle_healthy_connection_is_kept_alive() {
+    let server = server();
+    let mut machine = connect(
+        fast(server.url())
+            .ping_interval(ms(30))
+            .pong_timeout(ms(60)),
+    )
+    .await;
+    // Ten ping intervals without traffic: pongs keep the connection up.
+    let change = status_within(&mut machine, ms(300)).await;
+    assert!(change.is_none(), "unexpected {change:?}");
+    echo(&mut machine, "still here").await;
+    assert_eq!(server.connections_accepted(), 1);
+}
+
+#[tokio::test]
+async fn a_ping_command_is_answered_by_a_live_server() {
+    let server = server();
+    let mut machine = connect(fast(server.url()).pong_timeout(ms(100))).await;
+    command(&machine, Command::Ping).await;
+    // Three pong timeouts without a change of state: the pong arrived.
+    let change = status_within(&mut machine, ms(300)).await;
+    assert!(change.is_none(), "unexpected {change:?}");
+    echo(&mut machine, "pong seen").await;
+}
+
+#[tokio::test]
+async fn a_dropped_connection_is_lost_and_reconnected_at_once() {
+    let server = server();
+    let mut machine = connect(fast(server.url()).min_uptime(Duration::ZERO)).await;
+    assert_eq!(server.drop_all(), 1);
+
+    let seen = wait_for_state(&mut machine, State::Connected).await;
+    assert_eq!(
+        states(&seen),
+        [State::Disconnected, State::Connecting, State::Connected],
+        "{}",
+        show(&seen)
+    );
+    assert!(
+        matches!(seen[0].error, Some(Error::ConnectionLost(_))),
+        "{}",
+        show(&seen)
+    );
+    echo(&mut machine, "reconnected").await;
+    assert_eq!(server.connections_accepted(), 2);
+}
+
+#[tokio::test]
+async fn a_server_close_is_reported_with_its_code() {
+    let server = server();
+    let mut machine = connect(fast(server.url())).await;
+    assert_eq!(server.close_all(), 1);
+
+    let seen = wait_for_state(&mut machine, State::Disconnected).await;
+    let closed = seen.last().expect("a status");
+    assert!(
+        matches!(&closed.error, Some(Error::Closed { code: 1000, reason }) if reason.is_empty()),
+        "{closed}"
+    );
+    wait_for_state(&mut machine, State::Connected).await;
+    echo(&mut machine, "back").await;
+}
+
+#[tokio::test]
+async fn garbage_from_the_server_is_a_protocol_error_then_reconnects() {
+    let server = server();
+    let mut machine = connect(fast(server.url())).await;
+    // 0xFF: FIN, all three reserved bits and a reserved opcode.
+    assert_eq!(server.send_garbage_all(vec![0xFF; 16]), 1);
+
+    let seen = wait_for_state(&mut machine, State::Disconnected).await;
+    let broken = seen.last().expect("a status");
+    assert!(matches!(broken.error, Some(Error::Protocol(_))), "{broken}");
+    assert!(!broken.is_final());
+    wait_for_state(&mut machine, State::Connected).await;
+    echo(&mut machine, "clean again").await;
+}
+
+#[tokio::test]
+async fn an_oversized_incoming_message_drops_the_connection_not_the_machine() {
+    let server = server();
+    let mut machine = connect(fast(server.url()).max_message_size(1024)).await;
+    assert_eq!(server.send_all(vec![7u8; 4096]), 1);
+
+    let seen = wait_for_state(&mut machine, State::Disconnected).await;
+    let too_large = seen.last().expect("a status");
+    assert!(
+        matches!(
+            too_large.error,
+            Some(Error::MessageTooLarge {
+                direction: Direction::Incoming,
+                max: 1024,
+                ..
+            })
+        ),
+        "{too_large}"
+    );
+    assert!(!too_large.is_final());
+    wait_for_state(&mut machine, State::Connected).await;
+    // The oversized message never reached `input`: the next one is the echo.
+    echo(&mut machine, "small").await;
+}
+
+/// The documented promise: "a larger incoming message closes the connection
+/// with code 1009". A scripted peer sees what the machine sends.
+#[tokio::test]
+async fn an_oversized_incoming_message_is_answered_with_close_1009() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("ws://{}/", listener.local_addr().expect("address"));
+    let mut machine = fast(url)
+        .max_message_size(1024)
+        .spawn()
+        .expect("valid options");
+    let mut peer = accept_peer(&listener).await;
+    wait_for_state(&mut machine, State::Connected).await;
+
+    peer_send(
+        &mut peer,
+        tokio_websockets::Message::binary(vec![7u8; 4096]),
+    )
+    .await;
+    assert_eq!(peer_close_code(&mut peer).await, 1009);
+}
+
+#[tokio::test]
+async fn an_oversized_outgoing_message_is_refused_and_the_connection_carries_on() {
+    let server = server();
+    let mut machine = connect(fast(server.url()).max_message_size(1024)).await;
+    send(&machine, Message::binary(vec![1u8; 2048])).await;
+
+    let refused = next_status(&mut machine).await;
+    assert_eq!(refused.state, State::Connected, "{refused}");
+    assert!(!refused.is_final());
+    assert!(
+        matches!(
+            refused.error,
+            Some(Error::MessageTooLarge {
+                direction: Direction::Outgoing,
+                size: 2048,
+                max: 1024,
+            })
+        ),
+        "{refused}"
+    );
+    echo(&mut machine, "next").await;
+    assert_eq!(
+        server.messages_received(),
+        1,
+        "the refused message was sent"
+    );
+    assert_eq!(server.connections_accepted(), 1);
+}
+
+#[tokio::test]
+async fn text_mode_refuses_invalid_utf8_and_the_connection_carries_on() {
+    let server = server();
+    let mut machine = connect(fast(server.url())).await;
+    command(&machine, Command::UseText).await;
+
+    send(&machine, Message::bytes(vec![0xFF, 0xFE])).await;
+    let refused = next_status(&mut machine).await;
+    assert_eq!(refused.state, State::Connected, "{refused}");
+    assert!(
+        matches!(refused.error, Some(Error::NotText { size: 2 })),
+        "{refused}"
+    );
+
+    send(&machine, Message::bytes(&b"fine"[..])).await;
+    let back = recv(&mut machine).await;
+    assert_eq!(back.kind(), Kind::Text);
+    assert_eq!(back.as_text(), Some("fine"));
+    assert_eq!(
+        server.messages_received(),
+        1,
+        "the refused message was sent"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_hangs_up_at_once_is_met_with_backoff_not_a_storm() {
+    let server = server();
+    server.accept_then_close(true);
+    let initial = ms(40);
+    let mut machine = fast(server.url())
+        .backoff(initial, ms(400))
+        .min_uptime(Duration::from_secs(10))
+        .spawn()
+        .expect("valid options");
+    let started = Instant::now();
+
+    let mut delays = Vec::new();
+    for attempt in 1..=4u32 {
+        let seen = wait_for_state(&mut machine, State::Waiting).await;
+        let tail = &seen[seen.len().saturating_sub(4)..];
+        assert_eq!(
+            states(tail),
+            [
+                State::Connecting,
+                State::Connected,
+                State::Disconnected,
+                State::Waiting
+            ],
+            "{}",
+            show(&seen)
+        );
+        assert_eq!(tail[0].attempt, attempt, "{}", show(&seen));
+        assert!(
+            matches!(tail[2].error, Some(Error::Closed { code: 1000, .. })),
+            "{}",
+            show(&seen)
+        );
+        // Full jitter between the initial delay and a doubling ceiling.
+        let delay = tail[3].delay.expect("a waiting status carries its delay");
+        let ceiling = initial * 2u32.pow(attempt - 1);
+        assert!(
+            delay >= initial && delay <= ceiling,
+            "attempt {attempt}: {delay:?}"
+        );
+        delays.push(delay);
+    }
+    let elapsed = started.elapsed();
+    // The machine really waited (the fourth wait has only just begun), and
+    // the server saw one connection per attempt (a fifth may be under way):
+    // no reconnect storm.
+    let waited: Duration = delays[..3].iter().sum();
+    assert!(elapsed >= waited, "{elapsed:?} < {waited:?}");
+    let accepted = server.connections_accepted();
+    assert!((4..=5).contains(&accepted), "{accepted} connections");
+    assert!(elapsed < WAIT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stops_reading_is_detected_by_the_write_timeout() {
+    const MESSAGES: u64 = 256;
+    let server = server();
+    let write_timeout = ms(200);
+    // Keep-alive slower than the test, so only the write timeout can fire.
+    let mut machine = connect(
+        fast(server.url())
+            .write_timeout(write_timeout)
+            .ping_interval(Duration::from_secs(30))
+            .min_uptime(Duration::ZERO),
+    )
+    .await;
+    server.freeze_all();
+
+    // 16 MiB: more than the socket buffers of both ends hold.
+    let output = machine.output.clone();
+    let writer = tokio::spawn(async move {
+        for n in 0..MESSAGES {
+            let mut payload = vec![0u8; 64 * 1024];
+            payload[..8].copy_from_slice(&n.to_le_bytes());
+            output
+                .send(Message::binary(payload))
+                .await
+                .expect("machine runs");
+        }
+    });
+    let seen = wait_for_state(&mut machine, State::Disconnected).await;
+    assert!(
+        matches!(seen.last().and_then(|s| s.error.as_ref()), Some(Error::WriteTimeout(d)) if *d == write_timeout),
+        "{}",
+        show(&seen)
+    );
+
+    // The messages whose write was stuck are written again on the next
+    // connection, in order, up to the last one.
+    wait_for_state(&mut machine, State::Connected).await;
+    timeout(WAIT, writer)
+        .await
+        .expect("writer done")
+        .expect("writer ok");
+    let mut last = None;
+    while last != Some(MESSAGES - 1) {
+        last = number(&recv(&mut machine).await);
+    }
+    let second: Vec<u64> = server
+        .received()
+        .iter()
+        .filter(|r| r.connection == 2)
+        .map(|r| u64::from_le_bytes(r.data.as_bytes()[..8].try_into().expect("8 bytes")))
+        .collect();
+    assert!(!second.is_empty());
+    for pair in second.windows(2) {
+        assert_eq!(pair[1], pair[0] + 1, "out of order on the new connection");
+    }
+}
+
+/// Backpressure must not look like a dead peer: while `input` is full the
+/// machine stops reading the socket, so the server's pongs sit unread; the
+/// peer is alive and only the caller is slow.
+#[tokio::test]
+async fn a_slow_reader_is_not_mistaken_for_a_dead_peer() {
+    let server = server();
+    let mut machine = connect(
+        fast(server.url())
+            .input_capacity(1)
+            .ping_interval(ms(50))
+            .pong_timeout(ms(100)),
+    )
+    .await;
+    for n in 0..10 {
+        server.send_all(format!("pushed {n}"));
+    }
+    // The caller is busy for six ping intervals and reads nothing.
+    let change = status_within(&mut machine, ms(300)).await;
+    assert!(
+        change.is_none(),
+        "a live server was declared dead: {change:?}"
+    );
+    for n in 0..10 {
+        assert_eq!(
+            recv(&mut machine).await.as_text(),
+            Some(format!("pushed {n}").as_str())
+        );
+    }
+}
+
+#[tokio::test]
+async fn max_attempts_counts_connections_shorter_than_min_uptime() {
+    let server = server();
+    server.accept_then_close(true);
+    let mut machine = fast(server.url())
+        .max_attempts(3)
+        .min_uptime(Duration::from_secs(10))
+        .spawn()
+        .expect("valid options");
+    let last = common::wait_for_final(&mut machine).await;
+    match &last.error {
+        Some(Error::GaveUp { attempts: 3, last }) => {
+            assert!(matches!(**last, Error::Closed { code: 1000, .. }), "{last}");
+        }
+        other => panic!("expected GaveUp after 3 attempts, got {other:?}"),
+    }
+    assert_eq!(server.connections_accepted(), 3);
+}
