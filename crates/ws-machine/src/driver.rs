@@ -83,10 +83,7 @@ impl InputOut {
         }
     }
 
-    /// Hands over the waiting message once `reserve_owned` gave room (the
-    /// `select!` branch that waits for room calls this). The owned permit
-    /// (on a clone of the sender, taken only while a message waits) keeps the
-    /// branch's output free of borrows of the driver.
+    /// Hands over the waiting message once [`room`] gave room.
     fn room(
         pending: &mut Option<Message>,
         permit: Result<mpsc::OwnedPermit<Message>, mpsc::error::SendError<()>>,
@@ -111,6 +108,15 @@ impl InputOut {
         }
         self.late
     }
+}
+
+/// Waits for room in `input`. The owned permit keeps the `select!` branch's
+/// output free of borrows of the driver, and the sender is cloned only when
+/// the future is polled, not each time a `select!` builds its branches.
+async fn room(
+    tx: &mpsc::Sender<Message>,
+) -> Result<mpsc::OwnedPermit<Message>, mpsc::error::SendError<()>> {
+    tx.clone().reserve_owned().await
 }
 
 /// Hands a received message to the caller without waiting; if `input` is
@@ -279,7 +285,7 @@ impl Driver {
                         }
                     }
                     () = self.status.drain_one(), if self.status.has_backlog() => {}
-                    permit = self.input.tx.clone().reserve_owned(), if self.input.has_pending() => {
+                    permit = room(&self.input.tx), if self.input.has_pending() => {
                         InputOut::room(&mut self.input.pending, permit);
                     }
                 }
@@ -310,7 +316,7 @@ impl Driver {
                     _ => {}
                 },
                 () = self.status.drain_one(), if self.status.has_backlog() => {}
-                permit = self.input.tx.clone().reserve_owned(), if self.input.has_pending() => {
+                permit = room(&self.input.tx), if self.input.has_pending() => {
                     InputOut::room(&mut self.input.pending, permit);
                 }
             }
@@ -445,7 +451,7 @@ impl Driver {
                     write_timer.as_mut().reset(deadline);
                 }
                 () = self.status.drain_one(), if self.status.has_backlog() => {}
-                permit = self.input.tx.clone().reserve_owned(), if self.input.has_pending() => {
+                permit = room(&self.input.tx), if self.input.has_pending() => {
                     InputOut::room(&mut self.input.pending, permit);
                 }
             }

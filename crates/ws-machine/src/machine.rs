@@ -25,7 +25,7 @@ pub enum Command {
     /// every command sender does the same.
     Quit,
     /// Send a ping now. If nothing arrives within the pong timeout, the
-    /// connection is declared dead.
+    /// connection is declared dead. Ignored while not connected.
     Ping,
     /// Send plain-bytes messages ([`Kind::Unspecified`](crate::Kind::Unspecified))
     /// as text from now on.
@@ -91,6 +91,13 @@ pub struct Leftovers {
 /// # Ok(())
 /// # }
 /// ```
+///
+/// Each channel is in order. Across `status` and `input`, the machine
+/// reports `Connected` before it reads anything from that connection, and
+/// hands over everything read from it before it reports the `Disconnected`
+/// that ends it. A caller that polls both in one `select!` sees them
+/// interleaved as it polls; one that needs to tie messages to connections
+/// reads with `biased;`, `status` first.
 ///
 /// Stopping: send [`Command::Quit`], drop [`Machine::command`] (dropping the
 /// whole machine does that), or call [`Machine::shutdown`] to also get back

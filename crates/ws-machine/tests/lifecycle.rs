@@ -8,8 +8,9 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    WAIT, accept_peer, closed_port_url, command, connect, echo, fast, ms, next_status,
-    peer_close_code, recv, send, show, states, status_within, wait_for_final, wait_for_state,
+    WAIT, accept_peer, closed_port_url, command, connect, echo, fast, ms, next_status, number,
+    numbered, peer_close_code, recv, send, show, states, status_within, wait_for_final,
+    wait_for_state,
 };
 use tokio::{net::TcpListener, time::timeout};
 use ws_machine::{Command, Error, Kind, Message, State};
@@ -313,4 +314,60 @@ async fn a_stopped_machine_refuses_messages_and_shuts_down_at_once() {
     assert_eq!(returned.as_text(), Some("too late"));
     let leftovers = timeout(WAIT, machine.shutdown()).await.expect("at once");
     assert!(leftovers.unsent.is_empty() && leftovers.received.is_empty());
+}
+
+/// The Go original panicked in 23 of 50 quits during traffic. Here 50 quits
+/// land at different moments of a two-way flow; each completes promptly, and
+/// every message that was accepted by `output` is accounted for exactly
+/// once: echoed back (read, or handed back as unread) or handed back unsent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quitting_at_any_moment_of_traffic_loses_nothing() {
+    let server = server();
+    let mut total = 0;
+    for round in 0..50u64 {
+        let mut machine = connect(fast(server.url())).await;
+        let output = machine.output.clone();
+        let writer = tokio::spawn(async move {
+            let mut sent = 0;
+            while output.send(numbered(sent)).await.is_ok() {
+                sent += 1;
+            }
+            sent
+        });
+        let mut input = std::mem::replace(&mut machine.input, tokio::sync::mpsc::channel(1).1);
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(message) = input.recv().await {
+                got.push(number(&message).expect("numbered"));
+            }
+            got
+        });
+        // Quit after 0 to 9 ms of traffic.
+        tokio::time::sleep(ms(round % 10)).await;
+        let leftovers = timeout(STOP, machine.shutdown())
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: quit did not complete"));
+        let sent = timeout(WAIT, writer)
+            .await
+            .expect("writer ends")
+            .expect("writer ok");
+        let mut seen = timeout(WAIT, reader)
+            .await
+            .expect("reader ends")
+            .expect("reader ok");
+        seen.extend(leftovers.received.iter().filter_map(number));
+        seen.extend(leftovers.unsent.iter().filter_map(number));
+        seen.sort_unstable();
+        total += sent;
+        let expected: Vec<u64> = (0..sent).collect();
+        assert!(
+            seen == expected,
+            "round {round}: {sent} sent, {} accounted for",
+            seen.len()
+        );
+    }
+    assert!(
+        total >= 1000,
+        "the quits must land in real traffic: {total} sent"
+    );
 }
