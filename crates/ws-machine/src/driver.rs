@@ -20,20 +20,17 @@
 
 use std::{future::poll_fn, io, pin::Pin, sync::Arc, task::Poll, time::Duration};
 
-use futures_core::Stream;
-use futures_sink::Sink;
 use http::HeaderMap;
 use tokio::{
     sync::mpsc::{self, error::TrySendError},
     time::{Instant, Sleep, sleep, sleep_until, timeout},
 };
-use tokio_websockets as tws;
 
 use crate::{
     backoff::Backoff,
     config::{Builder, HeadersFn, Target, check_headers},
     delivery::Outbox,
-    engine::{self, Connector, Incoming, Socket},
+    engine::{self, Connector, Frame, Incoming, Socket},
     error::Error,
     keepalive::{Due, KeepAlive},
     machine::{Command, Leftovers},
@@ -441,7 +438,6 @@ impl Driver {
                     let now = Instant::now();
                     let progress = link
                         .socket
-                        .get_ref()
                         .last_write()
                         .map_or(link.dirty_since, |at| at.max(link.dirty_since));
                     let deadline = progress + self.limits.write_timeout;
@@ -528,8 +524,7 @@ impl Driver {
     /// within the close timeout before the connection is dropped.
     async fn failed(&mut self, link: &mut Link, error: Error) -> Flow {
         if matches!(error, Error::Protocol(_) | Error::MessageTooLarge { .. }) {
-            let mut socket = Pin::new(&mut link.socket);
-            let flush = poll_fn(|cx| socket.as_mut().poll_flush(cx));
+            let flush = poll_fn(|cx| link.socket.poll_flush(cx));
             if let Ok(Err(e)) = timeout(self.limits.close_timeout, flush).await {
                 tracing::debug!(error = %e, "close frame not sent");
             }
@@ -555,18 +550,16 @@ impl Driver {
         let outbox = &mut self.outbox;
         let socket = &mut link.socket;
         let handshake = async {
-            let mut socket = Pin::new(socket);
-            poll_fn(|cx| socket.as_mut().poll_ready(cx)).await?;
-            socket.as_mut().start_send(engine::close())?;
-            poll_fn(|cx| socket.as_mut().poll_flush(cx)).await?;
+            socket.send(engine::close())?;
+            poll_fn(|cx| socket.poll_flush(cx)).await?;
             outbox.flushed();
-            while let Some(frame) = poll_fn(|cx| socket.as_mut().poll_next(cx)).await {
-                if let Incoming::Message(message) = engine::incoming(frame?) {
+            while let Some(item) = poll_fn(|cx| socket.poll_next(cx)).await {
+                if let Incoming::Message(message) = item? {
                     outbox.received(&message);
                     input.offer_late(message);
                 }
             }
-            Ok::<(), tws::Error>(())
+            Ok::<(), Error>(())
         };
         match timeout(self.limits.close_timeout, handshake).await {
             Ok(Ok(())) => tracing::debug!("closed"),
@@ -619,17 +612,8 @@ struct Link {
 
 impl Link {
     /// Hands a frame to the engine; the next loop iteration flushes it.
-    fn send(&mut self, frame: tws::Message) -> Result<(), Error> {
-        let mut socket = Pin::new(&mut self.socket);
-        // With an unlimited flush threshold the engine is always ready: this
-        // never waits, it only keeps the `Sink` contract.
-        let waker = std::task::Waker::noop();
-        let mut cx = std::task::Context::from_waker(waker);
-        match socket.as_mut().poll_ready(&mut cx) {
-            Poll::Ready(Ok(())) | Poll::Pending => {}
-            Poll::Ready(Err(e)) => return Err(engine::connection_error(e)),
-        }
-        socket.start_send(frame).map_err(engine::connection_error)?;
+    fn send(&mut self, frame: Frame) -> Result<(), Error> {
+        self.socket.send(frame)?;
         self.mark_dirty();
         Ok(())
     }
@@ -653,15 +637,13 @@ impl Link {
     ) -> Poll<IoEvent> {
         let mut progress = false;
         if self.flush_needed {
-            match Pin::new(&mut self.socket).poll_flush(cx) {
+            match self.socket.poll_flush(cx) {
                 Poll::Ready(Ok(())) => {
                     self.flush_needed = false;
                     outbox.flushed();
                     progress = true;
                 }
-                Poll::Ready(Err(e)) => {
-                    return Poll::Ready(IoEvent::Failed(engine::connection_error(e)));
-                }
+                Poll::Ready(Err(error)) => return Poll::Ready(IoEvent::Failed(error)),
                 Poll::Pending => {}
             }
         }
@@ -671,10 +653,10 @@ impl Link {
                 if pending.is_some() {
                     break;
                 }
-                match Pin::new(&mut self.socket).poll_next(cx) {
+                match self.socket.poll_next(cx) {
                     Poll::Ready(Some(Ok(frame))) => {
                         received = true;
-                        match engine::incoming(frame) {
+                        match frame {
                             Incoming::Message(message) => {
                                 outbox.received(&message);
                                 hand_over(input, pending, message);
@@ -687,9 +669,7 @@ impl Link {
                             }
                         }
                     }
-                    Poll::Ready(Some(Err(e))) => {
-                        return Poll::Ready(IoEvent::Failed(engine::connection_error(e)));
-                    }
+                    Poll::Ready(Some(Err(error))) => return Poll::Ready(IoEvent::Failed(error)),
                     Poll::Ready(None) => return Poll::Ready(IoEvent::Ended(self.close.take())),
                     Poll::Pending => break,
                 }

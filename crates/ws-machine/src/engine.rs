@@ -21,6 +21,9 @@ use std::{
     time::Duration,
 };
 
+use futures_core::Stream;
+use futures_sink::Sink;
+
 use bytes::Bytes;
 use http::HeaderMap;
 use tokio::{
@@ -37,8 +40,51 @@ use crate::{
     message::{Kind, Message},
 };
 
-/// An open WebSocket connection.
-pub(crate) type Socket = tws::WebSocketStream<Transport>;
+/// An open WebSocket connection, seen through what the driver needs:
+/// hand over frames, flush, read.
+pub(crate) struct Socket {
+    stream: tws::WebSocketStream<Transport>,
+}
+
+/// A frame ready to be handed to a [`Socket`].
+pub(crate) struct Frame(tws::Message);
+
+impl Socket {
+    /// Queues a frame; [`Socket::poll_flush`] writes it.
+    pub(crate) fn send(&mut self, frame: Frame) -> Result<(), Error> {
+        let mut stream = Pin::new(&mut self.stream);
+        // The engine's flush threshold is unlimited, so it is always ready
+        // and `poll_ready` never waits: it is called to keep the `Sink`
+        // contract, with a waker that is never needed.
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        if let Poll::Ready(Err(e)) = stream.as_mut().poll_ready(&mut cx) {
+            return Err(connection_error(e));
+        }
+        stream.start_send(frame.0).map_err(connection_error)
+    }
+
+    /// Writes what was queued.
+    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Pin::new(&mut self.stream)
+            .poll_flush(cx)
+            .map_err(connection_error)
+    }
+
+    /// The next frame; `None` once the connection has ended.
+    pub(crate) fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Incoming, Error>>> {
+        Pin::new(&mut self.stream)
+            .poll_next(cx)
+            .map(|item| item.map(|frame| frame.map(incoming).map_err(connection_error)))
+    }
+
+    /// When a write last made progress.
+    pub(crate) fn last_write(&self) -> Option<Instant> {
+        self.stream.get_ref().last_write
+    }
+}
 
 /// Most bytes of a rejected handshake's answer kept to read its headers.
 const MAX_RECORDED: usize = 16 * 1024;
@@ -84,14 +130,6 @@ enum Io {
 #[cfg(test)]
 pub(crate) type MemoryDial =
     Arc<std::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<tokio::io::DuplexStream>>>;
-
-impl Transport {
-    /// When a write last made progress: if that is long ago while data
-    /// waits, the write is stuck.
-    pub(crate) fn last_write(&self) -> Option<Instant> {
-        self.last_write
-    }
-}
 
 impl AsyncRead for Transport {
     fn poll_read(
@@ -291,9 +329,9 @@ impl Connector {
                 })?;
         }
         match builder.connect_on(transport).await {
-            Ok((mut socket, _response)) => {
-                socket.get_mut().recorder = None;
-                Ok(socket)
+            Ok((mut stream, _response)) => {
+                stream.get_mut().recorder = None;
+                Ok(Socket { stream })
             }
             // The engine dropped the transport, which handed over what it
             // recorded of the answer.
@@ -386,7 +424,7 @@ pub(crate) enum Incoming {
 }
 
 /// Converts what the engine read.
-pub(crate) fn incoming(message: tws::Message) -> Incoming {
+fn incoming(message: tws::Message) -> Incoming {
     if message.is_text() || message.is_binary() {
         let kind = if message.is_text() {
             Kind::Text
@@ -407,11 +445,7 @@ pub(crate) fn incoming(message: tws::Message) -> Incoming {
 }
 
 /// Converts a message to send, in the given mode for plain bytes.
-pub(crate) fn outgoing(
-    message: &Message,
-    text_mode: bool,
-    max: usize,
-) -> Result<tws::Message, Error> {
+pub(crate) fn outgoing(message: &Message, text_mode: bool, max: usize) -> Result<Frame, Error> {
     if message.len() > max {
         return Err(Error::MessageTooLarge {
             direction: Direction::Outgoing,
@@ -420,34 +454,37 @@ pub(crate) fn outgoing(
         });
     }
     let payload = message.payload().clone();
-    match message.kind() {
-        Kind::Text => Ok(tws::Message::text(payload)),
-        Kind::Binary => Ok(tws::Message::binary(payload)),
-        Kind::Unspecified if !text_mode => Ok(tws::Message::binary(payload)),
+    let frame = match message.kind() {
+        Kind::Text => tws::Message::text(payload),
+        Kind::Binary => tws::Message::binary(payload),
+        Kind::Unspecified if !text_mode => tws::Message::binary(payload),
         Kind::Unspecified => {
-            if std::str::from_utf8(&payload).is_ok() {
-                Ok(tws::Message::text(payload))
-            } else {
-                Err(Error::NotText {
+            if std::str::from_utf8(&payload).is_err() {
+                return Err(Error::NotText {
                     size: payload.len(),
-                })
+                });
             }
+            tws::Message::text(payload)
         }
-    }
+    };
+    Ok(Frame(frame))
 }
 
 /// A ping frame.
-pub(crate) fn ping() -> tws::Message {
-    tws::Message::ping(Bytes::new())
+pub(crate) fn ping() -> Frame {
+    Frame(tws::Message::ping(Bytes::new()))
 }
 
 /// A normal close frame.
-pub(crate) fn close() -> tws::Message {
-    tws::Message::close(Some(tws::CloseCode::NORMAL_CLOSURE), "")
+pub(crate) fn close() -> Frame {
+    Frame(tws::Message::close(
+        Some(tws::CloseCode::NORMAL_CLOSURE),
+        "",
+    ))
 }
 
 /// Converts an error of an open connection.
-pub(crate) fn connection_error(error: tws::Error) -> Error {
+fn connection_error(error: tws::Error) -> Error {
     match error {
         tws::Error::Io(e) => Error::ConnectionLost(Arc::new(e)),
         tws::Error::PayloadTooLong { len, max_len } => Error::MessageTooLarge {
@@ -485,10 +522,10 @@ mod tests {
             outgoing(&bytes, true, 100),
             Err(Error::NotText { size: 2 })
         ));
-        assert!(outgoing(&bytes, false, 100).is_ok_and(|m| m.is_binary()));
+        assert!(outgoing(&bytes, false, 100).is_ok_and(|f| f.0.is_binary()));
         let text = Message::bytes(&b"ok"[..]);
-        assert!(outgoing(&text, true, 100).is_ok_and(|m| m.is_text()));
-        assert!(outgoing(&Message::text("t"), false, 100).is_ok_and(|m| m.is_text()));
+        assert!(outgoing(&text, true, 100).is_ok_and(|f| f.0.is_text()));
+        assert!(outgoing(&Message::text("t"), false, 100).is_ok_and(|f| f.0.is_text()));
     }
 
     #[test]
