@@ -67,6 +67,12 @@ impl Target {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_owned();
+        if tls && rustls::pki_types::ServerName::try_from(host.as_str()).is_err() {
+            return Err(Error::invalid_url(
+                url,
+                format!("{host:?} is not a valid TLS server name"),
+            ));
+        }
         let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
         Ok(Self {
             uri,
@@ -213,7 +219,9 @@ impl Builder {
     /// returns are added to the fixed ones (replacing those of the same
     /// name). Use it for credentials that change, such as a renewed token.
     /// It runs on the machine's task, so it must be quick: refresh tokens
-    /// elsewhere and only read the current one here. Default: none.
+    /// elsewhere and only read the current one here. If it returns a header
+    /// the handshake sets itself, the machine stops with a final
+    /// [`Error::InvalidHeader`]. Default: none.
     pub fn headers_fn(mut self, f: impl Fn() -> HeaderMap + Send + Sync + 'static) -> Self {
         self.headers_fn = Some(Arc::new(f));
         self
@@ -311,9 +319,10 @@ impl Builder {
     /// every received message; a received message whose key equals a sent
     /// one's acknowledges it. Sent messages stay unacknowledged until then,
     /// and after a reconnect the unacknowledged ones are written again, in
-    /// order, before newer ones. Messages for which `key` returns `None` are
-    /// not tracked. Duplicates are possible: the server may have received a
-    /// message whose acknowledgement was lost. Default: off.
+    /// order, before newer ones. Messages for which `key` returns `None` need
+    /// no acknowledgement: they are settled once written, as without an ack
+    /// key. Duplicates are possible: the server may have received a message
+    /// whose acknowledgement was lost. Default: off.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -484,6 +493,7 @@ mod tests {
             ("example.com", "ws:// or wss://"),
             ("ws://", "cannot parse"),
             ("ws:// spaces /", "cannot parse"),
+            ("wss://a..b/", "not a valid TLS server name"),
         ];
         for (url, hint) in cases {
             let err = Target::parse(url).expect_err(url).to_string();

@@ -30,7 +30,7 @@ pub(crate) type AckKey = Arc<dyn Fn(&Message) -> Option<u64> + Send + Sync>;
 /// Outgoing-message bookkeeping of one machine, kept across connections.
 pub(crate) struct Outbox {
     ack_key: Option<AckKey>,
-    /// Most messages in flight (unflushed + unacknowledged + replay).
+    /// Most messages in flight (unflushed + unacknowledged).
     window: usize,
     replay: VecDeque<Message>,
     unflushed: Vec<(Option<u64>, Message)>,
@@ -104,10 +104,10 @@ impl Outbox {
     }
 
     /// A message was handed to the engine.
-    pub(crate) fn written(&mut self, message: &Message) {
-        let key = self.ack_key.as_ref().and_then(|key| key(message));
+    pub(crate) fn written(&mut self, message: Message) {
+        let key = self.ack_key.as_ref().and_then(|key| key(&message));
         self.unflushed_bytes += message.len();
-        self.unflushed.push((key, message.clone()));
+        self.unflushed.push((key, message));
     }
 
     /// Whether written messages wait for a flush.
@@ -185,8 +185,8 @@ mod tests {
     #[test]
     fn without_acks_a_flush_settles_messages() {
         let mut outbox = Outbox::new(None, 8);
-        outbox.written(&numbered(1));
-        outbox.written(&numbered(2));
+        outbox.written(numbered(1));
+        outbox.written(numbered(2));
         assert!(outbox.has_unflushed());
         outbox.flushed();
         assert!(!outbox.has_unflushed());
@@ -198,7 +198,7 @@ mod tests {
     fn without_acks_a_failed_write_is_replayed_in_order() {
         let mut outbox = Outbox::new(None, 8);
         for n in 1..=3 {
-            outbox.written(&numbered(n));
+            outbox.written(numbered(n));
         }
         outbox.connection_lost();
         assert!(!outbox.can_take(), "replay goes before new messages");
@@ -211,12 +211,12 @@ mod tests {
     fn with_acks_unacknowledged_messages_come_back_first() {
         let mut outbox = Outbox::new(Some(Arc::new(seq)), 8);
         for n in 1..=4 {
-            outbox.written(&numbered(n));
+            outbox.written(numbered(n));
         }
         outbox.flushed();
         outbox.received(&numbered(1));
         outbox.received(&numbered(3));
-        outbox.written(&numbered(5));
+        outbox.written(numbered(5));
         outbox.connection_lost();
         let replayed: Vec<Message> = std::iter::from_fn(|| outbox.take_replay()).collect();
         assert_eq!(keys(&replayed), [Some(2), Some(4), Some(5)]);
@@ -225,9 +225,9 @@ mod tests {
     #[test]
     fn the_window_bounds_messages_in_flight() {
         let mut outbox = Outbox::new(Some(Arc::new(seq)), 2);
-        outbox.written(&numbered(1));
+        outbox.written(numbered(1));
         assert!(outbox.can_take());
-        outbox.written(&numbered(2));
+        outbox.written(numbered(2));
         outbox.flushed();
         assert!(!outbox.can_take());
         outbox.received(&numbered(2));
@@ -237,7 +237,7 @@ mod tests {
     #[test]
     fn unknown_and_duplicate_acks_are_ignored() {
         let mut outbox = Outbox::new(Some(Arc::new(seq)), 4);
-        outbox.written(&numbered(1));
+        outbox.written(numbered(1));
         outbox.flushed();
         outbox.received(&numbered(9));
         outbox.received(&Message::text("no key"));
@@ -251,9 +251,9 @@ mod tests {
     #[test]
     fn stopping_hands_back_everything_unconfirmed() {
         let mut outbox = Outbox::new(Some(Arc::new(seq)), 8);
-        outbox.written(&numbered(1));
+        outbox.written(numbered(1));
         outbox.flushed();
-        outbox.written(&numbered(2));
+        outbox.written(numbered(2));
         let left = outbox.into_undelivered();
         assert_eq!(keys(&left.unacknowledged), [Some(1)]);
         assert_eq!(keys(&left.unsent), [Some(2)]);

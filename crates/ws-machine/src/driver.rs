@@ -18,7 +18,9 @@
 //! and the engine's `poll_next`/`poll_flush` keep their progress in their
 //! owners, and the timers are pinned and reset, never re-created.
 
-use std::{future::poll_fn, io, pin::Pin, sync::Arc, task::Poll, time::Duration};
+use std::{
+    collections::VecDeque, future::poll_fn, io, pin::Pin, sync::Arc, task::Poll, time::Duration,
+};
 
 use http::HeaderMap;
 use tokio::{
@@ -32,7 +34,7 @@ use crate::{
     delivery::Outbox,
     engine::{self, Connector, Frame, Incoming, Socket},
     error::Error,
-    keepalive::{Due, KeepAlive},
+    keepalive::{Due, KeepAlive, after},
     machine::{Command, Leftovers},
     message::Message,
     state::{Lifecycle, Next, Policy, Status},
@@ -58,52 +60,47 @@ struct Limits {
 #[derive(Debug)]
 struct InputOut {
     tx: mpsc::Sender<Message>,
-    /// The one message that did not fit; while it waits, the socket is not
-    /// read (backpressure).
-    pending: Option<Message>,
-    /// Received after a quit with no room left: handed back in [`Leftovers`].
-    late: Vec<Message>,
+    /// Received messages that did not fit in `input`, oldest first. While
+    /// any wait, the socket is not read (backpressure); only a connection
+    /// being closed adds more (what arrives during its close handshake).
+    held: VecDeque<Message>,
 }
 
 impl InputOut {
-    fn has_pending(&self) -> bool {
-        self.pending.is_some()
+    fn is_held_up(&self) -> bool {
+        !self.held.is_empty()
     }
 
-    /// Hands a message over even after a quit: kept for [`Leftovers`] when
-    /// there is no room.
-    fn offer_late(&mut self, message: Message) {
-        if self.pending.is_some() {
-            self.late.push(message);
-        } else {
-            hand_over(&self.tx, &mut self.pending, message);
-        }
-    }
-
-    /// Hands over the waiting message once [`room`] gave room.
+    /// Hands over the oldest held message once [`room`] gave room.
     fn room(
-        pending: &mut Option<Message>,
+        held: &mut VecDeque<Message>,
         permit: Result<mpsc::OwnedPermit<Message>, mpsc::error::SendError<()>>,
     ) {
         match permit {
             Ok(permit) => {
-                if let Some(message) = pending.take() {
+                if let Some(message) = held.pop_front() {
                     permit.send(message);
                 }
             }
             // The caller dropped `input`: it wants no messages.
-            Err(_) => *pending = None,
+            Err(_) => held.clear(),
         }
     }
 
-    /// At the end: everything not handed over.
-    fn into_leftovers(mut self) -> Vec<Message> {
-        if let Some(message) = self.pending.take()
-            && let Err(e) = self.tx.try_send(message)
-        {
-            self.late.insert(0, e.into_inner());
+    /// When the machine stops: hands over what is held as the caller makes
+    /// room, until `deadline`.
+    async fn hand_over_held(&mut self, deadline: Instant) {
+        while self.is_held_up() {
+            tokio::select! {
+                permit = room(&self.tx) => Self::room(&mut self.held, permit),
+                () = sleep_until(deadline) => break,
+            }
         }
-        self.late
+    }
+
+    /// At the end: what could not be handed over.
+    fn into_leftovers(self) -> Vec<Message> {
+        self.held.into()
     }
 }
 
@@ -116,12 +113,17 @@ async fn room(
     tx.clone().reserve_owned().await
 }
 
-/// Hands a received message to the caller without waiting; if `input` is
-/// full it waits in `pending` (and the socket is not read meanwhile).
-fn hand_over(tx: &mpsc::Sender<Message>, pending: &mut Option<Message>, message: Message) {
+/// Hands a received message to the caller without waiting. If `input` is
+/// full, or older messages are already held, it is held (and the socket is
+/// not read meanwhile).
+fn hand_over(tx: &mpsc::Sender<Message>, held: &mut VecDeque<Message>, message: Message) {
+    if !held.is_empty() {
+        held.push_back(message);
+        return;
+    }
     match tx.try_send(message) {
         Ok(()) => {}
-        Err(TrySendError::Full(message)) => *pending = Some(message),
+        Err(TrySendError::Full(message)) => held.push_back(message),
         // The caller dropped `input`: it wants no messages.
         Err(TrySendError::Closed(_)) => {}
     }
@@ -200,8 +202,7 @@ impl Driver {
             status: StatusOut::new(status),
             input: InputOut {
                 tx: input,
-                pending: None,
-                late: Vec::new(),
+                held: VecDeque::new(),
             },
             output,
             output_open: true,
@@ -222,6 +223,11 @@ impl Driver {
             match flow {
                 Flow::Go(n) => next = n,
                 Flow::Quit => {
+                    // Everything received goes to `input` before it closes,
+                    // as far as the caller makes room within the close
+                    // timeout; the rest is handed back in `Leftovers`.
+                    let deadline = after(Instant::now(), self.limits.close_timeout);
+                    self.input.hand_over_held(deadline).await;
                     let last = self.lifecycle.quit();
                     self.status.emit(last);
                     break;
@@ -282,8 +288,8 @@ impl Driver {
                         }
                     }
                     () = self.status.drain_one(), if self.status.has_backlog() => {}
-                    permit = room(&self.input.tx), if self.input.has_pending() => {
-                        InputOut::room(&mut self.input.pending, permit);
+                    permit = room(&self.input.tx), if self.input.is_held_up() => {
+                        InputOut::room(&mut self.input.held, permit);
                     }
                 }
             }
@@ -313,8 +319,8 @@ impl Driver {
                     _ => {}
                 },
                 () = self.status.drain_one(), if self.status.has_backlog() => {}
-                permit = room(&self.input.tx), if self.input.has_pending() => {
-                    InputOut::room(&mut self.input.pending, permit);
+                permit = room(&self.input.tx), if self.input.is_held_up() => {
+                    InputOut::room(&mut self.input.held, permit);
                 }
             }
         }
@@ -362,7 +368,7 @@ impl Driver {
                     return self.lost(error);
                 }
             }
-            let read = !self.input.has_pending();
+            let read = !self.input.is_held_up();
             let flush = link.flush_needed;
             tokio::select! {
                 command = self.commands.recv() => {
@@ -370,7 +376,7 @@ impl Driver {
                         return flow;
                     }
                 }
-                event = poll_fn(|cx| link.poll_io(cx, read, &self.input.tx, &mut self.input.pending, &mut self.outbox)), if read || flush => {
+                event = poll_fn(|cx| link.poll_io(cx, read, &self.input.tx, &mut self.input.held, &mut self.outbox)), if read || flush => {
                     match event {
                         IoEvent::Progress => {}
                         IoEvent::Failed(error) => return self.failed(&mut link, error).await,
@@ -415,7 +421,7 @@ impl Driver {
                 }
                 () = &mut keepalive_timer => {
                     let now = Instant::now();
-                    if self.input.has_pending() {
+                    if self.input.is_held_up() {
                         // The socket is not being read because the caller is
                         // behind: an unread pong is not the peer's fault.
                         // Detection resumes once reading does.
@@ -440,15 +446,15 @@ impl Driver {
                         .socket
                         .last_write()
                         .map_or(link.dirty_since, |at| at.max(link.dirty_since));
-                    let deadline = progress + self.limits.write_timeout;
+                    let deadline = after(progress, self.limits.write_timeout);
                     if now >= deadline {
                         return self.lost(Error::WriteTimeout(self.limits.write_timeout));
                     }
                     write_timer.as_mut().reset(deadline);
                 }
                 () = self.status.drain_one(), if self.status.has_backlog() => {}
-                permit = room(&self.input.tx), if self.input.has_pending() => {
-                    InputOut::room(&mut self.input.pending, permit);
+                permit = room(&self.input.tx), if self.input.is_held_up() => {
+                    InputOut::room(&mut self.input.held, permit);
                 }
             }
         }
@@ -503,7 +509,7 @@ impl Driver {
     fn write_tracked(&mut self, link: &mut Link, message: Message) -> Result<(), Error> {
         match engine::outgoing(&message, self.text_mode, self.limits.max_message_size) {
             Ok(frame) => {
-                self.outbox.written(&message);
+                self.outbox.written(message.resolved(self.text_mode));
                 link.send(frame)
             }
             Err(refused) => {
@@ -544,7 +550,7 @@ impl Driver {
 
     /// Closes the connection with a close handshake, bounded by the close
     /// timeout. Messages that still arrive are handed over if there is room
-    /// and kept for [`Leftovers`] otherwise.
+    /// and held, in order, otherwise.
     async fn close(&mut self, link: &mut Link) {
         let input = &mut self.input;
         let outbox = &mut self.outbox;
@@ -556,7 +562,7 @@ impl Driver {
             while let Some(item) = poll_fn(|cx| socket.poll_next(cx)).await {
                 if let Incoming::Message(message) = item? {
                     outbox.received(&message);
-                    input.offer_late(message);
+                    hand_over(&input.tx, &mut input.held, message);
                 }
             }
             Ok::<(), Error>(())
@@ -613,9 +619,19 @@ struct Link {
 impl Link {
     /// Hands a frame to the engine; the next loop iteration flushes it.
     fn send(&mut self, frame: Frame) -> Result<(), Error> {
-        self.socket.send(frame)?;
+        self.socket.send(frame).map_err(|e| self.end_error(e))?;
         self.mark_dirty();
         Ok(())
+    }
+
+    /// Once the server's close frame arrived, the connection ended because
+    /// the server closed it, whatever fails after (writing the close reply,
+    /// a write refused by the closed engine).
+    fn end_error(&mut self, error: Error) -> Error {
+        match self.close.take() {
+            Some((code, reason)) => Error::Closed { code, reason },
+            None => error,
+        }
     }
 
     fn mark_dirty(&mut self) {
@@ -632,7 +648,7 @@ impl Link {
         cx: &mut std::task::Context<'_>,
         read: bool,
         input: &mpsc::Sender<Message>,
-        pending: &mut Option<Message>,
+        held: &mut VecDeque<Message>,
         outbox: &mut Outbox,
     ) -> Poll<IoEvent> {
         let mut progress = false;
@@ -643,14 +659,16 @@ impl Link {
                     outbox.flushed();
                     progress = true;
                 }
-                Poll::Ready(Err(error)) => return Poll::Ready(IoEvent::Failed(error)),
+                Poll::Ready(Err(error)) => {
+                    return Poll::Ready(IoEvent::Failed(self.end_error(error)));
+                }
                 Poll::Pending => {}
             }
         }
         let mut received = false;
         if read {
             for _ in 0..BATCH {
-                if pending.is_some() {
+                if !held.is_empty() {
                     break;
                 }
                 match self.socket.poll_next(cx) {
@@ -659,17 +677,21 @@ impl Link {
                         match frame {
                             Incoming::Message(message) => {
                                 outbox.received(&message);
-                                hand_over(input, pending, message);
+                                hand_over(input, held, message);
                             }
-                            // The engine queued a pong or a close reply.
-                            Incoming::Control => self.mark_dirty(),
+                            // The engine queued the pong: it goes out with
+                            // the next flush.
+                            Incoming::Ping => self.mark_dirty(),
+                            Incoming::Pong => {}
                             Incoming::Close { code, reason } => {
                                 self.close = Some((code, reason));
                                 self.mark_dirty();
                             }
                         }
                     }
-                    Poll::Ready(Some(Err(error))) => return Poll::Ready(IoEvent::Failed(error)),
+                    Poll::Ready(Some(Err(error))) => {
+                        return Poll::Ready(IoEvent::Failed(self.end_error(error)));
+                    }
                     Poll::Ready(None) => return Poll::Ready(IoEvent::Ended(self.close.take())),
                     Poll::Pending => break,
                 }

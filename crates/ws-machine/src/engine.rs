@@ -10,8 +10,9 @@
 //! - during the handshake it records the bytes read, so a rejected upgrade's
 //!   headers (`Retry-After`) can be read although the engine reports only the
 //!   status code;
-//! - it notes when a write last made progress, so the write timeout can
-//!   tell a slow write that moves from a stuck one.
+//! - right above the socket (under TLS, so draining TLS records count too)
+//!   it notes when a write last made progress, so the write timeout can tell
+//!   a slow write that moves from a stuck one.
 
 use std::{
     io,
@@ -82,7 +83,7 @@ impl Socket {
 
     /// When a write last made progress.
     pub(crate) fn last_write(&self) -> Option<Instant> {
-        self.stream.get_ref().last_write
+        self.stream.get_ref().io.last_write()
     }
 }
 
@@ -95,8 +96,6 @@ pub(crate) struct Transport {
     io: Io,
     /// Records the bytes read while the handshake is under way.
     recorder: Option<Recorder>,
-    /// When a write last made progress.
-    last_write: Option<Instant>,
 }
 
 /// The answer to the upgrade request as read so far. The engine drops the
@@ -116,13 +115,95 @@ impl Drop for Transport {
     }
 }
 
+/// The byte stream itself. Write progress is noted right above the socket,
+/// under TLS, so TLS records still draining count as progress.
 #[derive(Debug)]
 enum Io {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Plain(Tracked<TcpStream>),
+    Tls(Box<TlsStream<Tracked<TcpStream>>>),
     /// In-memory connections for the crate's paused-clock tests.
     #[cfg(test)]
-    Memory(tokio::io::DuplexStream),
+    Memory(Tracked<tokio::io::DuplexStream>),
+}
+
+impl Io {
+    fn last_write(&self) -> Option<Instant> {
+        match self {
+            Self::Plain(s) => s.last_write,
+            Self::Tls(s) => s.get_ref().0.last_write,
+            #[cfg(test)]
+            Self::Memory(s) => s.last_write,
+        }
+    }
+}
+
+/// A socket that notes when a write last made progress: if that is long
+/// ago while data waits, the write is stuck.
+#[derive(Debug)]
+struct Tracked<S> {
+    inner: S,
+    last_write: Option<Instant>,
+}
+
+impl<S> Tracked<S> {
+    fn new(inner: S) -> Self {
+        Self {
+            inner,
+            last_write: None,
+        }
+    }
+
+    fn note(&mut self, result: &Poll<io::Result<usize>>) {
+        if let Poll::Ready(Ok(1..)) = result {
+            self.last_write = Some(Instant::now());
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.note(&result);
+        result
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.note(&result);
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
 }
 
 /// Hands in-memory connections to a machine under test: each attempt takes
@@ -162,17 +243,12 @@ impl AsyncWrite for Transport {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let result = match &mut this.io {
+        match &mut self.get_mut().io {
             Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             #[cfg(test)]
             Io::Memory(s) => Pin::new(s).poll_write(cx, buf),
-        };
-        if let Poll::Ready(Ok(1..)) = result {
-            this.last_write = Some(Instant::now());
         }
-        result
     }
 
     fn poll_write_vectored(
@@ -180,17 +256,12 @@ impl AsyncWrite for Transport {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let result = match &mut this.io {
+        match &mut self.get_mut().io {
             Io::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
             #[cfg(test)]
             Io::Memory(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-        };
-        if let Poll::Ready(Ok(1..)) = result {
-            this.last_write = Some(Instant::now());
         }
-        result
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -271,11 +342,13 @@ impl Connector {
                 .lock()
                 .ok()
                 .and_then(|mut streams| streams.try_recv().ok());
-            return next.map(Io::Memory).ok_or_else(|| Error::Connect {
-                host: target.host.clone(),
-                port: target.port,
-                source: Arc::new(io::Error::from(io::ErrorKind::ConnectionRefused)),
-            });
+            return next
+                .map(|stream| Io::Memory(Tracked::new(stream)))
+                .ok_or_else(|| Error::Connect {
+                    host: target.host.clone(),
+                    port: target.port,
+                    source: Arc::new(io::Error::from(io::ErrorKind::ConnectionRefused)),
+                });
         }
         let tcp = TcpStream::connect((target.host.as_str(), target.port))
             .await
@@ -290,7 +363,7 @@ impl Connector {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
         let io = match &self.tls {
-            None => Io::Plain(tcp),
+            None => Io::Plain(Tracked::new(tcp)),
             Some(tls) => {
                 let name =
                     rustls::pki_types::ServerName::try_from(target.host.clone()).map_err(|e| {
@@ -299,7 +372,10 @@ impl Connector {
                             target.host
                         ))
                     })?;
-                let stream = tls.connect(name, tcp).await.map_err(tls_error)?;
+                let stream = tls
+                    .connect(name, Tracked::new(tcp))
+                    .await
+                    .map_err(tls_error)?;
                 Io::Tls(Box::new(stream))
             }
         };
@@ -315,7 +391,6 @@ impl Connector {
                 bytes: Vec::new(),
                 on_drop: answer_tx,
             }),
-            last_write: None,
         };
         let mut builder = tws::ClientBuilder::from_uri(target.uri.clone())
             .config(self.config)
@@ -416,9 +491,10 @@ fn retry_after(answer: &[u8]) -> Option<Duration> {
 pub(crate) enum Incoming {
     /// A data message for the caller.
     Message(Message),
-    /// A ping or pong: proof of life, nothing for the caller. (The engine
-    /// answers pings by itself.)
-    Control,
+    /// A ping: proof of life; the engine queued the pong that answers it.
+    Ping,
+    /// A pong: proof of life.
+    Pong,
     /// The server's close frame.
     Close { code: u16, reason: String },
 }
@@ -439,8 +515,10 @@ fn incoming(message: tws::Message) -> Incoming {
                 (u16::from(code), reason.to_owned())
             });
         Incoming::Close { code, reason }
+    } else if message.is_ping() {
+        Incoming::Ping
     } else {
-        Incoming::Control
+        Incoming::Pong
     }
 }
 

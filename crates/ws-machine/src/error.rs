@@ -20,7 +20,9 @@ use std::{io, sync::Arc, time::Duration};
 ///   [`InvalidConfig`](Error::InvalidConfig), [`NoRuntime`](Error::NoRuntime))
 ///   are returned by [`Machine::new`](crate::Machine::new) and
 ///   [`Builder::spawn`](crate::Builder::spawn); the machine never starts, so
-///   they can never turn into a loop of failing attempts.
+///   they can never turn into a loop of failing attempts. (The one exception
+///   is a [`Builder::headers_fn`](crate::Builder::headers_fn) that returns a
+///   header the handshake sets itself: a final `InvalidHeader` at run time.)
 /// - **Connection errors** are reported in a [`Status`](crate::Status) with
 ///   [`State::Disconnected`](crate::State::Disconnected). Those for which
 ///   [`is_retryable`](Error::is_retryable) is true are followed by another

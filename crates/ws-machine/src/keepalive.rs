@@ -18,6 +18,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+/// `at + wait`, or about 30 years after `at` when that would overflow: a
+/// huge interval or timeout (such as `Duration::MAX`) means "never".
+pub(crate) fn after(at: Instant, wait: Duration) -> Instant {
+    at.checked_add(wait)
+        .unwrap_or_else(|| at + Duration::from_secs(30 * 365 * 24 * 3600))
+}
+
 /// What the timer's expiry means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Due {
@@ -66,8 +73,8 @@ impl KeepAlive {
     /// When the timer should next fire.
     pub(crate) fn deadline(&self) -> Instant {
         match self.ping_outstanding_since {
-            Some(sent) => sent + self.timeout,
-            None => self.last_received + self.interval,
+            Some(sent) => after(sent, self.timeout),
+            None => after(self.last_received, self.interval),
         }
     }
 
@@ -125,6 +132,15 @@ mod tests {
         ka.ping_sent(t0 + SECOND);
         ka.ping_sent(t0 + 2 * SECOND);
         assert_eq!(ka.on_timer(t0 + 4 * SECOND), Due::Dead);
+    }
+
+    #[test]
+    fn huge_durations_mean_never() {
+        let t0 = Instant::now();
+        let mut ka = KeepAlive::new(Duration::MAX, Duration::MAX, t0);
+        assert!(ka.deadline() > t0 + 100 * 365 * 24 * 3600 * SECOND / 10);
+        ka.ping_sent(t0);
+        assert!(matches!(ka.on_timer(t0 + 3600 * SECOND), Due::Rearm(_)));
     }
 
     #[test]

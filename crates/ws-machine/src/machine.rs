@@ -40,7 +40,8 @@ pub enum Command {
     /// Send plain-bytes messages as binary from now on (the default).
     UseBinary,
     /// Close the current connection and connect again at once, or skip the
-    /// wait if the machine is waiting between attempts.
+    /// wait if the machine is waiting between attempts. Ignored while an
+    /// attempt is under way.
     Reconnect,
 }
 
@@ -94,10 +95,13 @@ pub struct Leftovers {
 ///
 /// Each channel is in order. Across `status` and `input`, the machine
 /// reports `Connected` before it reads anything from that connection, and
-/// hands over everything read from it before it reports the `Disconnected`
-/// that ends it. A caller that polls both in one `select!` sees them
-/// interleaved as it polls; one that needs to tie messages to connections
-/// reads with `biased;`, `status` first.
+/// when the server ends a connection, everything read from it is in `input`
+/// before the `Disconnected` that ends it, unless `input` was full: the
+/// messages the machine holds then follow in order as the caller reads (they
+/// are never dropped, and a quit hands them over before `input` closes, as
+/// far as the caller reads within the close timeout; the rest is returned by
+/// [`Machine::shutdown`]). A caller that polls both channels in one
+/// `select!` sees them interleaved as it polls.
 ///
 /// Stopping: send [`Command::Quit`], drop [`Machine::command`] (dropping the
 /// whole machine does that), or call [`Machine::shutdown`] to also get back
@@ -192,14 +196,22 @@ impl Machine {
         // An error means the machine already stopped.
         let _ = self.command.send(Command::Quit).await;
         drop(self.command);
-        let mut leftovers = match self.task.await {
-            Ok(leftovers) => leftovers,
-            Err(e) => {
-                tracing::error!(error = %e, "machine task failed");
-                Leftovers::default()
+        // Read `input` while the machine stops: it hands over what it still
+        // holds before it closes `input`.
+        let mut unread = Vec::new();
+        let finished = loop {
+            tokio::select! {
+                finished = &mut self.task => break finished,
+                message = self.input.recv() => match message {
+                    Some(message) => unread.push(message),
+                    None => break (&mut self.task).await,
+                },
             }
         };
-        let mut unread = Vec::new();
+        let mut leftovers = finished.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "machine task failed");
+            Leftovers::default()
+        });
         while let Ok(message) = self.input.try_recv() {
             unread.push(message);
         }

@@ -80,6 +80,18 @@ impl Message {
         Self { kind, payload }
     }
 
+    /// The message as it goes out in the given mode: plain bytes become text
+    /// or binary, so a message written again after a reconnect keeps the
+    /// kind it was first written with.
+    pub(crate) fn resolved(self, text_mode: bool) -> Self {
+        let kind = match self.kind {
+            Kind::Unspecified if text_mode => Kind::Text,
+            Kind::Unspecified => Kind::Binary,
+            kind => kind,
+        };
+        Self { kind, ..self }
+    }
+
     /// The kind of this message.
     #[must_use]
     pub fn kind(&self) -> Kind {
@@ -189,6 +201,20 @@ mod tests {
         assert_eq!(Message::text("héllo").as_text(), Some("héllo"));
         assert_eq!(Message::binary(&b"hello"[..]).as_text(), None);
         assert_eq!(Message::bytes(&b"hello"[..]).as_text(), None);
+    }
+
+    #[test]
+    fn resolving_fixes_only_plain_bytes() {
+        assert_eq!(Message::bytes(&b"a"[..]).resolved(true).kind(), Kind::Text);
+        assert_eq!(
+            Message::bytes(&b"a"[..]).resolved(false).kind(),
+            Kind::Binary
+        );
+        assert_eq!(
+            Message::binary(&b"a"[..]).resolved(true).kind(),
+            Kind::Binary
+        );
+        assert_eq!(Message::text("a").resolved(false).kind(), Kind::Text);
     }
 
     #[test]

@@ -335,3 +335,96 @@ async fn a_caller_that_stops_reading_is_not_mistaken_for_a_dead_peer() {
     }
     reader.abort();
 }
+
+/// What a connection closed on request still delivers (read during its close
+/// handshake while `input` is full) reaches `input` in order, before what the
+/// next connection brings.
+#[tokio::test(start_paused = true)]
+async fn messages_held_across_a_reconnect_reach_input_in_order() {
+    let (peer, builder) = Peer::builder();
+    let mut machine = builder
+        .min_uptime(Duration::ZERO)
+        .input_capacity(1)
+        .spawn()
+        .expect("valid");
+    let mut server = peer.accept().await;
+    until_state(&mut machine, State::Connected).await;
+    for n in 1..=5u32 {
+        server
+            .send(tws::Message::binary(n.to_le_bytes().to_vec()))
+            .await
+            .expect("send");
+    }
+    // The machine reads 1 (into `input`) and 2 (held), then stops reading.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let old = tokio::spawn(async move { while let Some(Ok(_)) = server.next().await {} });
+    let next = peer.offer();
+    machine
+        .command
+        .send(Command::Reconnect)
+        .await
+        .expect("running");
+    let mut server = upgrade(next).await;
+    until_state(&mut machine, State::Connected).await;
+    server
+        .send(tws::Message::binary(6u32.to_le_bytes().to_vec()))
+        .await
+        .expect("send");
+    let mut got = Vec::new();
+    while got.len() < 6 {
+        let message = timeout(Duration::from_secs(5), machine.input.recv())
+            .await
+            .expect("in time")
+            .expect("open");
+        got.push(u32::from_le_bytes(
+            message.as_ref().try_into().expect("4 bytes"),
+        ));
+    }
+    assert_eq!(got, [1, 2, 3, 4, 5, 6]);
+    old.abort();
+    assert!(machine.shutdown().await.received.is_empty());
+}
+
+/// `Duration::MAX` means "never": no keep-alive, and no overflow.
+#[tokio::test(start_paused = true)]
+async fn a_huge_ping_interval_turns_keep_alive_off() {
+    let (peer, builder) = Peer::builder();
+    let mut machine = builder
+        .ping_interval(Duration::MAX)
+        .pong_timeout(Duration::MAX)
+        .write_timeout(Duration::MAX)
+        .close_timeout(Duration::MAX)
+        .spawn()
+        .expect("valid");
+    let _silent = peer.accept().await;
+    until_state(&mut machine, State::Connected).await;
+    tokio::time::sleep(Duration::from_secs(365 * 24 * 3600)).await;
+    assert!(
+        machine.status.try_recv().is_err(),
+        "no state change in a year"
+    );
+    assert!(!machine.is_stopped());
+}
+
+/// A server that sends a close frame and drops TCP at once: the close code
+/// is what is reported, not the failed write of the close reply.
+#[tokio::test(start_paused = true)]
+async fn the_close_code_survives_a_failed_close_reply() {
+    let (peer, builder) = Peer::builder();
+    let mut machine = builder.spawn().expect("valid");
+    let mut server = peer.accept().await;
+    until_state(&mut machine, State::Connected).await;
+    let code = tws::CloseCode::try_from(4001).expect("valid code");
+    server
+        .send(tws::Message::close(Some(code), "go away"))
+        .await
+        .expect("send");
+    drop(server);
+    let status = until_state(&mut machine, State::Disconnected).await;
+    match status.error {
+        Some(Error::Closed { code, reason }) => {
+            assert_eq!((code, reason.as_str()), (4001, "go away"));
+        }
+        other => panic!("expected the server's close, got {other:?}"),
+    }
+}
