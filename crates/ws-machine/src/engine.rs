@@ -90,6 +90,11 @@ impl Socket {
 /// Most bytes of a rejected handshake's answer kept to read its headers.
 const MAX_RECORDED: usize = 16 * 1024;
 
+/// Most bytes read while waiting for the answer to the upgrade request: a
+/// server that sends endless headers is cut off instead of filling memory
+/// until the handshake timeout.
+const MAX_HANDSHAKE_ANSWER: usize = 64 * 1024;
+
 /// The byte stream under the engine.
 #[derive(Debug)]
 pub(crate) struct Transport {
@@ -103,6 +108,8 @@ pub(crate) struct Transport {
 #[derive(Debug)]
 struct Recorder {
     bytes: Vec<u8>,
+    /// All bytes read so far, recorded or not.
+    total: usize,
     on_drop: tokio::sync::oneshot::Sender<Vec<u8>>,
 }
 
@@ -232,6 +239,15 @@ impl AsyncRead for Transport {
             recorder
                 .bytes
                 .extend_from_slice(&fresh[..fresh.len().min(room)]);
+            recorder.total += fresh.len();
+            if recorder.total > MAX_HANDSHAKE_ANSWER {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "the answer to the upgrade request exceeds {MAX_HANDSHAKE_ANSWER} bytes"
+                    ),
+                )));
+            }
         }
         result
     }
@@ -389,6 +405,7 @@ impl Connector {
             io,
             recorder: Some(Recorder {
                 bytes: Vec::new(),
+                total: 0,
                 on_drop: answer_tx,
             }),
         };

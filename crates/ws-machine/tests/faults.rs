@@ -134,6 +134,57 @@ async fn garbage_from_the_server_is_a_protocol_error_then_reconnects() {
     echo(&mut machine, "clean again").await;
 }
 
+/// Random bytes in place of frames, 100 connections in a row: whatever they
+/// happen to mean (garbage, a valid message, the start of a frame that never
+/// ends), the machine never panics, reports each lost connection, and
+/// works normally afterwards.
+#[tokio::test]
+async fn random_garbage_never_breaks_the_machine() {
+    let server = server();
+    let mut machine = connect(fast(server.url()).min_uptime(Duration::ZERO)).await;
+    let mut rng = fastrand::Rng::with_seed(20_261_126);
+    let (mut protocol_errors, mut delivered) = (0, 0);
+    for round in 0..100 {
+        let len = rng.usize(2..=300);
+        let mut garbage: Vec<u8> = std::iter::repeat_with(|| rng.u8(..)).take(len).collect();
+        if round % 2 == 1 {
+            // A valid header (final binary frame, unmasked, short length)
+            // followed by random bytes: a message, then more garbage, or a
+            // frame that never completes.
+            garbage[0] = 0x82;
+            garbage[1] = rng.u8(0..126);
+        }
+        assert_eq!(server.send_garbage_all(garbage), 1, "round {round}");
+        let lost = match status_within(&mut machine, ms(100)).await {
+            Some(status) => status,
+            None => {
+                // A frame was left half-read: dropping the socket settles it.
+                server.drop_all();
+                next_status(&mut machine).await
+            }
+        };
+        assert_eq!(lost.state, State::Disconnected, "round {round}: {lost}");
+        assert!(
+            lost.error.is_some() && !lost.is_final(),
+            "round {round}: {lost}"
+        );
+        if matches!(lost.error, Some(Error::Protocol(_))) {
+            protocol_errors += 1;
+        }
+        wait_for_state(&mut machine, State::Connected).await;
+        // Whatever valid messages the garbage held were delivered.
+        while machine.input.try_recv().is_ok() {
+            delivered += 1;
+        }
+    }
+    // The garbage did reach the machine: most of it broke the protocol, and
+    // the frames with a valid header were delivered.
+    assert!(protocol_errors >= 50, "{protocol_errors} of 100");
+    assert!(delivered >= 10, "{delivered} messages delivered");
+    echo(&mut machine, "still fine").await;
+    assert!(!machine.is_stopped());
+}
+
 #[tokio::test]
 async fn an_oversized_incoming_message_drops_the_connection_not_the_machine() {
     let server = server();

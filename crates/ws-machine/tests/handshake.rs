@@ -395,6 +395,48 @@ async fn an_answer_that_is_not_http_is_a_retried_handshake_error() {
     wait_for_final(&mut machine).await;
 }
 
+#[tokio::test]
+async fn an_endless_handshake_answer_is_cut_off() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("ws://{}/", listener.local_addr().expect("address"));
+    let peer = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let (mut stream, _) = listener.accept().await.expect("accept");
+        stream
+            .write_all(b"HTTP/1.1 101 Switching Protocols\r\nX-Padding: ")
+            .await
+            .expect("write");
+        // A header that never ends, until the client hangs up.
+        let chunk = vec![b'a'; 16 * 1024];
+        let mut written = 0usize;
+        while stream.write_all(&chunk).await.is_ok() {
+            written += chunk.len();
+        }
+        written
+    });
+    // A long handshake timeout: the cut-off, not the timeout, must end it.
+    let mut machine = fast(url)
+        .handshake_timeout(Duration::from_secs(60))
+        .spawn()
+        .expect("valid options");
+    let seen = wait_for_state(&mut machine, State::Disconnected).await;
+    let failed = seen.last().expect("a status");
+    match &failed.error {
+        Some(Error::Handshake(reason)) => assert!(reason.contains("exceeds"), "{reason}"),
+        other => panic!("expected a handshake error, got {other:?}"),
+    }
+    assert!(failed.error.as_ref().is_some_and(Error::is_retryable));
+    let written = tokio::time::timeout(common::WAIT, peer)
+        .await
+        .expect("peer ends")
+        .expect("peer ok");
+    assert!(written < 4 * 1024 * 1024, "the client read {written} bytes");
+    command(&machine, Command::Quit).await;
+    wait_for_final(&mut machine).await;
+}
+
 /// A status's `attempt` is "which attempt this is": the disconnect that ends
 /// attempt N should say N, as the `Connecting` before it did, and the final
 /// status of `GaveUp { attempts: 3 }` should not say attempt 4.
