@@ -234,14 +234,22 @@ impl Driver {
                 }
             }
         }
-        self.into_leftovers()
+        self.into_leftovers().await
     }
 
-    fn into_leftovers(mut self) -> Leftovers {
+    async fn into_leftovers(mut self) -> Leftovers {
+        // After `close`, a sender that already holds a slot may still
+        // complete its send: read until the channel reports its end (bounded,
+        // in case a caller holds a reserved slot and never uses it).
         self.output.close();
         let mut queued = Vec::new();
-        while let Ok(message) = self.output.try_recv() {
-            queued.push(message);
+        let drain = async {
+            while let Some(message) = self.output.recv().await {
+                queued.push(message);
+            }
+        };
+        if timeout(self.limits.close_timeout, drain).await.is_err() {
+            tracing::debug!("a reserved output slot was never used");
         }
         let undelivered = self.outbox.into_undelivered();
         let mut unsent = undelivered.unsent;

@@ -117,7 +117,8 @@ async fn backoff_waits_follow_the_schedule_exactly() {
             "{delay:?} > {ceiling}s"
         );
     }
-    assert!(machine.status.recv().await.is_none());
+    let end = timeout(Duration::from_secs(3600), machine.status.recv()).await;
+    assert!(end.expect("the channel closes").is_none());
 }
 
 #[tokio::test(start_paused = true)]
@@ -261,7 +262,9 @@ async fn a_peer_that_stops_reading_trips_the_write_timeout() {
         "{lost:?}"
     );
     assert_eq!(started.elapsed(), Duration::from_secs(4));
-    let leftovers = machine.shutdown().await;
+    let leftovers = timeout(Duration::from_secs(3600), machine.shutdown())
+        .await
+        .expect("shutdown completes");
     assert_eq!(
         leftovers.unsent.len(),
         4,
@@ -382,7 +385,10 @@ async fn messages_held_across_a_reconnect_reach_input_in_order() {
     }
     assert_eq!(got, [1, 2, 3, 4, 5, 6]);
     old.abort();
-    assert!(machine.shutdown().await.received.is_empty());
+    let leftovers = timeout(Duration::from_secs(3600), machine.shutdown())
+        .await
+        .expect("shutdown completes");
+    assert!(leftovers.received.is_empty());
 }
 
 /// `Duration::MAX` means "never": no keep-alive, and no overflow.

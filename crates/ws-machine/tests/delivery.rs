@@ -12,7 +12,7 @@ use std::{
 };
 
 use common::{
-    WAIT, command, connect, fast, ms, number, numbered, recv, send, show, wait_for_final,
+    WAIT, command, connect, fast, ms, number, numbered, recv, send, show, shutdown, wait_for_final,
     wait_for_state, wait_for_state_where,
 };
 use tokio::time::timeout;
@@ -174,7 +174,7 @@ async fn with_acks_every_message_survives_a_server_that_keeps_closing() {
     assert_in_order_per_connection(&runs);
     let sent: usize = runs.values().map(Vec::len).sum();
     eprintln!("{} connections, {sent} messages written", runs.len());
-    let leftovers = machine.shutdown().await;
+    let leftovers = shutdown(machine).await;
     assert!(leftovers.unsent.is_empty(), "{}", leftovers.unsent.len());
     assert!(
         leftovers.unacknowledged.is_empty(),

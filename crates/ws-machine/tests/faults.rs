@@ -11,6 +11,7 @@ use common::{
     WAIT, accept_peer, command, connect, echo, fast, ms, next_status, number, peer_close_code,
     peer_send, recv, send, show, states, status_within, wait_for_state,
 };
+use futures_util::StreamExt;
 use tokio::{
     net::TcpListener,
     time::{Instant, timeout},
@@ -34,19 +35,14 @@ async fn a_frozen_server_is_detected_within_ping_interval_plus_pong_timeout() {
     .await;
 
     assert_eq!(server.freeze_all(), 1);
-    let frozen_at = Instant::now();
+    // The exact bound (interval + timeout) is checked on the paused clock in
+    // the crate's timing tests; here, over real sockets, that it is found.
     let seen = wait_for_state(&mut machine, State::Disconnected).await;
-    let detected_after = frozen_at.elapsed();
     let lost = seen.last().expect("a status");
     assert!(
         matches!(lost.error, Some(Error::PongTimeout(d)) if d == pong_timeout),
         "{}",
         show(&seen)
-    );
-    // The bound is interval + timeout (300 ms); the margin is for slow CI.
-    assert!(
-        detected_after < interval + pong_timeout + ms(700),
-        "detected after {detected_after:?}"
     );
 
     // Freezing affects open connections only: the next one works.
@@ -55,30 +51,56 @@ async fn a_frozen_server_is_detected_within_ping_interval_plus_pong_timeout() {
 }
 
 #[tokio::test]
-async fn an_idle_healthy_connection_is_kept_alive() {
-    let server = server();
-    let mut machine = connect(
-        fast(server.url())
-            .ping_interval(ms(30))
-            .pong_timeout(ms(60)),
-    )
-    .await;
-    // Ten ping intervals without traffic: pongs keep the connection up.
-    let change = status_within(&mut machine, ms(300)).await;
+async fn an_idle_healthy_connection_is_kept_alive_by_pings() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("ws://{}/", listener.local_addr().expect("address"));
+    let mut machine = fast(url)
+        .ping_interval(ms(30))
+        .pong_timeout(ms(60))
+        .spawn()
+        .expect("valid options");
+    let mut peer = accept_peer(&listener).await;
+    wait_for_state(&mut machine, State::Connected).await;
+    // The peer only reads (which answers pings): it sees one ping per
+    // silent interval, and the machine keeps the connection.
+    let mut pings = 0;
+    while pings < 5 {
+        let frame = timeout(WAIT, peer.next())
+            .await
+            .expect("a frame in time")
+            .expect("connection open")
+            .expect("valid frame");
+        assert!(frame.is_ping(), "{frame:?}");
+        pings += 1;
+    }
+    let change = status_within(&mut machine, ms(10)).await;
     assert!(change.is_none(), "unexpected {change:?}");
-    echo(&mut machine, "still here").await;
-    assert_eq!(server.connections_accepted(), 1);
 }
 
 #[tokio::test]
-async fn a_ping_command_is_answered_by_a_live_server() {
-    let server = server();
-    let mut machine = connect(fast(server.url()).pong_timeout(ms(100))).await;
+async fn a_ping_command_sends_a_ping_at_once() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("ws://{}/", listener.local_addr().expect("address"));
+    // Keep-alive pings far off: the only ping is the one asked for.
+    let mut machine = fast(url)
+        .ping_interval(Duration::from_secs(3600))
+        .pong_timeout(ms(500))
+        .spawn()
+        .expect("valid options");
+    let mut peer = accept_peer(&listener).await;
+    wait_for_state(&mut machine, State::Connected).await;
     command(&machine, Command::Ping).await;
-    // Three pong timeouts without a change of state: the pong arrived.
-    let change = status_within(&mut machine, ms(300)).await;
+    let frame = timeout(WAIT, peer.next())
+        .await
+        .expect("a ping in time")
+        .expect("connection open")
+        .expect("valid frame");
+    assert!(frame.is_ping(), "{frame:?}");
+    // The peer goes on reading, which sends the pong: no timeout.
+    let reader = tokio::spawn(async move { while let Some(Ok(_)) = peer.next().await {} });
+    let change = status_within(&mut machine, ms(600)).await;
     assert!(change.is_none(), "unexpected {change:?}");
-    echo(&mut machine, "pong seen").await;
+    reader.abort();
 }
 
 #[tokio::test]
@@ -335,7 +357,6 @@ async fn a_server_that_hangs_up_at_once_is_met_with_backoff_not_a_storm() {
     assert!(elapsed >= waited, "{elapsed:?} < {waited:?}");
     let accepted = server.connections_accepted();
     assert!((4..=5).contains(&accepted), "{accepted} connections");
-    assert!(elapsed < WAIT);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -344,11 +365,14 @@ async fn a_server_that_stops_reading_is_detected_by_the_write_timeout() {
     let server = server();
     let write_timeout = ms(200);
     // Keep-alive slower than the test, so only the write timeout can fire.
+    // With acknowledgements, every message must reach the new connection:
+    // the frozen one echoed none.
     let mut machine = connect(
         fast(server.url())
             .write_timeout(write_timeout)
             .ping_interval(Duration::from_secs(30))
-            .min_uptime(Duration::ZERO),
+            .min_uptime(Duration::ZERO)
+            .ack_key(number),
     )
     .await;
     server.freeze_all();
@@ -389,10 +413,11 @@ async fn a_server_that_stops_reading_is_detected_by_the_write_timeout() {
         .filter(|r| r.connection == 2)
         .map(|r| u64::from_le_bytes(r.data.as_bytes()[..8].try_into().expect("8 bytes")))
         .collect();
-    assert!(!second.is_empty());
-    for pair in second.windows(2) {
-        assert_eq!(pair[1], pair[0] + 1, "out of order on the new connection");
-    }
+    let all: Vec<u64> = (0..MESSAGES).collect();
+    assert_eq!(
+        second, all,
+        "every message, in order, on the new connection"
+    );
 }
 
 /// Backpressure must not look like a dead peer: while `input` is full the

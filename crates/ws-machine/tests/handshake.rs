@@ -445,9 +445,12 @@ async fn a_failed_attempt_is_reported_with_its_own_number() {
     let url = closed_port_url().await;
     let mut machine = fast(url).max_attempts(3).spawn().expect("valid options");
     let seen = wait_for_state_where(&mut machine, |s| s.is_final()).await;
+    let mut attempts = Vec::new();
     for pair in seen.windows(2) {
         if pair[0].state == State::Connecting && pair[1].state == State::Disconnected {
             assert_eq!(pair[1].attempt, pair[0].attempt, "{}", show(&seen));
+            attempts.push(pair[1].attempt);
         }
     }
+    assert_eq!(attempts, [1, 2, 3], "{}", show(&seen));
 }

@@ -161,7 +161,13 @@ async fn dropping_the_machine_stops_its_task_and_closes_the_connection() {
     let server = server();
     let machine = connect(fast(server.url())).await;
     assert_eq!(server.open_connections(), 1);
+    // The task owns the receiving end of `output`: it is closed once the
+    // task has ended.
+    let output = machine.output.clone();
     drop(machine);
+    timeout(WAIT, output.closed())
+        .await
+        .expect("the task outlived the machine");
     assert!(
         server.wait_for_open_connections(0, WAIT).await,
         "the connection outlived the machine"

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{connect, recv};
+use common::{connect, recv, shutdown};
 use ws_machine::{Command, Machine, Message};
 use wsm_server::{Config, Server};
 
@@ -36,7 +36,7 @@ async fn a_mode_switch_applies_to_the_next_plain_message() {
         wrong.is_empty(),
         "sent in the previous mode in rounds {wrong:?}"
     );
-    let leftovers = machine.shutdown().await;
+    let leftovers = shutdown(machine).await;
     assert!(leftovers.unsent.is_empty());
 }
 
@@ -56,5 +56,5 @@ async fn explicit_kinds_ignore_the_mode() {
     let second = recv(&mut machine).await;
     assert!(first.is_binary() && first.as_ref() == b"b");
     assert_eq!(second.as_text(), Some("t"));
-    machine.shutdown().await;
+    shutdown(machine).await;
 }

@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{WAIT, connect, recv};
+use common::{WAIT, connect, recv, shutdown};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::{net::TcpListener, time::timeout};
@@ -84,7 +84,7 @@ async fn wss_works_with_a_trusted_certificate() {
         .expect("running");
     let echo = recv(&mut machine).await;
     assert_eq!(echo.as_text(), Some("over TLS"));
-    let leftovers = machine.shutdown().await;
+    let leftovers = shutdown(machine).await;
     assert!(leftovers.unsent.is_empty());
 }
 

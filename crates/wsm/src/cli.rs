@@ -88,11 +88,19 @@ impl DemoArgs {
     }
 }
 
+/// An `IP:PORT` listening address, with a message that says what is
+/// expected.
+fn parse_addr(text: &str) -> Result<SocketAddr, String> {
+    text.parse().map_err(|_| {
+        format!("expected an IP address and a port, such as 127.0.0.1:9001 (host names are not accepted), not {text:?}")
+    })
+}
+
 /// Flags of `wsm echo-server`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct EchoServerArgs {
     /// Address to listen on; port 0 lets the system choose one.
-    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:0")]
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:0", value_parser = parse_addr)]
     pub(crate) addr: SocketAddr,
     /// Close each connection (code 1000) after echoing K messages.
     #[arg(long, value_name = "K")]

@@ -15,7 +15,11 @@ mod echo_server;
 mod error;
 mod output;
 
-use std::{error::Error as _, io, process::ExitCode};
+use std::{
+    error::Error as _,
+    io::{self, IsTerminal},
+    process::ExitCode,
+};
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -55,11 +59,22 @@ fn run(args: Args) -> Result<(), Error> {
     })
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default: warnings and errors).
+/// Logs to stderr, filtered by `RUST_LOG` (default: warnings and errors),
+/// in colour only when stderr is a terminal.
 fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let (filter, bad_filter) = match std::env::var("RUST_LOG") {
+        Ok(spec) => match EnvFilter::try_new(&spec) {
+            Ok(filter) => (filter, None),
+            Err(e) => (EnvFilter::new("warn"), Some((spec, e))),
+        },
+        Err(_) => (EnvFilter::new("warn"), None),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
         .init();
+    if let Some((spec, e)) = bad_filter {
+        eprintln!("wsm: warning: ignoring RUST_LOG={spec:?} ({e}); logging warnings only");
+    }
 }

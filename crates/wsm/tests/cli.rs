@@ -192,7 +192,11 @@ fn a_bad_flag_fails_with_a_clear_message() {
         Duration::from_secs(10),
     );
     assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
-    assert!(out.stderr.contains("invalid value"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("expected an IP address and a port"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

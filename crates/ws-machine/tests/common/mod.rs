@@ -18,7 +18,7 @@ use tokio::{
     net::{TcpListener, TcpStream},
     time::{Instant, timeout},
 };
-use ws_machine::{Builder, Command, Machine, Message, State, Status};
+use ws_machine::{Builder, Command, Leftovers, Machine, Message, State, Status};
 
 /// Upper bound for anything that should happen promptly.
 pub const WAIT: Duration = Duration::from_secs(3);
@@ -121,6 +121,13 @@ pub async fn connect(builder: Builder) -> Machine {
     let mut machine = builder.spawn().expect("valid options");
     wait_for_state(&mut machine, State::Connected).await;
     machine
+}
+
+/// [`Machine::shutdown`], bounded by [`WAIT`].
+pub async fn shutdown(machine: Machine) -> Leftovers {
+    timeout(WAIT, machine.shutdown())
+        .await
+        .unwrap_or_else(|_| panic!("shutdown did not complete within {WAIT:?}"))
 }
 
 /// Asserts that the machine stopped: `status` and `input` both end (after
