@@ -345,6 +345,7 @@ impl Driver {
             flush_needed: false,
             dirty_since: now,
             close: None,
+            rearm_keepalive: false,
         };
         let on_connect = Arc::clone(&self.on_connect);
         for message in on_connect.iter() {
@@ -386,7 +387,11 @@ impl Driver {
                 }
                 event = poll_fn(|cx| link.poll_io(cx, read, &self.input.tx, &mut self.input.held, &mut self.outbox)), if read || flush => {
                     match event {
-                        IoEvent::Progress => {}
+                        IoEvent::Progress => {
+                            if std::mem::take(&mut link.rearm_keepalive) {
+                                keepalive_timer.as_mut().reset(link.keepalive.deadline());
+                            }
+                        }
                         IoEvent::Failed(error) => return self.failed(&mut link, error).await,
                         IoEvent::Ended(close) => {
                             let error = close.map_or_else(
@@ -433,7 +438,7 @@ impl Driver {
                         // The socket is not being read because the caller is
                         // behind: an unread pong is not the peer's fault.
                         // Detection resumes once reading does.
-                        link.keepalive.received(now);
+                        let _ = link.keepalive.received(now);
                     }
                     match link.keepalive.on_timer(now) {
                         Due::Rearm(at) => keepalive_timer.as_mut().reset(at),
@@ -622,6 +627,8 @@ struct Link {
     dirty_since: Instant,
     /// The server's close frame, once it arrived.
     close: Option<(u16, String)>,
+    /// A ping was answered: the keep-alive timer must be reset.
+    rearm_keepalive: bool,
 }
 
 impl Link {
@@ -705,8 +712,8 @@ impl Link {
                 }
             }
         }
-        if received {
-            self.keepalive.received(Instant::now());
+        if received && self.keepalive.received(Instant::now()) {
+            self.rearm_keepalive = true;
         }
         if progress || received {
             Poll::Ready(IoEvent::Progress)

@@ -56,10 +56,14 @@ impl KeepAlive {
         }
     }
 
-    /// Something arrived from the peer.
-    pub(crate) fn received(&mut self, now: Instant) {
+    /// Something arrived from the peer. Returns true when that answered a
+    /// ping: the deadline may then be earlier than the one the timer is set
+    /// for (the next ping is due `interval` after the answer, which can come
+    /// before `sent + timeout`), so the timer must be reset. Otherwise the
+    /// deadline only moves later and the timer can stay as it is.
+    pub(crate) fn received(&mut self, now: Instant) -> bool {
         self.last_received = now;
-        self.ping_outstanding_since = None;
+        self.ping_outstanding_since.take().is_some()
     }
 
     /// A ping went out (keep-alive or asked for by the caller). Only the first
@@ -132,6 +136,17 @@ mod tests {
         ka.ping_sent(t0 + SECOND);
         ka.ping_sent(t0 + 2 * SECOND);
         assert_eq!(ka.on_timer(t0 + 4 * SECOND), Due::Dead);
+    }
+
+    #[test]
+    fn an_answer_to_a_ping_asks_for_a_timer_reset() {
+        let t0 = Instant::now();
+        let mut ka = KeepAlive::new(10 * SECOND, 30 * SECOND, t0);
+        assert!(!ka.received(t0 + SECOND), "no ping outstanding");
+        ka.ping_sent(t0 + 11 * SECOND);
+        assert_eq!(ka.deadline(), t0 + 41 * SECOND);
+        assert!(ka.received(t0 + 12 * SECOND));
+        assert_eq!(ka.deadline(), t0 + 22 * SECOND, "earlier than before");
     }
 
     #[test]

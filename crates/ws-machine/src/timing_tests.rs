@@ -165,6 +165,30 @@ async fn a_live_peer_gets_a_ping_per_silent_interval_and_stays_connected() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn pings_keep_their_interval_when_the_pong_timeout_is_longer() {
+    let (peer, builder) = Peer::builder();
+    let mut machine = builder
+        .ping_interval(Duration::from_secs(10))
+        .pong_timeout(Duration::from_secs(30))
+        .spawn()
+        .expect("valid");
+    let mut server = peer.accept().await;
+    until_state(&mut machine, State::Connected).await;
+    let start = Instant::now();
+    let mut pinged_at = Vec::new();
+    while pinged_at.len() < 5 {
+        match timeout(Duration::from_secs(60), server.next()).await {
+            Ok(Some(Ok(frame))) if frame.is_ping() => pinged_at.push(start.elapsed()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // Each pong is answered at once, so the next ping is due 10 s later,
+    // not when the 30 s pong timeout would have run out.
+    let expected: Vec<Duration> = (1..=5).map(|n| Duration::from_secs(10 * n)).collect();
+    assert_eq!(pinged_at, expected);
+}
+
+#[tokio::test(start_paused = true)]
 async fn traffic_from_the_peer_postpones_pings() {
     let (peer, builder) = Peer::builder();
     let mut machine = builder

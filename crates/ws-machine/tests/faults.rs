@@ -56,7 +56,7 @@ async fn an_idle_healthy_connection_is_kept_alive_by_pings() {
     let url = format!("ws://{}/", listener.local_addr().expect("address"));
     let mut machine = fast(url)
         .ping_interval(ms(30))
-        .pong_timeout(ms(60))
+        .pong_timeout(Duration::from_secs(1))
         .spawn()
         .expect("valid options");
     let mut peer = accept_peer(&listener).await;
