@@ -14,6 +14,9 @@ use crate::{delivery::AckKey, error::Error, machine::Machine, message::Message};
 /// Computes the request headers of one connection attempt.
 pub(crate) type HeadersFn = Arc<dyn Fn() -> HeaderMap + Send + Sync>;
 
+/// Computes the messages sent first on one connection.
+pub(crate) type OnConnectFn = Arc<dyn Fn() -> Vec<Message> + Send + Sync>;
+
 /// Headers the WebSocket handshake sets itself.
 const HANDSHAKE_HEADERS: [HeaderName; 5] = [
     http::header::HOST,
@@ -41,6 +44,12 @@ pub(crate) struct Target {
 
 impl Target {
     pub(crate) fn parse(url: &str) -> Result<Self, Error> {
+        if !url.contains("://") {
+            return Err(Error::invalid_url(
+                url,
+                "it has no scheme: start it with ws:// or wss://",
+            ));
+        }
         let uri: Uri = url
             .parse()
             .map_err(|e| Error::invalid_url(url, format!("cannot parse it ({e})")))?;
@@ -125,7 +134,7 @@ pub struct Builder {
     pub(crate) status_capacity: usize,
     pub(crate) ack_key: Option<AckKey>,
     pub(crate) ack_window: usize,
-    pub(crate) on_connect: Vec<Message>,
+    pub(crate) on_connect: Option<OnConnectFn>,
     pub(crate) max_message_size: usize,
     pub(crate) retry_status: fn(u16) -> bool,
     pub(crate) tls_config: Option<Arc<rustls::ClientConfig>>,
@@ -149,7 +158,7 @@ impl fmt::Debug for Builder {
             .field("queue_capacity", &self.queue_capacity)
             .field("ack_key", &self.ack_key.is_some())
             .field("ack_window", &self.ack_window)
-            .field("on_connect", &self.on_connect.len())
+            .field("on_connect", &self.on_connect.is_some())
             .field("max_message_size", &self.max_message_size)
             .finish_non_exhaustive()
     }
@@ -177,7 +186,7 @@ impl Builder {
             status_capacity: 32,
             ack_key: None,
             ack_window: 1024,
-            on_connect: Vec::new(),
+            on_connect: None,
             max_message_size: 16 * 1024 * 1024,
             retry_status: default_retry_status,
             tls_config: None,
@@ -228,7 +237,7 @@ impl Builder {
     }
 
     /// After this long without receiving anything, send a ping.
-    /// Default: 30 s.
+    /// `Duration::MAX` turns the keep-alive off. Default: 30 s.
     pub fn ping_interval(mut self, interval: Duration) -> Self {
         self.ping_interval = interval;
         self
@@ -263,10 +272,13 @@ impl Builder {
         self
     }
 
-    /// Wait between failed attempts: the first failure waits `initial`, each
-    /// further one a random time between `initial` and a ceiling that doubles
-    /// up to `max` (exponential backoff with full jitter). A `Retry-After`
-    /// from the server is honoured as a minimum. Default: 100 ms and 30 s.
+    /// Wait between failed attempts: after the `n`-th failure in a row, a
+    /// random time between `initial` and `min(max, initial * 2^n)`
+    /// (exponential backoff with full jitter, from the first failure on, so
+    /// many clients of one server do not retry in lockstep). A `Retry-After`
+    /// from the server is honoured as a minimum. After a healthy connection
+    /// ends, the first attempt is immediate (see [`Builder::min_uptime`]).
+    /// Default: 100 ms and 30 s.
     pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.backoff_initial = initial;
         self.backoff_max = max;
@@ -324,6 +336,14 @@ impl Builder {
     /// key. Duplicates are possible: the server may have received a message
     /// whose acknowledgement was lost. Default: off.
     ///
+    /// The same function sees both directions, so give acknowledgements a
+    /// key that nothing else received can have (for example, return `None`
+    /// for incoming messages that are not acknowledgements): any received
+    /// message with a matching key counts as the acknowledgement.
+    /// Acknowledgements arrive through `input`, so the caller must keep
+    /// reading it: while `input` is full nothing is read, nothing is
+    /// acknowledged, and once the window is full, `output` waits too.
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), ws_machine::Error> {
@@ -355,9 +375,39 @@ impl Builder {
     }
 
     /// Messages sent first on every connection, before anything queued
-    /// (subscriptions, authentication). Default: none.
-    pub fn on_connect<M: Into<Message>>(mut self, messages: impl IntoIterator<Item = M>) -> Self {
-        self.on_connect = messages.into_iter().map(Into::into).collect();
+    /// (subscriptions, authentication). They are not tracked for delivery:
+    /// they go out again on the next connection anyway. Default: none.
+    pub fn on_connect<M: Into<Message>>(self, messages: impl IntoIterator<Item = M>) -> Self {
+        let messages: Arc<[Message]> = messages.into_iter().map(Into::into).collect();
+        self.on_connect_fn(move || messages.to_vec())
+    }
+
+    /// Like [`Builder::on_connect`], with the messages computed before every
+    /// connection, for subscriptions that change while the machine runs
+    /// (read them from shared state the caller updates). It runs on the
+    /// machine's task, so it must be quick. Replaces
+    /// [`Builder::on_connect`]. Default: none.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// use tokio::sync::watch;
+    /// use ws_machine::{Machine, Message};
+    ///
+    /// let (topics, current) = watch::channel(vec!["BTC-USD".to_owned()]);
+    /// let machine = Machine::builder("ws://127.0.0.1:9/")
+    ///     .on_connect_fn(move || {
+    ///         current.borrow().iter().map(|t| Message::text(format!("subscribe:{t}"))).collect()
+    ///     })
+    ///     .spawn()?;
+    /// // Later connections subscribe to ETH-USD too.
+    /// topics.send_modify(|t| t.push("ETH-USD".to_owned()));
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn on_connect_fn(mut self, f: impl Fn() -> Vec<Message> + Send + Sync + 'static) -> Self {
+        self.on_connect = Some(Arc::new(f));
         self
     }
 
@@ -421,7 +471,7 @@ impl Builder {
             if value.is_zero() {
                 return Err(Error::InvalidConfig {
                     option,
-                    reason: "must be longer than zero".into(),
+                    reason: "must be longer than zero (Duration::MAX means never)".into(),
                 });
             }
         }
@@ -491,6 +541,7 @@ mod tests {
         let cases = [
             ("http://example.com/", "use ws:// or wss://"),
             ("example.com", "ws:// or wss://"),
+            ("localhost:8080/feed", "start it with ws:// or wss://"),
             ("ws://", "cannot parse"),
             ("ws:// spaces /", "cannot parse"),
             ("wss://a..b/", "not a valid TLS server name"),

@@ -30,7 +30,7 @@ use tokio::{
 
 use crate::{
     backoff::Backoff,
-    config::{Builder, HeadersFn, Target, check_headers},
+    config::{Builder, HeadersFn, OnConnectFn, Target, check_headers},
     delivery::Outbox,
     engine::{self, Connector, Frame, Incoming, Socket},
     error::Error,
@@ -142,7 +142,7 @@ pub(crate) struct Driver {
     limits: Limits,
     headers: HeaderMap,
     headers_fn: Option<HeadersFn>,
-    on_connect: Arc<[Message]>,
+    on_connect: Option<OnConnectFn>,
     lifecycle: Lifecycle,
     outbox: Outbox,
     status: StatusOut,
@@ -190,7 +190,7 @@ impl Driver {
             },
             headers: builder.headers,
             headers_fn: builder.headers_fn,
-            on_connect: builder.on_connect.into(),
+            on_connect: builder.on_connect,
             lifecycle: Lifecycle::new(
                 Policy {
                     min_uptime: builder.min_uptime,
@@ -347,8 +347,8 @@ impl Driver {
             close: None,
             rearm_keepalive: false,
         };
-        let on_connect = Arc::clone(&self.on_connect);
-        for message in on_connect.iter() {
+        let on_connect = self.on_connect.as_ref().map(|f| f()).unwrap_or_default();
+        for message in &on_connect {
             if let Err(error) = self.write(&mut link, message) {
                 return self.lost(error);
             }

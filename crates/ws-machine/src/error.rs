@@ -95,7 +95,7 @@ pub enum Error {
     /// 101. By default 5xx, 408 and 429 are retried (honouring `Retry-After`)
     /// and every other status is final: a 401, 403 or 404 will not change by
     /// asking again. See [`Builder::retry_status`](crate::Builder::retry_status).
-    #[error("server refused the WebSocket upgrade with HTTP {status}{}", retry_after_note(.retry_after))]
+    #[error("server refused the WebSocket upgrade with HTTP {status}{}{}", retry_after_note(.retry_after), final_note(*.retryable))]
     HandshakeRejected {
         /// The HTTP status code of the answer.
         status: u16,
@@ -249,6 +249,14 @@ fn retry_after_note(retry_after: &Option<Duration>) -> String {
         .unwrap_or_default()
 }
 
+fn final_note(retryable: bool) -> &'static str {
+    if retryable {
+        ""
+    } else {
+        " (not retried: check the URL and credentials)"
+    }
+}
+
 fn reason_note(reason: &str) -> String {
     if reason.is_empty() {
         String::new()
@@ -274,6 +282,10 @@ mod tests {
             retryable: true,
         };
         assert!(!final_one.is_retryable());
+        assert_eq!(
+            final_one.to_string(),
+            "server refused the WebSocket upgrade with HTTP 401 (not retried: check the URL and credentials)"
+        );
         assert!(retried.is_retryable());
         assert_eq!(retried.retry_after(), Some(Duration::from_secs(2)));
         assert_eq!(

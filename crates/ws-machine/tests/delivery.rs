@@ -87,6 +87,31 @@ async fn on_connect_messages_go_first_on_every_connection() {
     );
 }
 
+#[tokio::test]
+async fn on_connect_fn_sends_the_current_subscriptions_on_each_connection() {
+    let server = server();
+    let (topics, current) = tokio::sync::watch::channel(vec!["a".to_owned()]);
+    let mut machine = connect(fast(server.url()).min_uptime(Duration::ZERO).on_connect_fn(
+        move || {
+            current
+                .borrow()
+                .iter()
+                .map(|topic| Message::text(format!("subscribe {topic}")))
+                .collect()
+        },
+    ))
+    .await;
+    assert!(server.wait_for_messages(1, WAIT).await);
+    topics.send_modify(|t| t.push("b".to_owned()));
+    server.drop_all();
+    wait_for_state(&mut machine, State::Disconnected).await;
+    wait_for_state(&mut machine, State::Connected).await;
+    assert!(server.wait_for_messages(3, WAIT).await);
+    let received = server.received();
+    assert_eq!(texts(&received, 1), ["subscribe a"]);
+    assert_eq!(texts(&received, 2), ["subscribe a", "subscribe b"]);
+}
+
 /// Sends `total` numbered messages to a server that closes every connection
 /// after echoing 1000, as fast as `output` takes them, and returns the
 /// machine and the sender task.

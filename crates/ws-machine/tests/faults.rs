@@ -342,7 +342,7 @@ async fn a_server_that_hangs_up_at_once_is_met_with_backoff_not_a_storm() {
         );
         // Full jitter between the initial delay and a doubling ceiling.
         let delay = tail[3].delay.expect("a waiting status carries its delay");
-        let ceiling = initial * 2u32.pow(attempt - 1);
+        let ceiling = initial * 2u32.pow(attempt);
         assert!(
             delay >= initial && delay <= ceiling,
             "attempt {attempt}: {delay:?}"
