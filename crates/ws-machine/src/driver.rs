@@ -214,25 +214,26 @@ impl Driver {
     /// Runs the machine until it stops; returns what was not delivered.
     pub(crate) async fn run(mut self) -> Leftovers {
         let mut next = self.lifecycle.start(&mut |s| self.status.emit(s));
-        loop {
+        let quit = loop {
             let flow = match next {
                 Next::Connect => self.attempt().await,
                 Next::Wait(delay) => self.wait(delay).await,
-                Next::Stop => break,
+                // A final error: its status is already out.
+                Next::Stop => break false,
             };
             match flow {
                 Flow::Go(n) => next = n,
-                Flow::Quit => {
-                    // Everything received goes to `input` before it closes,
-                    // as far as the caller makes room within the close
-                    // timeout; the rest is handed back in `Leftovers`.
-                    let deadline = after(Instant::now(), self.limits.close_timeout);
-                    self.input.hand_over_held(deadline).await;
-                    let last = self.lifecycle.quit();
-                    self.status.emit(last);
-                    break;
-                }
+                Flow::Quit => break true,
             }
+        };
+        // Everything received goes to `input` before it closes, as far as the
+        // caller makes room within the close timeout; the rest is handed back
+        // in `Leftovers`.
+        let deadline = after(Instant::now(), self.limits.close_timeout);
+        self.input.hand_over_held(deadline).await;
+        if quit {
+            let last = self.lifecycle.quit();
+            self.status.emit(last);
         }
         self.into_leftovers().await
     }
