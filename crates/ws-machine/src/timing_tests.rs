@@ -61,6 +61,18 @@ async fn upgrade(server: DuplexStream) -> tws::WebSocketStream<DuplexStream> {
     ws
 }
 
+/// A machine set up by `configure`, connected to a fresh peer: the peer
+/// (for later connections), the machine, and the server's end.
+async fn connected(
+    configure: impl FnOnce(Builder) -> Builder,
+) -> (Peer, Machine, tws::WebSocketStream<DuplexStream>) {
+    let (peer, builder) = Peer::builder();
+    let mut machine = configure(builder).spawn().expect("valid");
+    let server = peer.accept().await;
+    until_state(&mut machine, State::Connected).await;
+    (peer, machine, server)
+}
+
 async fn next_status(machine: &mut Machine) -> Status {
     timeout(Duration::from_secs(3600), machine.status.recv())
         .await
@@ -142,14 +154,12 @@ async fn a_frozen_peer_is_declared_dead_after_interval_plus_timeout() {
 
 #[tokio::test(start_paused = true)]
 async fn a_live_peer_gets_a_ping_per_silent_interval_and_stays_connected() {
-    let (peer, builder) = Peer::builder();
-    let mut machine = builder
-        .ping_interval(Duration::from_secs(10))
-        .pong_timeout(Duration::from_secs(5))
-        .spawn()
-        .expect("valid");
-    let mut server = peer.accept().await;
-    until_state(&mut machine, State::Connected).await;
+    let (_peer, mut machine, mut server) = connected(|builder| {
+        builder
+            .ping_interval(Duration::from_secs(10))
+            .pong_timeout(Duration::from_secs(5))
+    })
+    .await;
     let start = Instant::now();
     let mut pings = 0;
     // Reading answers pings (the engine sends the pongs).
@@ -165,14 +175,12 @@ async fn a_live_peer_gets_a_ping_per_silent_interval_and_stays_connected() {
 
 #[tokio::test(start_paused = true)]
 async fn pings_keep_their_interval_when_the_pong_timeout_is_longer() {
-    let (peer, builder) = Peer::builder();
-    let mut machine = builder
-        .ping_interval(Duration::from_secs(10))
-        .pong_timeout(Duration::from_secs(30))
-        .spawn()
-        .expect("valid");
-    let mut server = peer.accept().await;
-    until_state(&mut machine, State::Connected).await;
+    let (_peer, _machine, mut server) = connected(|builder| {
+        builder
+            .ping_interval(Duration::from_secs(10))
+            .pong_timeout(Duration::from_secs(30))
+    })
+    .await;
     let start = Instant::now();
     let mut pinged_at = Vec::new();
     while pinged_at.len() < 5 {
@@ -189,13 +197,8 @@ async fn pings_keep_their_interval_when_the_pong_timeout_is_longer() {
 
 #[tokio::test(start_paused = true)]
 async fn traffic_from_the_peer_postpones_pings() {
-    let (peer, builder) = Peer::builder();
-    let mut machine = builder
-        .ping_interval(Duration::from_secs(10))
-        .spawn()
-        .expect("valid");
-    let mut server = peer.accept().await;
-    until_state(&mut machine, State::Connected).await;
+    let (_peer, mut machine, mut server) =
+        connected(|builder| builder.ping_interval(Duration::from_secs(10))).await;
     // The server talks every 6 s for a minute: the client never needs to ping.
     for n in 0..10 {
         tokio::time::sleep(Duration::from_secs(6)).await;
@@ -221,14 +224,12 @@ async fn traffic_from_the_peer_postpones_pings() {
 
 #[tokio::test(start_paused = true)]
 async fn a_ping_command_without_answer_kills_the_connection_after_the_timeout() {
-    let (peer, builder) = Peer::builder();
-    let mut machine = builder
-        .ping_interval(Duration::from_secs(600))
-        .pong_timeout(Duration::from_secs(3))
-        .spawn()
-        .expect("valid");
-    let _frozen = peer.accept().await;
-    until_state(&mut machine, State::Connected).await;
+    let (_peer, mut machine, _frozen) = connected(|builder| {
+        builder
+            .ping_interval(Duration::from_secs(600))
+            .pong_timeout(Duration::from_secs(3))
+    })
+    .await;
     let sent_at = Instant::now();
     machine.command.send(Command::Ping).await.expect("running");
     let lost = until_state(&mut machine, State::Disconnected).await;
@@ -262,14 +263,12 @@ async fn an_unanswered_upgrade_times_out_and_is_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn a_peer_that_stops_reading_trips_the_write_timeout() {
-    let (peer, builder) = Peer::builder();
-    let mut machine = builder
-        .ping_interval(Duration::from_secs(3600))
-        .write_timeout(Duration::from_secs(4))
-        .spawn()
-        .expect("valid");
-    let _server = peer.accept().await;
-    until_state(&mut machine, State::Connected).await;
+    let (_peer, mut machine, _server) = connected(|builder| {
+        builder
+            .ping_interval(Duration::from_secs(3600))
+            .write_timeout(Duration::from_secs(4))
+    })
+    .await;
     // 256 KiB into a 64 KiB pipe that nobody reads.
     for _ in 0..4 {
         machine
@@ -297,14 +296,12 @@ async fn a_peer_that_stops_reading_trips_the_write_timeout() {
 
 #[tokio::test(start_paused = true)]
 async fn a_healthy_connection_that_drops_is_replaced_at_once() {
-    let (peer, builder) = Peer::builder();
-    let mut machine = builder
-        .min_uptime(Duration::from_secs(5))
-        .backoff(Duration::from_secs(1), Duration::from_secs(1))
-        .spawn()
-        .expect("valid");
-    let server = peer.accept().await;
-    until_state(&mut machine, State::Connected).await;
+    let (peer, mut machine, server) = connected(|builder| {
+        builder
+            .min_uptime(Duration::from_secs(5))
+            .backoff(Duration::from_secs(1), Duration::from_secs(1))
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(6)).await;
     let replacement = peer.offer();
     drop(server);
@@ -330,15 +327,13 @@ async fn a_healthy_connection_that_drops_is_replaced_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn a_caller_that_stops_reading_is_not_mistaken_for_a_dead_peer() {
-    let (peer, builder) = Peer::builder();
-    let mut machine = builder
-        .ping_interval(Duration::from_secs(10))
-        .pong_timeout(Duration::from_secs(5))
-        .input_capacity(4)
-        .spawn()
-        .expect("valid");
-    let mut server = peer.accept().await;
-    until_state(&mut machine, State::Connected).await;
+    let (_peer, mut machine, mut server) = connected(|builder| {
+        builder
+            .ping_interval(Duration::from_secs(10))
+            .pong_timeout(Duration::from_secs(5))
+            .input_capacity(4)
+    })
+    .await;
     // More than `input` holds: the machine stops reading the socket.
     for n in 0..20u32 {
         server
@@ -367,14 +362,8 @@ async fn a_caller_that_stops_reading_is_not_mistaken_for_a_dead_peer() {
 /// next connection brings.
 #[tokio::test(start_paused = true)]
 async fn messages_held_across_a_reconnect_reach_input_in_order() {
-    let (peer, builder) = Peer::builder();
-    let mut machine = builder
-        .min_uptime(Duration::ZERO)
-        .input_capacity(1)
-        .spawn()
-        .expect("valid");
-    let mut server = peer.accept().await;
-    until_state(&mut machine, State::Connected).await;
+    let (peer, mut machine, mut server) =
+        connected(|builder| builder.min_uptime(Duration::ZERO).input_capacity(1)).await;
     for n in 1..=5u32 {
         server
             .send(tws::Message::binary(n.to_le_bytes().to_vec()))
@@ -417,16 +406,14 @@ async fn messages_held_across_a_reconnect_reach_input_in_order() {
 /// `Duration::MAX` means "never": no keep-alive, and no overflow.
 #[tokio::test(start_paused = true)]
 async fn a_huge_ping_interval_turns_keep_alive_off() {
-    let (peer, builder) = Peer::builder();
-    let mut machine = builder
-        .ping_interval(Duration::MAX)
-        .pong_timeout(Duration::MAX)
-        .write_timeout(Duration::MAX)
-        .close_timeout(Duration::MAX)
-        .spawn()
-        .expect("valid");
-    let _silent = peer.accept().await;
-    until_state(&mut machine, State::Connected).await;
+    let (_peer, mut machine, _silent) = connected(|builder| {
+        builder
+            .ping_interval(Duration::MAX)
+            .pong_timeout(Duration::MAX)
+            .write_timeout(Duration::MAX)
+            .close_timeout(Duration::MAX)
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(365 * 24 * 3600)).await;
     assert!(
         machine.status.try_recv().is_err(),
