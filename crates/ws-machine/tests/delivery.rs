@@ -112,6 +112,17 @@ async fn on_connect_fn_sends_the_current_subscriptions_on_each_connection() {
     assert_eq!(texts(&received, 2), ["subscribe a", "subscribe b"]);
 }
 
+/// A server that closes every connection after echoing 1000 messages and
+/// records everything it receives.
+fn churn_server() -> Server {
+    Server::start(
+        Config::default()
+            .close_after(Some(1000))
+            .record_limit(usize::MAX),
+    )
+    .expect("server starts")
+}
+
 /// Sends `total` numbered messages to a server that closes every connection
 /// after echoing 1000, as fast as `output` takes them, and returns the
 /// machine and the sender task.
@@ -171,12 +182,7 @@ fn assert_in_order_per_connection(runs: &BTreeMap<u64, Vec<u64>>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_acks_every_message_survives_a_server_that_keeps_closing() {
     const TOTAL: u64 = 20_000;
-    let server = Server::start(
-        Config::default()
-            .close_after(Some(1000))
-            .record_limit(usize::MAX),
-    )
-    .expect("server starts");
+    let server = churn_server();
     let (mut machine, writer) = churn(&server, true, TOTAL);
 
     let mut echoed = HashSet::new();
@@ -211,12 +217,7 @@ async fn with_acks_every_message_survives_a_server_that_keeps_closing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_acks_messages_are_lost_only_at_connection_ends() {
     const TOTAL: u64 = 10_000;
-    let server = Server::start(
-        Config::default()
-            .close_after(Some(1000))
-            .record_limit(usize::MAX),
-    )
-    .expect("server starts");
+    let server = churn_server();
     let (mut machine, writer) = churn(&server, false, TOTAL);
     // Read echoes meanwhile, so that `input` never holds the machine back.
     // `shutdown` needs the whole handle, so the reader gets the real `input`
