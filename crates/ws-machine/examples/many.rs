@@ -12,7 +12,7 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use tokio_stream::{StreamExt, StreamMap, wrappers::ReceiverStream};
+use tokio_stream::{StreamExt, StreamMap};
 use ws_machine::{Command, Machine, State};
 use wsm_server::{Config, Server};
 
@@ -38,8 +38,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             command,
             ..
         } = machine;
-        statuses.insert(name.clone(), ReceiverStream::new(status));
-        inputs.insert(name.clone(), ReceiverStream::new(input));
+        // Each receiver is a `Stream`: it goes into the map as it is.
+        statuses.insert(name.clone(), status);
+        inputs.insert(name.clone(), input);
         commands.insert(name, command);
     }
 

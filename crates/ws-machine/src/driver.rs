@@ -23,13 +23,11 @@ use std::{
 };
 
 use http::HeaderMap;
-use tokio::{
-    sync::mpsc::{self, error::TrySendError},
-    time::{Instant, Sleep, sleep, sleep_until, timeout},
-};
+use tokio::time::{Instant, Sleep, sleep, sleep_until, timeout};
 
 use crate::{
     backoff::Backoff,
+    channel::{OwnedPermit, Receiver, SendError, Sender, TrySendError},
     config::{Builder, HeadersFn, OnConnectFn, Target, check_headers},
     delivery::Outbox,
     engine::{self, Connector, Frame, Incoming, Socket},
@@ -59,7 +57,7 @@ struct Limits {
 /// Received messages on their way to the caller.
 #[derive(Debug)]
 struct InputOut {
-    tx: mpsc::Sender<Message>,
+    tx: Sender<Message>,
     /// Received messages that did not fit in `input`, oldest first. While
     /// any wait, the socket is not read (backpressure); only a connection
     /// being closed adds more (what arrives during its close handshake).
@@ -72,10 +70,7 @@ impl InputOut {
     }
 
     /// Hands over the oldest held message once [`room`] gave room.
-    fn room(
-        held: &mut VecDeque<Message>,
-        permit: Result<mpsc::OwnedPermit<Message>, mpsc::error::SendError<()>>,
-    ) {
+    fn room(held: &mut VecDeque<Message>, permit: Result<OwnedPermit<Message>, SendError<()>>) {
         match permit {
             Ok(permit) => {
                 if let Some(message) = held.pop_front() {
@@ -107,16 +102,16 @@ impl InputOut {
 /// Waits for room in `input`. The owned permit keeps the `select!` branch's
 /// output free of borrows of the driver, and the sender is cloned only when
 /// the future is polled, not each time a `select!` builds its branches.
-async fn room(
-    tx: &mpsc::Sender<Message>,
-) -> Result<mpsc::OwnedPermit<Message>, mpsc::error::SendError<()>> {
-    tx.clone().reserve_owned().await
+async fn room(tx: &Sender<Message>) -> Result<OwnedPermit<Message>, SendError<()>> {
+    // Boxed when first polled: the wait is rare (the caller is behind), and
+    // its state must not take room in every machine's task.
+    Box::pin(tx.reserve_owned()).await
 }
 
 /// Hands a received message to the caller without waiting. If `input` is
 /// full, or older messages are already held, it is held (and the socket is
 /// not read meanwhile).
-fn hand_over(tx: &mpsc::Sender<Message>, held: &mut VecDeque<Message>, message: Message) {
+fn hand_over(tx: &Sender<Message>, held: &mut VecDeque<Message>, message: Message) {
     if !held.is_empty() {
         held.push_back(message);
         return;
@@ -147,10 +142,10 @@ pub(crate) struct Driver {
     outbox: Outbox,
     status: StatusOut,
     input: InputOut,
-    output: mpsc::Receiver<Message>,
+    output: Receiver<Message>,
     /// False once every `output` sender is gone.
     output_open: bool,
-    commands: mpsc::Receiver<Command>,
+    commands: Receiver<Command>,
     text_mode: bool,
 }
 
@@ -158,10 +153,10 @@ impl Driver {
     pub(crate) fn new(
         builder: Builder,
         target: Target,
-        input: mpsc::Sender<Message>,
-        output: mpsc::Receiver<Message>,
-        status: mpsc::Sender<Status>,
-        commands: mpsc::Receiver<Command>,
+        input: Sender<Message>,
+        output: Receiver<Message>,
+        status: Sender<Status>,
+        commands: Receiver<Command>,
     ) -> Self {
         let rng = builder
             .jitter_seed
@@ -212,30 +207,39 @@ impl Driver {
     }
 
     /// Runs the machine until it stops; returns what was not delivered.
-    pub(crate) async fn run(mut self) -> Leftovers {
-        let mut next = self.lifecycle.start(&mut |s| self.status.emit(s));
-        let quit = loop {
-            let flow = match next {
-                Next::Connect => self.attempt().await,
-                Next::Wait(delay) => self.wait(delay).await,
-                // A final error: its status is already out.
-                Next::Stop => break false,
+    ///
+    /// Not an `async fn`: that would keep the driver twice in the task, once
+    /// as the argument and once as the body's variable; the block uses the
+    /// captured driver in place.
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn run(mut self) -> impl Future<Output = Leftovers> {
+        async move {
+            let mut next = self.lifecycle.start(&mut |s| self.status.emit(s));
+            let quit = loop {
+                let flow = match next {
+                    Next::Connect => self.attempt().await,
+                    Next::Wait(delay) => self.wait(delay).await,
+                    // A final error: its status is already out.
+                    Next::Stop => break false,
+                };
+                match flow {
+                    Flow::Go(n) => next = n,
+                    Flow::Quit => break true,
+                }
             };
-            match flow {
-                Flow::Go(n) => next = n,
-                Flow::Quit => break true,
+            // Everything received goes to `input` before it closes, as far as the
+            // caller makes room within the close timeout; the rest is handed back
+            // in `Leftovers`.
+            let deadline = after(Instant::now(), self.limits.close_timeout);
+            // The ending is boxed: its state would otherwise take room in every
+            // running machine's task.
+            Box::pin(self.input.hand_over_held(deadline)).await;
+            if quit {
+                let last = self.lifecycle.quit();
+                self.status.emit(last);
             }
-        };
-        // Everything received goes to `input` before it closes, as far as the
-        // caller makes room within the close timeout; the rest is handed back
-        // in `Leftovers`.
-        let deadline = after(Instant::now(), self.limits.close_timeout);
-        self.input.hand_over_held(deadline).await;
-        if quit {
-            let last = self.lifecycle.quit();
-            self.status.emit(last);
+            Box::pin(self.into_leftovers()).await
         }
-        self.into_leftovers().await
     }
 
     async fn into_leftovers(mut self) -> Leftovers {
@@ -268,51 +272,65 @@ impl Driver {
 
     /// One connection attempt.
     async fn attempt(&mut self) -> Flow {
-        let mut headers = self.headers.clone();
-        if let Some(fresh) = self.headers_fn.as_ref().map(|f| f()) {
-            for (name, value) in &fresh {
-                headers.insert(name.clone(), value.clone());
-            }
-        }
-        if let Err(e) = check_headers(&headers) {
-            return Flow::Go(
-                self.lifecycle
-                    .attempt_failed(e, &mut |s| self.status.emit(s)),
-            );
-        }
-        tracing::debug!(url = %self.target.uri, "connecting");
-        let result = {
-            let connect = timeout(
-                self.limits.handshake_timeout,
-                self.connector.connect(&self.target, &headers),
-            );
-            tokio::pin!(connect);
-            loop {
-                tokio::select! {
-                    result = &mut connect => break result,
-                    command = self.commands.recv() => {
-                        // Pings need a connection; a reconnect is under way.
-                        if let Some(Command::Quit) = common_command(&mut self.text_mode, command) {
-                            return Flow::Quit;
-                        }
-                    }
-                    () = self.status.drain_one(), if self.status.has_backlog() => {}
-                    permit = room(&self.input.tx), if self.input.is_held_up() => {
-                        InputOut::room(&mut self.input.held, permit);
-                    }
-                }
-            }
+        let result = match self.request_headers() {
+            Ok(headers) => self.open(headers).await,
+            Err(e) => Some(Err(e)),
         };
         let error = match result {
-            Ok(Ok(socket)) => return self.connected(socket).await,
-            Ok(Err(e)) => e,
-            Err(_) => Error::HandshakeTimeout(self.limits.handshake_timeout),
+            None => return Flow::Quit,
+            Some(Ok(socket)) => return self.connected(socket).await,
+            Some(Err(e)) => e,
         };
         tracing::debug!(%error, "attempt failed");
         Flow::Go(
             self.lifecycle
                 .attempt_failed(error, &mut |s| self.status.emit(s)),
         )
+    }
+
+    /// The headers of the next upgrade request: the fixed ones, overridden by
+    /// those of `headers_fn`.
+    fn request_headers(&self) -> Result<HeaderMap, Error> {
+        let mut headers = self.headers.clone();
+        if let Some(fresh) = self.headers_fn.as_ref().map(|f| f()) {
+            for (name, value) in &fresh {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+        check_headers(&headers)?;
+        Ok(headers)
+    }
+
+    /// Opens a connection, bounded by the handshake timeout, while serving
+    /// commands; `None` if told to quit meanwhile.
+    async fn open(&mut self, headers: HeaderMap) -> Option<Result<Socket, Error>> {
+        tracing::debug!(url = %self.target.uri, "connecting");
+        // Boxed: the attempt's state is large (TCP, TLS, the upgrade) and
+        // only lives during the attempt, so it must not stay part of every
+        // idle machine's task.
+        let (connector, target) = (&self.connector, &self.target);
+        let mut connect = Box::pin(timeout(self.limits.handshake_timeout, async move {
+            connector.connect(target, &headers).await
+        }));
+        loop {
+            tokio::select! {
+                result = &mut connect => {
+                    return Some(result.unwrap_or_else(|_| {
+                        Err(Error::HandshakeTimeout(self.limits.handshake_timeout))
+                    }));
+                }
+                command = self.commands.recv() => {
+                    // Pings need a connection; a reconnect is under way.
+                    if let Some(Command::Quit) = common_command(&mut self.text_mode, command) {
+                        return None;
+                    }
+                }
+                () = self.status.drain_one(), if self.status.has_backlog() => {}
+                permit = room(&self.input.tx), if self.input.is_held_up() => {
+                    InputOut::room(&mut self.input.held, permit);
+                }
+            }
+        }
     }
 
     /// The wait between attempts.
@@ -393,7 +411,7 @@ impl Driver {
                                 keepalive_timer.as_mut().reset(link.keepalive.deadline());
                             }
                         }
-                        IoEvent::Failed(error) => return self.failed(&mut link, error).await,
+                        IoEvent::Failed(error) => return Box::pin(self.failed(&mut link, error)).await,
                         IoEvent::Ended(close) => {
                             let error = close.map_or_else(
                                 || Error::ConnectionLost(Arc::new(io::Error::new(
@@ -483,12 +501,14 @@ impl Driver {
         keepalive_timer: Pin<&mut Sleep>,
     ) -> Option<Flow> {
         match common_command(&mut self.text_mode, command)? {
+            // The close handshake is boxed, like every rare path, to keep
+            // the connected phase's state small.
             Command::Quit => {
-                self.close(link).await;
+                Box::pin(self.close(link)).await;
                 Some(Flow::Quit)
             }
             Command::Reconnect => {
-                self.close(link).await;
+                Box::pin(self.close(link)).await;
                 self.outbox.connection_lost();
                 Some(Flow::Go(self.lifecycle.connection_lost(
                     None,
@@ -663,7 +683,7 @@ impl Link {
         &mut self,
         cx: &mut std::task::Context<'_>,
         read: bool,
-        input: &mpsc::Sender<Message>,
+        input: &Sender<Message>,
         held: &mut VecDeque<Message>,
         outbox: &mut Outbox,
     ) -> Poll<IoEvent> {
@@ -721,5 +741,39 @@ impl Link {
         } else {
             Poll::Pending
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{channel::channel, config::Target};
+
+    /// Every idle machine holds its task's state: the rare paths (the
+    /// attempt, the close handshake, the ending) are boxed so that this
+    /// stays small. (It was 4.7 KiB before they were, with the driver
+    /// stored twice.)
+    #[test]
+    fn the_task_state_stays_small() {
+        let url = "ws://127.0.0.1:1/";
+        let target = Target::parse(url).expect("a valid URL");
+        let (input, _input) = channel(1);
+        let (_output, output) = channel(1);
+        let (status, _status) = channel(1);
+        let (_command, command) = channel(1);
+        let driver = super::Driver::new(
+            crate::Machine::builder(url),
+            target,
+            input,
+            output,
+            status,
+            command,
+        );
+        let driver_size = std::mem::size_of_val(&driver);
+        let task = driver.run();
+        let size = std::mem::size_of_val(&task);
+        assert!(
+            size <= driver_size + 1024,
+            "the task state is {size} bytes, the driver {driver_size}"
+        );
     }
 }

@@ -43,8 +43,12 @@ use crate::{
 
 /// An open WebSocket connection, seen through what the driver needs:
 /// hand over frames, flush, read.
+///
+/// The engine's stream is boxed: the connection attempt builds it and the
+/// connected phase uses it, and a box moves between them as a pointer
+/// instead of leaving a copy of the stream in each phase's state.
 pub(crate) struct Socket {
-    stream: tws::WebSocketStream<Transport>,
+    stream: Box<tws::WebSocketStream<Transport>>,
 }
 
 /// A frame ready to be handed to a [`Socket`].
@@ -53,7 +57,7 @@ pub(crate) struct Frame(tws::Message);
 impl Socket {
     /// Queues a frame; [`Socket::poll_flush`] writes it.
     pub(crate) fn send(&mut self, frame: Frame) -> Result<(), Error> {
-        let mut stream = Pin::new(&mut self.stream);
+        let mut stream = Pin::new(self.stream.as_mut());
         // The engine's flush threshold is unlimited, so it is always ready
         // and `poll_ready` never waits: it is called to keep the `Sink`
         // contract, with a waker that is never needed.
@@ -66,7 +70,7 @@ impl Socket {
 
     /// Writes what was queued.
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        Pin::new(&mut self.stream)
+        Pin::new(self.stream.as_mut())
             .poll_flush(cx)
             .map_err(connection_error)
     }
@@ -76,7 +80,7 @@ impl Socket {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Incoming, Error>>> {
-        Pin::new(&mut self.stream)
+        Pin::new(self.stream.as_mut())
             .poll_next(cx)
             .map(|item| item.map(|frame| frame.map(incoming).map_err(connection_error)))
     }
@@ -423,7 +427,9 @@ impl Connector {
         match builder.connect_on(transport).await {
             Ok((mut stream, _response)) => {
                 stream.get_mut().recorder = None;
-                Ok(Socket { stream })
+                Ok(Socket {
+                    stream: Box::new(stream),
+                })
             }
             // The engine dropped the transport, which handed over what it
             // recorded of the answer.

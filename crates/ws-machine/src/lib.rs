@@ -46,6 +46,8 @@
 //! # Layout
 //!
 //! - [`machine`](Machine): the caller's handle and [`Command`]s.
+//! - [`channel`]: the four channels' types, light enough for thousands of
+//!   machines.
 //! - `config`: the [`Builder`], its defaults and validation.
 //! - `state`: [`State`], [`Status`] and the state machine (pure).
 //! - `driver`: the one task per machine, one `select!` per phase.
@@ -57,6 +59,7 @@
 #![deny(missing_docs)]
 
 mod backoff;
+pub mod channel;
 mod config;
 mod delivery;
 mod driver;

@@ -7,12 +7,10 @@ use std::{
 };
 
 use http::HeaderMap;
-use tokio::{
-    sync::mpsc::{self, Receiver, Sender},
-    task::JoinHandle,
-};
+use tokio::task::JoinHandle;
 
 use crate::{
+    channel::{self, Receiver, Sender},
     config::{Builder, Target},
     driver::Driver,
     error::Error,
@@ -216,10 +214,10 @@ impl Machine {
 
     pub(crate) fn start(builder: Builder, target: Target) -> Result<Self, Error> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
-        let (input_tx, input) = mpsc::channel(builder.input_capacity);
-        let (output, output_rx) = mpsc::channel(builder.queue_capacity);
-        let (status_tx, status) = mpsc::channel(builder.status_capacity);
-        let (command, command_rx) = mpsc::channel(8);
+        let (input_tx, input) = channel::channel(builder.input_capacity);
+        let (output, output_rx) = channel::channel(builder.queue_capacity);
+        let (status_tx, status) = channel::occasional(builder.status_capacity);
+        let (command, command_rx) = channel::occasional(8);
         let url = builder.url.clone();
         let headers = builder.headers.clone();
         let driver = Driver::new(builder, target, input_tx, output_rx, status_tx, command_rx);

@@ -13,7 +13,7 @@
 
 use std::collections::VecDeque;
 
-use tokio::sync::mpsc::{self, OwnedPermit, error::TrySendError};
+use crate::channel::{OwnedPermit, Sender, TrySendError};
 
 use crate::state::Status;
 
@@ -23,7 +23,7 @@ const BACKLOG: usize = 16;
 /// The machine's side of the status channel.
 #[derive(Debug)]
 pub(crate) struct StatusOut {
-    tx: mpsc::Sender<Status>,
+    tx: Sender<Status>,
     backlog: VecDeque<Status>,
     last_slot: Option<OwnedPermit<Status>>,
     dropped: u64,
@@ -31,8 +31,8 @@ pub(crate) struct StatusOut {
 
 impl StatusOut {
     /// Wraps the sender of a fresh (empty) channel.
-    pub(crate) fn new(tx: mpsc::Sender<Status>) -> Self {
-        let last_slot = tx.clone().try_reserve_owned().ok();
+    pub(crate) fn new(tx: Sender<Status>) -> Self {
+        let last_slot = tx.try_reserve_owned();
         Self {
             tx,
             backlog: VecDeque::new(),
@@ -76,7 +76,9 @@ impl StatusOut {
     /// status. Cancel-safe: nothing is taken from the backlog until a slot is
     /// held.
     pub(crate) async fn drain_one(&mut self) {
-        match self.tx.reserve().await {
+        // Boxed when first polled: the wait is rare, and its state must not
+        // take room in every machine's task.
+        match Box::pin(self.tx.reserve()).await {
             Ok(permit) => {
                 if let Some(status) = self.backlog.pop_front() {
                     permit.send(status);
@@ -132,7 +134,7 @@ mod tests {
         crate::state::tests::lifecycle(Duration::ZERO, None).quit()
     }
 
-    fn drain(rx: &mut mpsc::Receiver<Status>) -> Vec<u32> {
+    fn drain(rx: &mut crate::channel::Receiver<Status>) -> Vec<u32> {
         std::iter::from_fn(|| rx.try_recv().ok())
             .map(|s| s.attempt)
             .collect()
@@ -140,7 +142,7 @@ mod tests {
 
     #[test]
     fn a_full_channel_keeps_the_oldest_and_the_newest() {
-        let (tx, mut rx) = mpsc::channel(4);
+        let (tx, mut rx) = crate::channel::channel(4);
         let mut out = StatusOut::new(tx);
         for n in 1..=100 {
             out.emit(status(n));
@@ -157,7 +159,7 @@ mod tests {
 
     #[test]
     fn the_final_status_gets_through_a_full_channel() {
-        let (tx, mut rx) = mpsc::channel(2);
+        let (tx, mut rx) = crate::channel::channel(2);
         let mut out = StatusOut::new(tx);
         for n in 1..=10 {
             out.emit(status(n));
@@ -172,7 +174,7 @@ mod tests {
 
     #[tokio::test]
     async fn backlog_drains_as_the_reader_makes_room() {
-        let (tx, mut rx) = mpsc::channel(2);
+        let (tx, mut rx) = crate::channel::channel(2);
         let mut out = StatusOut::new(tx);
         out.emit(status(1));
         out.emit(status(2));
@@ -185,7 +187,7 @@ mod tests {
 
     #[test]
     fn a_dropped_reader_costs_nothing() {
-        let (tx, rx) = mpsc::channel(2);
+        let (tx, rx) = crate::channel::channel(2);
         drop(rx);
         let mut out = StatusOut::new(tx);
         for n in 1..=50 {

@@ -222,7 +222,7 @@ async fn without_acks_messages_are_lost_only_at_connection_ends() {
     // Read echoes meanwhile, so that `input` never holds the machine back.
     // `shutdown` needs the whole handle, so the reader gets the real `input`
     // and the handle an empty stand-in.
-    let (_, stand_in) = tokio::sync::mpsc::channel(1);
+    let (_, stand_in) = ws_machine::channel::channel(1);
     let mut input = std::mem::replace(&mut machine.input, stand_in);
     let reader = tokio::spawn(async move {
         let mut echoed = HashSet::new();

@@ -146,7 +146,7 @@ async fn dropping_the_command_sender_stops_the_machine() {
     let mut machine = connect(fast(server.url())).await;
     // The handle must stay whole for the helpers: swap in a sender of a
     // channel nobody reads, and drop the real one.
-    let (stand_in, _) = tokio::sync::mpsc::channel(1);
+    let (stand_in, _) = ws_machine::channel::channel(1);
     drop(std::mem::replace(&mut machine.command, stand_in));
 
     let last = timeout(STOP, wait_for_final(&mut machine))
@@ -161,11 +161,13 @@ async fn dropping_the_machine_stops_its_task_and_closes_the_connection() {
     let server = server();
     let machine = connect(fast(server.url())).await;
     assert_eq!(server.open_connections(), 1);
-    // The task owns the receiving end of `output`: it is closed once the
-    // task has ended.
-    let output = machine.output.clone();
-    drop(machine);
-    timeout(WAIT, output.closed())
+    // Drop every part but `stopped`, which resolves once the task has ended
+    // (the rest of the moved machine is dropped at the end of the block).
+    let stopped = {
+        let machine = machine;
+        machine.stopped
+    };
+    timeout(WAIT, stopped)
         .await
         .expect("the task outlived the machine");
     assert!(
@@ -340,7 +342,7 @@ async fn quitting_at_any_moment_of_traffic_loses_nothing() {
             }
             sent
         });
-        let mut input = std::mem::replace(&mut machine.input, tokio::sync::mpsc::channel(1).1);
+        let mut input = std::mem::replace(&mut machine.input, ws_machine::channel::channel(1).1);
         let reader = tokio::spawn(async move {
             let mut got = Vec::new();
             while let Some(message) = input.recv().await {

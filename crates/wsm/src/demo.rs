@@ -24,11 +24,8 @@ use std::{
     time::Duration,
 };
 
-use tokio::{
-    sync::mpsc,
-    time::{Instant, sleep},
-};
-use ws_machine::{Command, Leftovers, Machine, Message, State, Status};
+use tokio::time::{Instant, sleep};
+use ws_machine::{Command, Leftovers, Machine, Message, State, Status, channel::Sender};
 use wsm_server::{Config, Server};
 
 use crate::{
@@ -197,8 +194,8 @@ struct Demo<W> {
     addr: SocketAddr,
     /// `None` while the server is down.
     server: Option<Server>,
-    output: mpsc::Sender<Message>,
-    command: mpsc::Sender<Command>,
+    output: Sender<Message>,
+    command: Sender<Command>,
     timing: Timing,
     stage: Stage,
     /// Messages still to send in this stage, one per step.

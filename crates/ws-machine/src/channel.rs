@@ -1,0 +1,778 @@
+//! The bounded channels between the caller and a machine: `input`,
+//! `output`, `status` and `command`.
+//!
+//! Why not tokio's `mpsc`: it allocates a 32-slot block and a cache-padded
+//! header for every channel up front, about 1.9 KiB resident per channel of
+//! [`Message`](crate::Message)s (measured with 2,000 idle machines), and a
+//! machine has four. That was most of an idle machine's memory, for queues
+//! that are empty nearly all the time. These channels keep one small shared
+//! header (about 130 bytes) and allocate their queue only when values wait
+//! in it.
+//!
+//! How they work: room is counted by a tokio [`Semaphore`] holding one
+//! permit per free slot, so waiting senders are served in order and a
+//! cancelled [`Sender::send`] or [`Sender::reserve`] gives its place back
+//! without losing a slot. The values wait in a `VecDeque` behind a mutex
+//! that is held only to push or pop (never across an `.await`, never while a
+//! value is dropped). The receiver's waker is stored under the same mutex, so
+//! a value pushed while the receiver registers is never missed.
+//!
+//! The API follows tokio's `mpsc` (`send`, `try_send`, `reserve`, `recv`,
+//! `try_recv`, `close`), and a [`Receiver`] is a
+//! [`Stream`](futures_core::Stream), so it fits `tokio_stream::StreamMap`
+//! and `StreamExt` as it is.
+
+use std::{
+    collections::VecDeque,
+    fmt,
+    future::poll_fn,
+    pin::Pin,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    task::{Context, Poll, Waker},
+};
+
+use tokio::sync::{Semaphore, TryAcquireError};
+
+/// Creates a channel with room for `capacity` values (at least one), of
+/// the kind a machine uses for `input` and `output`: e.g. a stand-in for a
+/// part moved out of a [`Machine`](crate::Machine), or a channel feeding a
+/// machine's `output` from elsewhere. Its queue keeps its allocation once
+/// grown, as suits a stream of values.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let (tx, mut rx) = ws_machine::channel::channel::<u32>(2);
+/// tx.send(1).await.expect("the receiver is alive");
+/// drop(tx);
+/// assert_eq!(rx.recv().await, Some(1));
+/// assert_eq!(rx.recv().await, None);
+/// # }
+/// ```
+#[must_use]
+pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    with_queue(capacity, Queue::Keep)
+}
+
+/// Creates a channel whose queue frees its allocation whenever it empties:
+/// for channels that carry a value now and then (statuses, commands), so
+/// an idle machine keeps no queue for them.
+pub(crate) fn occasional<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    with_queue(capacity, Queue::Release)
+}
+
+/// What the queue does with its allocation when it empties.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Queue {
+    Keep,
+    Release,
+}
+
+fn with_queue<T>(capacity: usize, queue: Queue) -> (Sender<T>, Receiver<T>) {
+    let capacity = capacity.clamp(1, Semaphore::MAX_PERMITS);
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            queue: VecDeque::new(),
+            waker: None,
+            senders: 1,
+            closed: false,
+            gone: false,
+        }),
+        room: Semaphore::new(capacity),
+        capacity,
+        release: queue == Queue::Release,
+    });
+    (
+        Sender {
+            shared: Arc::clone(&shared),
+        },
+        Receiver { shared },
+    )
+}
+
+/// What both ends share.
+struct Shared<T> {
+    state: Mutex<State<T>>,
+    /// One permit per free slot; closed when the receiver closes.
+    room: Semaphore,
+    capacity: usize,
+    /// Free the queue's allocation whenever it empties.
+    release: bool,
+}
+
+struct State<T> {
+    queue: VecDeque<T>,
+    /// The receiver, waiting for a value or for the last sender to go.
+    waker: Option<Waker>,
+    /// Live senders; at zero, the receiver sees the end after the queue.
+    senders: usize,
+    /// The receiver closed the channel (or is gone): no new slots.
+    closed: bool,
+    /// The receiver is gone: nothing is accepted, not even into a slot
+    /// reserved before.
+    gone: bool,
+}
+
+impl<T> Shared<T> {
+    /// The state; a poisoned lock is used as it is (nothing here can leave
+    /// it half-updated: values are pushed and popped whole).
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Puts a value in the slot a permit was taken for, and wakes the
+    /// receiver. Hands the value back if the receiver is gone. (A closed
+    /// receiver still takes values into slots reserved before it closed.)
+    fn push(&self, value: T) -> Result<(), T> {
+        let waker = {
+            let mut state = self.lock();
+            if state.gone {
+                drop(state);
+                self.give_back();
+                return Err(value);
+            }
+            state.queue.push_back(value);
+            state.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Ok(())
+    }
+
+    /// Takes the oldest value from the locked state; the caller gives its
+    /// slot back once the lock is released.
+    fn take(&self, state: &mut State<T>) -> Option<T> {
+        let value = state.queue.pop_front()?;
+        if self.release && state.queue.is_empty() {
+            state.queue = VecDeque::new();
+        }
+        Some(value)
+    }
+
+    /// Gives back a slot that a sender took but did not fill. Once the
+    /// channel is closed, the receiver waits for exactly this (the end comes
+    /// when no slot is taken any more), so it is woken.
+    fn give_back(&self) {
+        self.room.add_permits(1);
+        let waker = {
+            let mut state = self.lock();
+            if state.closed {
+                state.waker.take()
+            } else {
+                None
+            }
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Whether nothing waits and nothing more can come: every sender is
+    /// gone, or the channel is closed and no sender holds a slot.
+    fn ended(&self, state: &State<T>) -> bool {
+        state.queue.is_empty()
+            && (state.senders == 0
+                || (state.closed && self.room.available_permits() == self.capacity))
+    }
+
+    /// Takes one free slot without waiting.
+    fn try_take_slot(&self) -> Result<(), TryAcquireError> {
+        self.room
+            .try_acquire()
+            .map(tokio::sync::SemaphorePermit::forget)
+    }
+
+    /// Waits for a free slot; `false` if the receiver closed.
+    async fn take_slot(&self) -> bool {
+        match self.room.acquire().await {
+            Ok(permit) => {
+                permit.forget();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// The sending end of a channel to or from a machine; cheap to clone.
+pub struct Sender<T> {
+    shared: Arc<Shared<T>>,
+}
+
+/// The receiving end of a channel to or from a machine.
+pub struct Receiver<T> {
+    shared: Arc<Shared<T>>,
+}
+
+/// A slot reserved by [`Sender::reserve`]: sending through it cannot fail
+/// for lack of room. Dropping it unused gives the slot back.
+pub struct Permit<'a, T> {
+    shared: &'a Shared<T>,
+}
+
+/// A slot reserved without borrowing the sender (for the machine's own use).
+pub(crate) struct OwnedPermit<T> {
+    shared: Arc<Shared<T>>,
+    used: bool,
+}
+
+/// [`Sender::send`] failed: the receiver is gone (for `output` and
+/// `command`: the machine has stopped). The value is handed back.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub struct SendError<T>(pub T);
+
+/// [`Sender::try_send`] failed; the value is handed back.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub enum TrySendError<T> {
+    /// The channel is full: try again later, or wait with
+    /// [`Sender::send`].
+    Full(T),
+    /// The receiver is gone (for `output` and `command`: the machine has
+    /// stopped).
+    Closed(T),
+}
+
+/// [`Receiver::try_recv`] found nothing.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum TryRecvError {
+    /// Nothing waits now; more may come.
+    Empty,
+    /// Nothing waits and nothing more will come: every sender is gone.
+    Disconnected,
+}
+
+impl<T> Sender<T> {
+    /// Sends a value, waiting for room if the channel is full.
+    ///
+    /// Cancelling the wait loses the value but not the place of other
+    /// senders; to keep the value when the wait is cancelled, use
+    /// [`Sender::reserve`] first.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError`] with the value if the receiver is gone.
+    pub async fn send(&self, value: T) -> Result<(), SendError<T>> {
+        if !self.shared.take_slot().await {
+            return Err(SendError(value));
+        }
+        self.shared.push(value).map_err(SendError)
+    }
+
+    /// Sends a value if there is room now.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySendError::Full`] if there is no room,
+    /// [`TrySendError::Closed`] if the receiver is gone; both hand the value
+    /// back.
+    pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        match self.shared.try_take_slot() {
+            Ok(()) => self.shared.push(value).map_err(TrySendError::Closed),
+            Err(TryAcquireError::NoPermits) => Err(TrySendError::Full(value)),
+            Err(TryAcquireError::Closed) => Err(TrySendError::Closed(value)),
+        }
+    }
+
+    /// Waits for room and reserves it; cancel-safe (a cancelled wait
+    /// reserves nothing and loses nothing).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError`] if the receiver is gone.
+    pub async fn reserve(&self) -> Result<Permit<'_, T>, SendError<()>> {
+        if self.shared.take_slot().await {
+            Ok(Permit {
+                shared: &self.shared,
+            })
+        } else {
+            Err(SendError(()))
+        }
+    }
+
+    /// Waits for room and reserves it, holding a reference to the channel
+    /// instead of borrowing this sender.
+    pub(crate) async fn reserve_owned(&self) -> Result<OwnedPermit<T>, SendError<()>> {
+        if self.shared.take_slot().await {
+            Ok(OwnedPermit {
+                shared: Arc::clone(&self.shared),
+                used: false,
+            })
+        } else {
+            Err(SendError(()))
+        }
+    }
+
+    /// Reserves room if there is some now.
+    pub(crate) fn try_reserve_owned(&self) -> Option<OwnedPermit<T>> {
+        self.shared.try_take_slot().ok().map(|()| OwnedPermit {
+            shared: Arc::clone(&self.shared),
+            used: false,
+        })
+    }
+
+    /// Free slots now.
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.shared.room.available_permits()
+    }
+
+    /// The channel's size, as configured.
+    #[must_use]
+    pub fn max_capacity(&self) -> usize {
+        self.shared.capacity
+    }
+
+    /// Whether the receiver is gone (for `output` and `command`: the
+    /// machine has stopped).
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.shared.lock().closed
+    }
+}
+
+impl<T> Permit<'_, T> {
+    /// Sends the value into the reserved slot. If the receiver is gone, the
+    /// value is dropped, as it would have been dropped with the receiver.
+    pub fn send(self, value: T) {
+        let shared = self.shared;
+        std::mem::forget(self);
+        // A closed receiver wants nothing: dropping the value is what
+        // closing it means.
+        let _ = shared.push(value);
+    }
+}
+
+impl<T> Drop for Permit<'_, T> {
+    fn drop(&mut self) {
+        self.shared.give_back();
+    }
+}
+
+impl<T> OwnedPermit<T> {
+    /// Sends the value into the reserved slot (dropped if the receiver is
+    /// gone).
+    pub(crate) fn send(mut self, value: T) {
+        self.used = true;
+        let _ = self.shared.push(value);
+    }
+}
+
+impl<T> Drop for OwnedPermit<T> {
+    fn drop(&mut self) {
+        if !self.used {
+            self.shared.give_back();
+        }
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.shared.lock().senders += 1;
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        let waker = {
+            let mut state = self.shared.lock();
+            state.senders -= 1;
+            if state.senders == 0 {
+                state.waker.take()
+            } else {
+                None
+            }
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl<T> Receiver<T> {
+    /// The next value, waiting for one; `None` once the queue is empty and
+    /// nothing more can come: every sender is gone, or the channel was
+    /// [closed](Receiver::close) and no sender holds a reserved slot.
+    /// Cancel-safe: a cancelled wait takes nothing.
+    pub async fn recv(&mut self) -> Option<T> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Polls for the next value; registers the task to be woken when one
+    /// arrives or the last sender goes.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let mut state = self.shared.lock();
+        if let Some(value) = self.shared.take(&mut state) {
+            drop(state);
+            self.shared.room.add_permits(1);
+            return Poll::Ready(Some(value));
+        }
+        if self.shared.ended(&state) {
+            return Poll::Ready(None);
+        }
+        match &mut state.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// The next value if one waits now.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`] if none waits, [`TryRecvError::Disconnected`]
+    /// if none waits and none can come (see [`Receiver::recv`]).
+    pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
+        let mut state = self.shared.lock();
+        if let Some(value) = self.shared.take(&mut state) {
+            drop(state);
+            self.shared.room.add_permits(1);
+            return Ok(value);
+        }
+        if self.shared.ended(&state) {
+            Err(TryRecvError::Disconnected)
+        } else {
+            Err(TryRecvError::Empty)
+        }
+    }
+
+    /// Whether no value waits now.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.shared.lock().queue.is_empty()
+    }
+
+    /// How many values wait now.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.shared.lock().queue.len()
+    }
+
+    /// Refuses further values (senders get an error) while those already
+    /// sent, and those of senders already holding a reserved slot, can
+    /// still be received.
+    pub fn close(&mut self) {
+        self.shared.lock().closed = true;
+        self.shared.room.close();
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        self.shared.lock().gone = true;
+        self.close();
+        // Values still queued go now, outside the lock (a value's drop may
+        // run arbitrary code, e.g. a `Bytes` owner).
+        let queued = std::mem::take(&mut self.shared.lock().queue);
+        drop(queued);
+    }
+}
+
+impl<T> futures_core::Stream for Receiver<T> {
+    type Item = T;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        self.get_mut().poll_recv(cx)
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender")
+            .field("capacity", &self.capacity())
+            .field("max_capacity", &self.shared.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver")
+            .field("len", &self.len())
+            .field("max_capacity", &self.shared.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Debug for Permit<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit").finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Debug for OwnedPermit<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedPermit").finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Debug for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SendError(..)")
+    }
+}
+
+impl<T> fmt::Display for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the receiving side is gone (the machine has stopped)")
+    }
+}
+
+impl<T> std::error::Error for SendError<T> {}
+
+impl<T> fmt::Debug for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full(_) => f.write_str("Full(..)"),
+            Self::Closed(_) => f.write_str("Closed(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full(_) => f.write_str("the channel is full: try again later or wait with send"),
+            Self::Closed(_) => f.write_str("the receiving side is gone (the machine has stopped)"),
+        }
+    }
+}
+
+impl<T> std::error::Error for TrySendError<T> {}
+
+impl fmt::Display for TryRecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => f.write_str("nothing waits in the channel now"),
+            Self::Disconnected => f.write_str("the channel is empty and every sender is gone"),
+        }
+    }
+}
+
+impl std::error::Error for TryRecvError {}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::time::timeout;
+
+    use super::*;
+
+    const WAIT: Duration = Duration::from_secs(3);
+
+    #[tokio::test]
+    async fn values_arrive_in_order_and_the_end_follows_the_last_sender() {
+        let (tx, mut rx) = channel(4);
+        let tx2 = tx.clone();
+        tx.send(1).await.expect("room");
+        tx2.send(2).await.expect("room");
+        drop(tx);
+        assert_eq!(rx.recv().await, Some(1));
+        tx2.try_send(3).expect("room");
+        drop(tx2);
+        assert_eq!(rx.recv().await, Some(2));
+        assert_eq!(rx.recv().await, Some(3));
+        assert_eq!(rx.recv().await, None);
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+    }
+
+    #[tokio::test]
+    async fn a_full_channel_refuses_then_waits_then_takes() {
+        let (tx, mut rx) = channel(2);
+        tx.try_send(1).expect("room");
+        tx.try_send(2).expect("room");
+        assert!(matches!(tx.try_send(3), Err(TrySendError::Full(3))));
+        assert_eq!(tx.capacity(), 0);
+        let waiting = tokio::spawn({
+            let tx = tx.clone();
+            async move { tx.send(3).await }
+        });
+        // The waiting sender cannot finish until a value is taken.
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        assert_eq!(rx.recv().await, Some(1));
+        timeout(WAIT, waiting)
+            .await
+            .expect("the sender got room")
+            .expect("no panic")
+            .expect("sent");
+        assert_eq!(rx.try_recv(), Ok(2));
+        assert_eq!(rx.try_recv(), Ok(3));
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+        assert_eq!(tx.capacity(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_reserve_or_an_unused_permit_loses_no_slot() {
+        let (tx, mut rx) = channel::<u32>(1);
+        let permit = tx.reserve().await.expect("room");
+        assert_eq!(tx.capacity(), 0);
+        // A second reserve must wait; cancel it.
+        assert!(
+            timeout(Duration::from_millis(20), tx.reserve())
+                .await
+                .is_err()
+        );
+        drop(permit);
+        assert_eq!(tx.capacity(), 1);
+        let owned = tx.try_reserve_owned().expect("room");
+        assert!(tx.try_reserve_owned().is_none());
+        drop(owned);
+        tx.reserve().await.expect("room").send(7);
+        assert_eq!(rx.recv().await, Some(7));
+        assert_eq!(tx.capacity(), 1);
+    }
+
+    #[tokio::test]
+    async fn closing_refuses_new_values_but_keeps_those_sent() {
+        let (tx, mut rx) = channel(4);
+        tx.send("kept").await.expect("room");
+        let blocked = {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                // Fill the channel, then wait for room that never comes.
+                while tx.try_send("filler").is_ok() {}
+                tx.send("refused").await
+            })
+        };
+        tokio::task::yield_now().await;
+        rx.close();
+        let refused = timeout(WAIT, blocked)
+            .await
+            .expect("the waiting sender was released")
+            .expect("no panic");
+        assert_eq!(refused, Err(SendError("refused")));
+        assert!(tx.is_closed());
+        assert!(matches!(
+            tx.try_send("late"),
+            Err(TrySendError::Closed("late"))
+        ));
+        assert_eq!(rx.recv().await, Some("kept"));
+        let mut rest = 0;
+        while let Ok(value) = rx.try_recv() {
+            assert_eq!(value, "filler");
+            rest += 1;
+        }
+        assert_eq!(rest, 3);
+    }
+
+    #[tokio::test]
+    async fn after_closing_the_end_waits_only_for_reserved_slots() {
+        let (tx, mut rx) = channel(4);
+        tx.send(1).await.expect("room");
+        let permit = tx.reserve().await.expect("room");
+        rx.close();
+        // A sender is still alive, but only the reserved slot can bring more.
+        assert_eq!(rx.recv().await, Some(1));
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+        let receiver = tokio::spawn(async move { (rx.recv().await, rx.recv().await) });
+        tokio::task::yield_now().await;
+        permit.send(2);
+        let got = timeout(WAIT, receiver)
+            .await
+            .expect("ended")
+            .expect("no panic");
+        assert_eq!(got, (Some(2), None));
+
+        // An unused reserved slot ends it too.
+        let (tx, mut rx) = channel::<u8>(4);
+        let permit = tx.reserve().await.expect("room");
+        rx.close();
+        let receiver = tokio::spawn(async move { rx.recv().await });
+        tokio::task::yield_now().await;
+        drop(permit);
+        let got = timeout(WAIT, receiver)
+            .await
+            .expect("ended")
+            .expect("no panic");
+        assert_eq!(got, None);
+        assert!(tx.is_closed());
+    }
+
+    #[tokio::test]
+    async fn a_waiting_receiver_is_woken_by_a_send_and_by_the_last_drop() {
+        let (tx, mut rx) = channel(1);
+        let receiver = tokio::spawn(async move {
+            let first = rx.recv().await;
+            let end = rx.recv().await;
+            (first, end)
+        });
+        tokio::task::yield_now().await;
+        tx.send(5).await.expect("room");
+        tokio::task::yield_now().await;
+        drop(tx);
+        let got = timeout(WAIT, receiver)
+            .await
+            .expect("woken")
+            .expect("no panic");
+        assert_eq!(got, (Some(5), None));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_senders_across_threads_lose_nothing() {
+        let (tx, mut rx) = channel::<u64>(8);
+        let runtime = tokio::runtime::Handle::current();
+        let mut senders = Vec::new();
+        for sender in 0..4u64 {
+            let tx = tx.clone();
+            senders.push(runtime.spawn(async move {
+                for i in 0..1_000u64 {
+                    tx.send(sender * 1_000 + i).await.expect("receiver alive");
+                }
+            }));
+        }
+        drop(tx);
+        let mut seen = vec![false; 4_000];
+        let mut last = [None::<u64>; 4];
+        let collect = async {
+            while let Some(value) = rx.recv().await {
+                let index = usize::try_from(value).expect("small");
+                assert!(!seen[index], "{value} twice");
+                seen[index] = true;
+                // Each sender's values arrive in its order.
+                let sender = index / 1_000;
+                assert!(last[sender].is_none_or(|previous| previous < value));
+                last[sender] = Some(value);
+            }
+        };
+        timeout(WAIT, collect).await.expect("all received");
+        assert!(seen.iter().all(|&s| s));
+        for sender in senders {
+            sender.await.expect("no panic");
+        }
+    }
+
+    #[test]
+    fn an_idle_channel_allocates_no_queue() {
+        let (_tx, rx) = channel::<crate::Message>(1024);
+        assert_eq!(rx.shared.lock().queue.capacity(), 0);
+    }
+
+    #[test]
+    fn an_occasional_channel_frees_its_queue_when_it_empties() {
+        let (tx, mut rx) = occasional::<u64>(8);
+        tx.try_send(1).expect("room");
+        tx.try_send(2).expect("room");
+        assert!(rx.shared.lock().queue.capacity() > 0);
+        assert_eq!(rx.try_recv(), Ok(1));
+        assert!(
+            rx.shared.lock().queue.capacity() > 0,
+            "one value still waits"
+        );
+        assert_eq!(rx.try_recv(), Ok(2));
+        assert_eq!(rx.shared.lock().queue.capacity(), 0);
+
+        let (tx, mut rx) = channel::<u64>(8);
+        tx.try_send(1).expect("room");
+        assert_eq!(rx.try_recv(), Ok(1));
+        assert!(
+            rx.shared.lock().queue.capacity() > 0,
+            "a stream keeps its queue"
+        );
+    }
+}
