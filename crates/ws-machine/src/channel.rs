@@ -9,13 +9,14 @@
 //! header (about 130 bytes) and allocate their queue only when values wait
 //! in it.
 //!
-//! How they work: room is counted by a tokio [`Semaphore`] holding one
-//! permit per free slot, so waiting senders are served in order and a
-//! cancelled [`Sender::send`] or [`Sender::reserve`] gives its place back
-//! without losing a slot. The values wait in a `VecDeque` behind a mutex
-//! that is held only to push or pop (never across an `.await`, never while a
-//! value is dropped). The receiver's waker is stored under the same mutex, so
-//! a value pushed while the receiver registers is never missed.
+//! How they work: the values wait in a `VecDeque` behind a mutex, which
+//! also counts the free slots and holds the receiver's waker, so sending is
+//! one lock (check room, push, take the waker) and so is receiving; the
+//! mutex is never held across an `.await` or while a value is dropped.
+//! Senders that find no room wait on a tokio [`Notify`]: a freed slot wakes
+//! one of them (only when one waits), and a waiter that is cancelled after
+//! being woken passes the wake-up on, so a cancelled [`Sender::send`] or
+//! [`Sender::reserve`] loses no slot.
 //!
 //! The API follows tokio's `mpsc` (`send`, `try_send`, `reserve`, `recv`,
 //! `try_recv`, `close`), and a [`Receiver`] is a
@@ -31,7 +32,7 @@ use std::{
     task::{Context, Poll, Waker},
 };
 
-use tokio::sync::{Semaphore, TryAcquireError};
+use tokio::sync::Notify;
 
 /// Creates a channel with room for `capacity` values (at least one), of
 /// the kind a machine uses for `input` and `output`: e.g. a stand-in for a
@@ -69,16 +70,18 @@ enum Queue {
 }
 
 fn with_queue<T>(capacity: usize, queue: Queue) -> (Sender<T>, Receiver<T>) {
-    let capacity = capacity.clamp(1, Semaphore::MAX_PERMITS);
+    let capacity = capacity.max(1);
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             queue: VecDeque::new(),
+            free: capacity,
+            waiting: 0,
             waker: None,
             senders: 1,
             closed: false,
             gone: false,
         }),
-        room: Semaphore::new(capacity),
+        room: Notify::new(),
         capacity,
         release: queue == Queue::Release,
     });
@@ -93,8 +96,8 @@ fn with_queue<T>(capacity: usize, queue: Queue) -> (Sender<T>, Receiver<T>) {
 /// What both ends share.
 struct Shared<T> {
     state: Mutex<State<T>>,
-    /// One permit per free slot; closed when the receiver closes.
-    room: Semaphore,
+    /// Wakes senders waiting for a free slot.
+    room: Notify,
     capacity: usize,
     /// Free the queue's allocation whenever it empties.
     release: bool,
@@ -102,6 +105,10 @@ struct Shared<T> {
 
 struct State<T> {
     queue: VecDeque<T>,
+    /// Slots neither filled nor reserved.
+    free: usize,
+    /// Senders waiting for a free slot.
+    waiting: usize,
     /// The receiver, waiting for a value or for the last sender to go.
     waker: Option<Waker>,
     /// Live senders; at zero, the receiver sees the end after the queue.
@@ -120,49 +127,72 @@ impl<T> Shared<T> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Puts a value in the slot a permit was taken for, and wakes the
-    /// receiver. Hands the value back if the receiver is gone. (A closed
-    /// receiver still takes values into slots reserved before it closed.)
+    /// Puts a value in a slot taken for it, and wakes the receiver. Hands
+    /// the value back (and frees the slot) if the receiver is gone. (A
+    /// closed receiver still takes values into slots reserved before it
+    /// closed.)
     fn push(&self, value: T) -> Result<(), T> {
-        let waker = {
-            let mut state = self.lock();
-            if state.gone {
-                drop(state);
-                self.give_back();
-                return Err(value);
-            }
-            state.queue.push_back(value);
-            state.waker.take()
-        };
+        let mut state = self.lock();
+        if state.gone {
+            let wake = Self::free_slot(&mut state);
+            drop(state);
+            self.wake_sender(wake);
+            return Err(value);
+        }
+        state.queue.push_back(value);
+        let waker = state.waker.take();
+        drop(state);
         if let Some(waker) = waker {
             waker.wake();
         }
         Ok(())
     }
 
-    /// Takes the oldest value from the locked state; the caller gives its
-    /// slot back once the lock is released.
-    fn take(&self, state: &mut State<T>) -> Option<T> {
-        let value = state.queue.pop_front()?;
-        if self.release && state.queue.is_empty() {
-            state.queue = VecDeque::new();
+    /// Takes a free slot and fills it, in one lock: what `try_send` does.
+    fn try_push(&self, value: T) -> Result<(), TrySendError<T>> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(TrySendError::Closed(value));
         }
-        Some(value)
+        if state.free == 0 {
+            return Err(TrySendError::Full(value));
+        }
+        state.free -= 1;
+        state.queue.push_back(value);
+        let waker = state.waker.take();
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Ok(())
+    }
+
+    /// Counts a slot as free again; whether a waiting sender must be woken.
+    fn free_slot(state: &mut State<T>) -> bool {
+        state.free += 1;
+        state.waiting > 0
+    }
+
+    /// Wakes one waiting sender, if `free_slot` said so.
+    fn wake_sender(&self, wake: bool) {
+        if wake {
+            self.room.notify_one();
+        }
     }
 
     /// Gives back a slot that a sender took but did not fill. Once the
     /// channel is closed, the receiver waits for exactly this (the end comes
-    /// when no slot is taken any more), so it is woken.
+    /// when no slot is taken any more), so it is woken too.
     fn give_back(&self) {
-        self.room.add_permits(1);
-        let waker = {
-            let mut state = self.lock();
-            if state.closed {
-                state.waker.take()
-            } else {
-                None
-            }
+        let mut state = self.lock();
+        let wake = Self::free_slot(&mut state);
+        let waker = if state.closed {
+            state.waker.take()
+        } else {
+            None
         };
+        drop(state);
+        self.wake_sender(wake);
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -172,26 +202,72 @@ impl<T> Shared<T> {
     /// gone, or the channel is closed and no sender holds a slot.
     fn ended(&self, state: &State<T>) -> bool {
         state.queue.is_empty()
-            && (state.senders == 0
-                || (state.closed && self.room.available_permits() == self.capacity))
+            && (state.senders == 0 || (state.closed && state.free == self.capacity))
+    }
+
+    /// Takes the oldest value from the locked state and frees its slot;
+    /// the caller wakes a waiting sender (`wake`) once the lock is released.
+    fn take(&self, state: &mut State<T>, wake: &mut bool) -> Option<T> {
+        let value = state.queue.pop_front()?;
+        if self.release && state.queue.is_empty() {
+            state.queue = VecDeque::new();
+        }
+        *wake = Self::free_slot(state);
+        Some(value)
     }
 
     /// Takes one free slot without waiting.
-    fn try_take_slot(&self) -> Result<(), TryAcquireError> {
-        self.room
-            .try_acquire()
-            .map(tokio::sync::SemaphorePermit::forget)
+    fn try_take_slot(&self) -> Result<(), TrySendError<()>> {
+        let mut state = self.lock();
+        if state.closed {
+            Err(TrySendError::Closed(()))
+        } else if state.free == 0 {
+            Err(TrySendError::Full(()))
+        } else {
+            state.free -= 1;
+            Ok(())
+        }
     }
 
-    /// Waits for a free slot; `false` if the receiver closed.
+    /// Waits for a free slot and takes it; `false` if the receiver closed.
+    /// Cancel-safe: a cancelled wait takes nothing, and a wake-up it got is
+    /// passed on to another waiting sender.
     async fn take_slot(&self) -> bool {
-        match self.room.acquire().await {
-            Ok(permit) => {
-                permit.forget();
-                true
+        loop {
+            match self.try_take_slot() {
+                Ok(()) => return true,
+                Err(TrySendError::Closed(())) => return false,
+                Err(TrySendError::Full(())) => {}
             }
-            Err(_) => false,
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            // Registered before looking again, so a slot freed from now on
+            // wakes this sender.
+            notified.as_mut().enable();
+            {
+                let mut state = self.lock();
+                if state.closed {
+                    return false;
+                }
+                if state.free > 0 {
+                    state.free -= 1;
+                    return true;
+                }
+                state.waiting += 1;
+            }
+            let _waiting = Waiting(self);
+            notified.await;
         }
+    }
+}
+
+/// A sender counted among those waiting for a slot, until dropped (woken or
+/// cancelled).
+struct Waiting<'a, T>(&'a Shared<T>);
+
+impl<T> Drop for Waiting<'_, T> {
+    fn drop(&mut self) {
+        self.0.lock().waiting -= 1;
     }
 }
 
@@ -253,6 +329,11 @@ impl<T> Sender<T> {
     ///
     /// [`SendError`] with the value if the receiver is gone.
     pub async fn send(&self, value: T) -> Result<(), SendError<T>> {
+        let value = match self.shared.try_push(value) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Closed(value)) => return Err(SendError(value)),
+            Err(TrySendError::Full(value)) => value,
+        };
         if !self.shared.take_slot().await {
             return Err(SendError(value));
         }
@@ -267,11 +348,7 @@ impl<T> Sender<T> {
     /// [`TrySendError::Closed`] if the receiver is gone; both hand the value
     /// back.
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
-        match self.shared.try_take_slot() {
-            Ok(()) => self.shared.push(value).map_err(TrySendError::Closed),
-            Err(TryAcquireError::NoPermits) => Err(TrySendError::Full(value)),
-            Err(TryAcquireError::Closed) => Err(TrySendError::Closed(value)),
-        }
+        self.shared.try_push(value)
     }
 
     /// Waits for room and reserves it; cancel-safe (a cancelled wait
@@ -314,7 +391,7 @@ impl<T> Sender<T> {
     /// Free slots now.
     #[must_use]
     pub fn capacity(&self) -> usize {
-        self.shared.room.available_permits()
+        self.shared.lock().free
     }
 
     /// The channel's size, as configured.
@@ -405,9 +482,10 @@ impl<T> Receiver<T> {
     /// arrives or the last sender goes.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let mut state = self.shared.lock();
-        if let Some(value) = self.shared.take(&mut state) {
+        let mut wake = false;
+        if let Some(value) = self.shared.take(&mut state, &mut wake) {
             drop(state);
-            self.shared.room.add_permits(1);
+            self.shared.wake_sender(wake);
             return Poll::Ready(Some(value));
         }
         if self.shared.ended(&state) {
@@ -428,9 +506,10 @@ impl<T> Receiver<T> {
     /// if none waits and none can come (see [`Receiver::recv`]).
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
         let mut state = self.shared.lock();
-        if let Some(value) = self.shared.take(&mut state) {
+        let mut wake = false;
+        if let Some(value) = self.shared.take(&mut state, &mut wake) {
             drop(state);
-            self.shared.room.add_permits(1);
+            self.shared.wake_sender(wake);
             return Ok(value);
         }
         if self.shared.ended(&state) {
@@ -457,7 +536,9 @@ impl<T> Receiver<T> {
     /// still be received.
     pub fn close(&mut self) {
         self.shared.lock().closed = true;
-        self.shared.room.close();
+        // Every waiting sender looks again, finds the channel closed and
+        // gives up.
+        self.shared.room.notify_waiters();
     }
 }
 

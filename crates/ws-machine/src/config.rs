@@ -34,10 +34,14 @@ pub fn default_retry_status(status: u16) -> bool {
 }
 
 /// Where to connect, taken apart from the URL once.
+///
+/// Kept compact (every machine holds one for its whole life): the URL as
+/// text, parsed again into a [`Uri`] for each attempt, which costs far less
+/// than the connection it is for.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
-    pub(crate) uri: Uri,
-    pub(crate) host: String,
+    url: Box<str>,
+    pub(crate) host: Box<str>,
     pub(crate) port: u16,
     pub(crate) tls: bool,
 }
@@ -84,11 +88,25 @@ impl Target {
         }
         let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
         Ok(Self {
-            uri,
-            host,
+            url: url.into(),
+            host: host.into(),
             port,
             tls,
         })
+    }
+
+    /// The URL as given.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The URL as a [`Uri`] for the upgrade request.
+    pub(crate) fn uri(&self) -> Result<Uri, Error> {
+        // `parse` accepted this URL, so this succeeds; a failure is still
+        // reported, never a panic.
+        self.url
+            .parse()
+            .map_err(|e| Error::invalid_url(&self.url, format!("cannot parse it ({e})")))
     }
 }
 
@@ -528,12 +546,12 @@ mod tests {
     fn urls_are_taken_apart() {
         let t = Target::parse("wss://example.com/feed?x=1").expect("valid");
         assert!(t.tls);
-        assert_eq!((t.host.as_str(), t.port), ("example.com", 443));
+        assert_eq!((&*t.host, t.port), ("example.com", 443));
         let t = Target::parse("ws://127.0.0.1:9001").expect("valid");
         assert!(!t.tls);
         assert_eq!(t.port, 9001);
         let t = Target::parse("ws://[::1]:80/").expect("valid");
-        assert_eq!(t.host, "::1");
+        assert_eq!(&*t.host, "::1");
     }
 
     #[test]

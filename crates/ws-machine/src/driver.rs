@@ -40,8 +40,10 @@ use crate::{
 };
 
 /// Most frames read or messages taken in one go before the loop looks at its
-/// other sources again.
-const BATCH: usize = 64;
+/// other sources again. Each turn of the loop polls every source and timer,
+/// so under load a larger batch means less work per message; a command
+/// still waits at most one batch.
+const BATCH: usize = 256;
 
 /// Timeouts and limits the driver applies.
 #[derive(Debug, Clone, Copy)]
@@ -135,7 +137,9 @@ pub(crate) struct Driver {
     target: Target,
     connector: Connector,
     limits: Limits,
-    headers: HeaderMap,
+    /// The fixed request headers; boxed, and `None` when there are none
+    /// (most machines), to keep the driver small.
+    headers: Option<Box<HeaderMap>>,
     headers_fn: Option<HeadersFn>,
     on_connect: Option<OnConnectFn>,
     lifecycle: Lifecycle,
@@ -183,7 +187,7 @@ impl Driver {
                 close_timeout: builder.close_timeout,
                 max_message_size: builder.max_message_size,
             },
-            headers: builder.headers,
+            headers: (!builder.headers.is_empty()).then(|| Box::new(builder.headers)),
             headers_fn: builder.headers_fn,
             on_connect: builder.on_connect,
             lifecycle: Lifecycle::new(
@@ -291,7 +295,7 @@ impl Driver {
     /// The headers of the next upgrade request: the fixed ones, overridden by
     /// those of `headers_fn`.
     fn request_headers(&self) -> Result<HeaderMap, Error> {
-        let mut headers = self.headers.clone();
+        let mut headers = self.headers.as_deref().cloned().unwrap_or_default();
         if let Some(fresh) = self.headers_fn.as_ref().map(|f| f()) {
             for (name, value) in &fresh {
                 headers.insert(name.clone(), value.clone());
@@ -304,7 +308,7 @@ impl Driver {
     /// Opens a connection, bounded by the handshake timeout, while serving
     /// commands; `None` if told to quit meanwhile.
     async fn open(&mut self, headers: HeaderMap) -> Option<Result<Socket, Error>> {
-        tracing::debug!(url = %self.target.uri, "connecting");
+        tracing::debug!(url = self.target.url(), "connecting");
         // Boxed: the attempt's state is large (TCP, TLS, the upgrade) and
         // only lives during the attempt, so it must not stay part of every
         // idle machine's task.

@@ -94,6 +94,9 @@ impl Socket {
 /// Most bytes of a rejected handshake's answer kept to read its headers.
 const MAX_RECORDED: usize = 16 * 1024;
 
+/// How a successful answer to the upgrade request starts.
+const SWITCHING_PROTOCOLS: &[u8] = b"HTTP/1.1 101 ";
+
 /// Most bytes read while waiting for the answer to the upgrade request: a
 /// server that sends endless headers is cut off instead of filling memory
 /// until the handshake timeout.
@@ -112,6 +115,8 @@ pub(crate) struct Transport {
 #[derive(Debug)]
 struct Recorder {
     bytes: Vec<u8>,
+    /// False once the answer is known to be `101 Switching Protocols`.
+    keep: bool,
     /// All bytes read so far, recorded or not.
     total: usize,
     on_drop: tokio::sync::oneshot::Sender<Vec<u8>>,
@@ -239,10 +244,17 @@ impl AsyncRead for Transport {
         };
         if let (Poll::Ready(Ok(())), Some(recorder)) = (&result, &mut this.recorder) {
             let fresh = &buf.filled()[before..];
-            let room = MAX_RECORDED.saturating_sub(recorder.bytes.len());
-            recorder
-                .bytes
-                .extend_from_slice(&fresh[..fresh.len().min(room)]);
+            if recorder.total == 0 && fresh.starts_with(SWITCHING_PROTOCOLS) {
+                // The upgrade succeeds: its headers will not be needed, so
+                // nothing is copied (only counted, for the size limit).
+                recorder.keep = false;
+            }
+            if recorder.keep {
+                let room = MAX_RECORDED.saturating_sub(recorder.bytes.len());
+                recorder
+                    .bytes
+                    .extend_from_slice(&fresh[..fresh.len().min(room)]);
+            }
             recorder.total += fresh.len();
             if recorder.total > MAX_HANDSHAKE_ANSWER {
                 return Poll::Ready(Err(io::Error::new(
@@ -365,15 +377,15 @@ impl Connector {
             return next
                 .map(|stream| Io::Memory(Tracked::new(stream)))
                 .ok_or_else(|| Error::Connect {
-                    host: target.host.clone(),
+                    host: target.host.to_string(),
                     port: target.port,
                     source: Arc::new(io::Error::from(io::ErrorKind::ConnectionRefused)),
                 });
         }
-        let tcp = TcpStream::connect((target.host.as_str(), target.port))
+        let tcp = TcpStream::connect((&*target.host, target.port))
             .await
             .map_err(|e| Error::Connect {
-                host: target.host.clone(),
+                host: target.host.to_string(),
                 port: target.port,
                 source: Arc::new(e),
             })?;
@@ -385,8 +397,8 @@ impl Connector {
         let io = match &self.tls {
             None => Io::Plain(Tracked::new(tcp)),
             Some(tls) => {
-                let name =
-                    rustls::pki_types::ServerName::try_from(target.host.clone()).map_err(|e| {
+                let name = rustls::pki_types::ServerName::try_from(target.host.to_string())
+                    .map_err(|e| {
                         Error::Tls(format!(
                             "{:?} is not a valid TLS server name: {e}",
                             target.host
@@ -409,11 +421,12 @@ impl Connector {
             io,
             recorder: Some(Recorder {
                 bytes: Vec::new(),
+                keep: true,
                 total: 0,
                 on_drop: answer_tx,
             }),
         };
-        let mut builder = tws::ClientBuilder::from_uri(target.uri.clone())
+        let mut builder = tws::ClientBuilder::from_uri(target.uri()?)
             .config(self.config)
             .limits(self.limits);
         for (name, value) in headers {

@@ -123,10 +123,28 @@ fn churn_server() -> Server {
     .expect("server starts")
 }
 
+/// How fast the churn writer goes.
+#[derive(Clone, Copy)]
+enum Pace {
+    /// As fast as `output` takes them.
+    Flat,
+    /// At most 100 per millisecond. Without acknowledgements nothing bounds
+    /// the messages in flight but the socket buffers, which can take the
+    /// whole run before the server closes the first connection; at this
+    /// rate the server closes a connection every 10 ms or so, so the run
+    /// spans many.
+    Bounded,
+}
+
 /// Sends `total` numbered messages to a server that closes every connection
-/// after echoing 1000, as fast as `output` takes them, and returns the
-/// machine and the sender task.
-fn churn(server: &Server, acks: bool, total: u64) -> (Machine, tokio::task::JoinHandle<()>) {
+/// after echoing 1000, at `pace`, and returns the machine and the sender
+/// task.
+fn churn(
+    server: &Server,
+    acks: bool,
+    total: u64,
+    pace: Pace,
+) -> (Machine, tokio::task::JoinHandle<()>) {
     let mut builder = fast(server.url()).min_uptime(Duration::ZERO);
     if acks {
         builder = builder.ack_key(number);
@@ -136,6 +154,9 @@ fn churn(server: &Server, acks: bool, total: u64) -> (Machine, tokio::task::Join
     let writer = tokio::spawn(async move {
         for n in 0..total {
             output.send(numbered(n)).await.expect("machine runs");
+            if matches!(pace, Pace::Bounded) && n % 100 == 99 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
         }
     });
     (machine, writer)
@@ -183,7 +204,7 @@ fn assert_in_order_per_connection(runs: &BTreeMap<u64, Vec<u64>>) {
 async fn with_acks_every_message_survives_a_server_that_keeps_closing() {
     const TOTAL: u64 = 20_000;
     let server = churn_server();
-    let (mut machine, writer) = churn(&server, true, TOTAL);
+    let (mut machine, writer) = churn(&server, true, TOTAL, Pace::Flat);
 
     let mut echoed = HashSet::new();
     let all_back = timeout(Duration::from_secs(30), async {
@@ -218,7 +239,7 @@ async fn with_acks_every_message_survives_a_server_that_keeps_closing() {
 async fn without_acks_messages_are_lost_only_at_connection_ends() {
     const TOTAL: u64 = 10_000;
     let server = churn_server();
-    let (mut machine, writer) = churn(&server, false, TOTAL);
+    let (mut machine, writer) = churn(&server, false, TOTAL, Pace::Bounded);
     // Read echoes meanwhile, so that `input` never holds the machine back.
     // `shutdown` needs the whole handle, so the reader gets the real `input`
     // and the handle an empty stand-in.
