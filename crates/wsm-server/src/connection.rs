@@ -27,6 +27,7 @@ use tokio_websockets::{CloseCode, Error, Limits, Message, ServerBuilder, WebSock
 use tracing::{Instrument, debug, debug_span, trace};
 
 use crate::{
+    coalesced::Coalesced,
     handshake::{self, Incoming},
     prefixed::Prefixed,
     shared::{Command, Registration, Shared},
@@ -40,7 +41,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The server side of one upgraded connection.
-type Ws = WebSocketStream<Prefixed<TcpStream>>;
+type Ws = WebSocketStream<Prefixed<Coalesced<TcpStream>>>;
 
 /// Where a connection is in its life. Frozen is not here: a frozen connection
 /// leaves the loop for [`hold_frozen`].
@@ -115,7 +116,7 @@ async fn serve_inner(shared: &Shared, mut stream: TcpStream) {
     let limits = Limits::default().max_payload_len(Some(shared.config.max_message_size));
     let ws = ServerBuilder::new()
         .limits(limits)
-        .serve(Prefixed::new(leftover, stream));
+        .serve(Prefixed::new(leftover, Coalesced::new(stream)));
 
     tokio::select! {
         // The kill switch comes first so that it wins over a busy socket.

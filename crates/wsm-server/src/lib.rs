@@ -53,11 +53,13 @@
 //! - `shared`: the state shared by the handle and the tasks: counters,
 //!   records, and the registry of live connections with their command
 //!   channels.
+//! - `coalesced`: the write buffer that turns many echoes into one write.
 //! - `connection`: the per-connection task, one `select!` over commands,
 //!   timers and the next frame.
 //! - [`server`]: [`Server`], the public handle, and the accept loop.
 #![deny(missing_docs)]
 
+mod coalesced;
 pub mod config;
 mod connection;
 pub mod data;

@@ -47,10 +47,13 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), Error> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::Runtime)?;
+    // The echo server runs on one thread: it serves benchmarks pinned to one
+    // core, where worker threads would only contend for that core.
+    let mut builder = match args.command {
+        cli::Command::EchoServer(_) => tokio::runtime::Builder::new_current_thread(),
+        cli::Command::Demo(_) => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = builder.enable_all().build().map_err(Error::Runtime)?;
     runtime.block_on(async {
         match args.command {
             cli::Command::Demo(args) => demo::run(&args, io::stdout()).await,
