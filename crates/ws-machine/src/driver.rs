@@ -369,6 +369,7 @@ impl Driver {
             dirty_since: now,
             close: None,
             rearm_keepalive: false,
+            write_watched: false,
         };
         let on_connect = self.on_connect.as_ref().map(|f| f()).unwrap_or_default();
         for message in &on_connect {
@@ -376,16 +377,17 @@ impl Driver {
                 return self.lost(error);
             }
         }
-        let keepalive_timer = sleep_until(link.keepalive.deadline());
-        let write_timer = sleep(self.limits.write_timeout);
-        tokio::pin!(keepalive_timer, write_timer);
+        // One timer for the keep-alive and for a stuck write (see
+        // `Link::next_deadline`).
+        let timer = sleep_until(link.keepalive.deadline());
+        tokio::pin!(timer);
 
         loop {
             // Commands go before messages: a mode switch sent before a
             // message applies to it.
             if let Ok(command) = self.commands.try_recv() {
                 if let Some(flow) = self
-                    .on_command(&mut link, Some(command), keepalive_timer.as_mut())
+                    .on_command(&mut link, Some(command), timer.as_mut())
                     .await
                 {
                     return flow;
@@ -404,7 +406,7 @@ impl Driver {
             let flush = link.flush_needed;
             tokio::select! {
                 command = self.commands.recv() => {
-                    if let Some(flow) = self.on_command(&mut link, command, keepalive_timer.as_mut()).await {
+                    if let Some(flow) = self.on_command(&mut link, command, timer.as_mut()).await {
                         return flow;
                     }
                 }
@@ -412,7 +414,16 @@ impl Driver {
                     match event {
                         IoEvent::Progress => {
                             if std::mem::take(&mut link.rearm_keepalive) {
-                                keepalive_timer.as_mut().reset(link.keepalive.deadline());
+                                timer.as_mut().reset(link.next_deadline(self.limits.write_timeout));
+                            }
+                        }
+                        IoEvent::Stalled => {
+                            // A write waits for the socket: the timer now
+                            // also watches it (until it fires).
+                            link.write_watched = true;
+                            let deadline = link.write_deadline(self.limits.write_timeout);
+                            if deadline < timer.deadline() {
+                                timer.as_mut().reset(deadline);
                             }
                         }
                         IoEvent::Failed(error) => return Box::pin(self.failed(&mut link, error)).await,
@@ -455,8 +466,16 @@ impl Driver {
                         }
                     }
                 }
-                () = &mut keepalive_timer => {
+                () = &mut timer => {
                     let now = Instant::now();
+                    if std::mem::take(&mut link.write_watched) && link.flush_needed {
+                        if now >= link.write_deadline(self.limits.write_timeout) {
+                            return self.lost(Error::WriteTimeout(self.limits.write_timeout));
+                        }
+                        // Progress was made, or the deadline is later:
+                        // keep watching.
+                        link.write_watched = true;
+                    }
                     if self.input.is_held_up() {
                         // The socket is not being read because the caller is
                         // behind: an unread pong is not the peer's fault.
@@ -464,29 +483,17 @@ impl Driver {
                         let _ = link.keepalive.received(now);
                     }
                     match link.keepalive.on_timer(now) {
-                        Due::Rearm(at) => keepalive_timer.as_mut().reset(at),
+                        Due::Rearm(_) => {}
                         Due::Ping => {
                             tracing::trace!("keep-alive ping");
                             if let Err(error) = link.send(engine::ping()) {
                                 return self.lost(error);
                             }
                             link.keepalive.ping_sent(now);
-                            keepalive_timer.as_mut().reset(link.keepalive.deadline());
                         }
                         Due::Dead => return self.lost(Error::PongTimeout(self.limits.pong_timeout)),
                     }
-                }
-                () = &mut write_timer, if flush => {
-                    let now = Instant::now();
-                    let progress = link
-                        .socket
-                        .last_write()
-                        .map_or(link.dirty_since, |at| at.max(link.dirty_since));
-                    let deadline = after(progress, self.limits.write_timeout);
-                    if now >= deadline {
-                        return self.lost(Error::WriteTimeout(self.limits.write_timeout));
-                    }
-                    write_timer.as_mut().reset(deadline);
+                    timer.as_mut().reset(link.next_deadline(self.limits.write_timeout));
                 }
                 () = self.status.drain_one(), if self.status.has_backlog() => {}
                 permit = room(&self.input.tx), if self.input.is_held_up() => {
@@ -502,7 +509,7 @@ impl Driver {
         &mut self,
         link: &mut Link,
         command: Option<Command>,
-        keepalive_timer: Pin<&mut Sleep>,
+        timer: Pin<&mut Sleep>,
     ) -> Option<Flow> {
         match common_command(&mut self.text_mode, command)? {
             // The close handshake is boxed, like every rare path, to keep
@@ -525,7 +532,7 @@ impl Driver {
                     return Some(self.lost(error));
                 }
                 link.keepalive.ping_sent(Instant::now());
-                keepalive_timer.reset(link.keepalive.deadline());
+                timer.reset(link.next_deadline(self.limits.write_timeout));
                 None
             }
             _ => None,
@@ -635,6 +642,8 @@ fn common_command(text_mode: &mut bool, command: Option<Command>) -> Option<Comm
 enum IoEvent {
     /// Frames were read or a flush completed.
     Progress,
+    /// A flush waits for the socket and the timer does not watch it yet.
+    Stalled,
     /// The connection failed.
     Failed(Error),
     /// The connection ended; with the server's close code and reason if it
@@ -652,8 +661,10 @@ struct Link {
     dirty_since: Instant,
     /// The server's close frame, once it arrived.
     close: Option<(u16, String)>,
-    /// A ping was answered: the keep-alive timer must be reset.
+    /// A ping was answered: the timer must be reset.
     rearm_keepalive: bool,
+    /// The timer also watches a write that waits for the socket.
+    write_watched: bool,
 }
 
 impl Link {
@@ -671,6 +682,29 @@ impl Link {
         match self.close.take() {
             Some((code, reason)) => Error::Closed { code, reason },
             None => error,
+        }
+    }
+
+    /// When a waiting write counts as stuck: `write_timeout` after it last
+    /// made progress (or, if it made none, after it became pending).
+    fn write_deadline(&self, write_timeout: Duration) -> Instant {
+        let progress = self
+            .socket
+            .last_write()
+            .map_or(self.dirty_since, |at| at.max(self.dirty_since));
+        after(progress, write_timeout)
+    }
+
+    /// When the connection's one timer must fire next: for the keep-alive,
+    /// or earlier for a write it watches. Writes are watched only once a
+    /// flush has had to wait for the socket, so the timer is not reset for
+    /// every batch written.
+    fn next_deadline(&self, write_timeout: Duration) -> Instant {
+        let keepalive = self.keepalive.deadline();
+        if self.write_watched {
+            keepalive.min(self.write_deadline(write_timeout))
+        } else {
+            keepalive
         }
     }
 
@@ -702,6 +736,7 @@ impl Link {
                 Poll::Ready(Err(error)) => {
                     return Poll::Ready(IoEvent::Failed(self.end_error(error)));
                 }
+                Poll::Pending if !self.write_watched => return Poll::Ready(IoEvent::Stalled),
                 Poll::Pending => {}
             }
         }
