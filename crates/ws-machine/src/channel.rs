@@ -139,13 +139,23 @@ impl<T> Shared<T> {
             self.wake_sender(wake);
             return Err(value);
         }
-        state.queue.push_back(value);
+        self.enqueue(&mut state, value);
         let waker = state.waker.take();
         drop(state);
         if let Some(waker) = waker {
             waker.wake();
         }
         Ok(())
+    }
+
+    /// Appends a value. An occasional channel's queue starts with room for
+    /// two (a status change usually comes with one more) instead of the
+    /// four a `VecDeque` would take.
+    fn enqueue(&self, state: &mut State<T>, value: T) {
+        if self.release && state.queue.capacity() == 0 {
+            state.queue.reserve_exact(2);
+        }
+        state.queue.push_back(value);
     }
 
     /// Takes a free slot and fills it, in one lock: what `try_send` does.
@@ -158,7 +168,7 @@ impl<T> Shared<T> {
             return Err(TrySendError::Full(value));
         }
         state.free -= 1;
-        state.queue.push_back(value);
+        self.enqueue(&mut state, value);
         let waker = state.waker.take();
         drop(state);
         if let Some(waker) = waker {

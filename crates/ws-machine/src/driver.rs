@@ -274,22 +274,34 @@ impl Driver {
         self.status.emit(status);
     }
 
-    /// One connection attempt.
+    /// One connection attempt, and the connection it opens.
     async fn attempt(&mut self) -> Flow {
+        // The handshake's result is taken apart in its own function, so it
+        // takes no room in the state kept while connected.
+        let socket = match self.handshake().await {
+            Ok(socket) => socket,
+            Err(flow) => return flow,
+        };
+        self.connected(socket).await
+    }
+
+    /// Opens a connection; how the phase goes on if that fails.
+    async fn handshake(&mut self) -> Result<Socket, Flow> {
         let result = match self.request_headers() {
             Ok(headers) => self.open(headers).await,
             Err(e) => Some(Err(e)),
         };
-        let error = match result {
-            None => return Flow::Quit,
-            Some(Ok(socket)) => return self.connected(socket).await,
-            Some(Err(e)) => e,
-        };
-        tracing::debug!(%error, "attempt failed");
-        Flow::Go(
-            self.lifecycle
-                .attempt_failed(error, &mut |s| self.status.emit(s)),
-        )
+        match result {
+            None => Err(Flow::Quit),
+            Some(Ok(socket)) => Ok(socket),
+            Some(Err(error)) => {
+                tracing::debug!(%error, "attempt failed");
+                Err(Flow::Go(
+                    self.lifecycle
+                        .attempt_failed(error, &mut |s| self.status.emit(s)),
+                ))
+            }
+        }
     }
 
     /// The headers of the next upgrade request: the fixed ones, overridden by
@@ -371,10 +383,13 @@ impl Driver {
             rearm_keepalive: false,
             write_watched: false,
         };
-        let on_connect = self.on_connect.as_ref().map(|f| f()).unwrap_or_default();
-        for message in &on_connect {
-            if let Err(error) = self.write(&mut link, message) {
-                return self.lost(error);
+        {
+            // Scoped, so the list takes no room in the phase's state.
+            let on_connect = self.on_connect.as_ref().map(|f| f()).unwrap_or_default();
+            for message in &on_connect {
+                if let Err(error) = self.write(&mut link, message) {
+                    return self.lost(error);
+                }
             }
         }
         // One timer for the keep-alive and for a stuck write (see
@@ -659,8 +674,9 @@ struct Link {
     flush_needed: bool,
     /// Since when a flush is pending.
     dirty_since: Instant,
-    /// The server's close frame, once it arrived.
-    close: Option<(u16, String)>,
+    /// The server's close frame, once it arrived (boxed: rare, and the
+    /// link lives as long as the connection).
+    close: Option<Box<(u16, String)>>,
     /// A ping was answered: the timer must be reset.
     rearm_keepalive: bool,
     /// The timer also watches a write that waits for the socket.
@@ -679,7 +695,7 @@ impl Link {
     /// the server closed it, whatever fails after (writing the close reply,
     /// a write refused by the closed engine).
     fn end_error(&mut self, error: Error) -> Error {
-        match self.close.take() {
+        match self.close.take().map(|close| *close) {
             Some((code, reason)) => Error::Closed { code, reason },
             None => error,
         }
@@ -759,7 +775,7 @@ impl Link {
                             Incoming::Ping => self.mark_dirty(),
                             Incoming::Pong => {}
                             Incoming::Close { code, reason } => {
-                                self.close = Some((code, reason));
+                                self.close = Some(Box::new((code, reason)));
                                 self.mark_dirty();
                             }
                         }
@@ -767,7 +783,9 @@ impl Link {
                     Poll::Ready(Some(Err(error))) => {
                         return Poll::Ready(IoEvent::Failed(self.end_error(error)));
                     }
-                    Poll::Ready(None) => return Poll::Ready(IoEvent::Ended(self.close.take())),
+                    Poll::Ready(None) => {
+                        return Poll::Ready(IoEvent::Ended(self.close.take().map(|close| *close)));
+                    }
                     Poll::Pending => break,
                 }
             }
