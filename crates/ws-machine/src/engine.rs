@@ -107,7 +107,9 @@ const MAX_HANDSHAKE_ANSWER: usize = 64 * 1024;
 pub(crate) struct Transport {
     io: Io,
     /// Records the bytes read while the handshake is under way.
-    recorder: Option<Recorder>,
+    /// Boxed: it lives only during the handshake, the transport as long as
+    /// the connection.
+    recorder: Option<Box<Recorder>>,
 }
 
 /// The answer to the upgrade request as read so far. The engine drops the
@@ -419,12 +421,12 @@ impl Connector {
         let (answer_tx, mut answer_rx) = tokio::sync::oneshot::channel();
         let transport = Transport {
             io,
-            recorder: Some(Recorder {
+            recorder: Some(Box::new(Recorder {
                 bytes: Vec::new(),
                 keep: true,
                 total: 0,
                 on_drop: answer_tx,
-            }),
+            })),
         };
         let mut builder = tws::ClientBuilder::from_uri(target.uri()?)
             .config(self.config)
