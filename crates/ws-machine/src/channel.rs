@@ -28,7 +28,10 @@ use std::{
     fmt,
     future::poll_fn,
     pin::Pin,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
     task::{Context, Poll, Waker},
 };
 
@@ -84,12 +87,18 @@ fn with_queue<T>(capacity: usize, queue: Queue) -> (Sender<T>, Receiver<T>) {
         room: Notify::new(),
         capacity,
         release: queue == Queue::Release,
+        len: AtomicUsize::new(0),
+        armed: AtomicBool::new(false),
+        maybe_ended: AtomicBool::new(false),
     });
     (
         Sender {
             shared: Arc::clone(&shared),
         },
-        Receiver { shared },
+        Receiver {
+            shared,
+            waker_id: (0, 0),
+        },
     )
 }
 
@@ -101,6 +110,13 @@ struct Shared<T> {
     capacity: usize,
     /// Free the queue's allocation whenever it empties.
     release: bool,
+    /// The queue's length, mirrored for the receiver's lock-free look.
+    len: AtomicUsize,
+    /// The receiver's waker is stored (no sender has taken it since).
+    armed: AtomicBool,
+    /// Every sender may be gone, or the channel closed: the receiver must
+    /// look under the lock.
+    maybe_ended: AtomicBool,
 }
 
 struct State<T> {
@@ -140,12 +156,21 @@ impl<T> Shared<T> {
             return Err(value);
         }
         self.enqueue(&mut state, value);
-        let waker = state.waker.take();
+        let waker = self.take_waker(&mut state);
         drop(state);
         if let Some(waker) = waker {
             waker.wake();
         }
         Ok(())
+    }
+
+    /// Takes the receiver's waker, to wake it once the lock is released.
+    fn take_waker(&self, state: &mut State<T>) -> Option<Waker> {
+        let waker = state.waker.take();
+        if waker.is_some() {
+            self.armed.store(false, Ordering::Release);
+        }
+        waker
     }
 
     /// Appends a value. An occasional channel's queue starts with room for
@@ -156,6 +181,7 @@ impl<T> Shared<T> {
             state.queue.reserve_exact(2);
         }
         state.queue.push_back(value);
+        self.len.store(state.queue.len(), Ordering::Release);
     }
 
     /// Takes a free slot and fills it, in one lock: what `try_send` does.
@@ -169,7 +195,7 @@ impl<T> Shared<T> {
         }
         state.free -= 1;
         self.enqueue(&mut state, value);
-        let waker = state.waker.take();
+        let waker = self.take_waker(&mut state);
         drop(state);
         if let Some(waker) = waker {
             waker.wake();
@@ -197,7 +223,7 @@ impl<T> Shared<T> {
         let mut state = self.lock();
         let wake = Self::free_slot(&mut state);
         let waker = if state.closed {
-            state.waker.take()
+            self.take_waker(&mut state)
         } else {
             None
         };
@@ -222,6 +248,7 @@ impl<T> Shared<T> {
         if self.release && state.queue.is_empty() {
             state.queue = VecDeque::new();
         }
+        self.len.store(state.queue.len(), Ordering::Release);
         *wake = Self::free_slot(state);
         Some(value)
     }
@@ -271,6 +298,14 @@ impl<T> Shared<T> {
     }
 }
 
+/// A waker's identity, as `Waker::will_wake` compares it.
+fn waker_id(waker: &Waker) -> (usize, usize) {
+    (
+        waker.data() as usize,
+        std::ptr::from_ref(waker.vtable()) as usize,
+    )
+}
+
 /// A sender counted among those waiting for a slot, until dropped (woken or
 /// cancelled).
 struct Waiting<'a, T>(&'a Shared<T>);
@@ -289,6 +324,10 @@ pub struct Sender<T> {
 /// The receiving end of a channel to or from a machine.
 pub struct Receiver<T> {
     shared: Arc<Shared<T>>,
+    /// Which waker this receiver stored last (`Waker::data` and
+    /// `Waker::vtable` as addresses): while it is still stored, a poll of an
+    /// empty channel from the same task needs no lock.
+    waker_id: (usize, usize),
 }
 
 /// A slot reserved by [`Sender::reserve`]: sending through it cannot fail
@@ -468,7 +507,8 @@ impl<T> Drop for Sender<T> {
             let mut state = self.shared.lock();
             state.senders -= 1;
             if state.senders == 0 {
-                state.waker.take()
+                self.shared.maybe_ended.store(true, Ordering::Release);
+                self.shared.take_waker(&mut state)
             } else {
                 None
             }
@@ -491,6 +531,16 @@ impl<T> Receiver<T> {
     /// Polls for the next value; registers the task to be woken when one
     /// arrives or the last sender goes.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        // Nothing queued, the channel open and this task's waker still
+        // stored: a sender will take and wake it, so the lock is not needed.
+        // (Whoever takes the waker wakes it, so this cannot miss a value.)
+        if self.shared.len.load(Ordering::Acquire) == 0
+            && self.shared.armed.load(Ordering::Acquire)
+            && !self.shared.maybe_ended.load(Ordering::Acquire)
+            && self.waker_id == waker_id(cx.waker())
+        {
+            return Poll::Pending;
+        }
         let mut state = self.shared.lock();
         let mut wake = false;
         if let Some(value) = self.shared.take(&mut state, &mut wake) {
@@ -505,6 +555,8 @@ impl<T> Receiver<T> {
             Some(waker) if waker.will_wake(cx.waker()) => {}
             slot => *slot = Some(cx.waker().clone()),
         }
+        self.waker_id = waker_id(cx.waker());
+        self.shared.armed.store(true, Ordering::Release);
         Poll::Pending
     }
 
@@ -515,6 +567,11 @@ impl<T> Receiver<T> {
     /// [`TryRecvError::Empty`] if none waits, [`TryRecvError::Disconnected`]
     /// if none waits and none can come (see [`Receiver::recv`]).
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
+        if self.shared.len.load(Ordering::Acquire) == 0
+            && !self.shared.maybe_ended.load(Ordering::Acquire)
+        {
+            return Err(TryRecvError::Empty);
+        }
         let mut state = self.shared.lock();
         let mut wake = false;
         if let Some(value) = self.shared.take(&mut state, &mut wake) {
@@ -532,13 +589,13 @@ impl<T> Receiver<T> {
     /// Whether no value waits now.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.shared.lock().queue.is_empty()
+        self.shared.len.load(Ordering::Acquire) == 0
     }
 
     /// How many values wait now.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.shared.lock().queue.len()
+        self.shared.len.load(Ordering::Acquire)
     }
 
     /// Refuses further values (senders get an error) while those already
@@ -546,6 +603,7 @@ impl<T> Receiver<T> {
     /// still be received.
     pub fn close(&mut self) {
         self.shared.lock().closed = true;
+        self.shared.maybe_ended.store(true, Ordering::Release);
         // Every waiting sender looks again, finds the channel closed and
         // gives up.
         self.shared.room.notify_waiters();
@@ -558,7 +616,11 @@ impl<T> Drop for Receiver<T> {
         self.close();
         // Values still queued go now, outside the lock (a value's drop may
         // run arbitrary code, e.g. a `Bytes` owner).
-        let queued = std::mem::take(&mut self.shared.lock().queue);
+        let queued = {
+            let mut state = self.shared.lock();
+            self.shared.len.store(0, Ordering::Release);
+            std::mem::take(&mut state.queue)
+        };
         drop(queued);
     }
 }
