@@ -90,15 +90,13 @@ fn with_queue<T>(capacity: usize, queue: Queue) -> (Sender<T>, Receiver<T>) {
         len: AtomicUsize::new(0),
         armed: AtomicBool::new(false),
         maybe_ended: AtomicBool::new(false),
+        waker_id: [AtomicUsize::new(0), AtomicUsize::new(0)],
     });
     (
         Sender {
             shared: Arc::clone(&shared),
         },
-        Receiver {
-            shared,
-            waker_id: (0, 0),
-        },
+        Receiver { shared },
     )
 }
 
@@ -117,6 +115,12 @@ struct Shared<T> {
     /// Every sender may be gone, or the channel closed: the receiver must
     /// look under the lock.
     maybe_ended: AtomicBool,
+    /// Which waker the receiver stored last (`Waker::data` and
+    /// `Waker::vtable` as addresses): while it is still stored, a poll of an
+    /// empty channel from the same task needs no lock. Only the receiver
+    /// reads and writes it (kept here, not in the receiver, so that a
+    /// receiver stays one pointer).
+    waker_id: [AtomicUsize; 2],
 }
 
 struct State<T> {
@@ -299,11 +303,28 @@ impl<T> Shared<T> {
 }
 
 /// A waker's identity, as `Waker::will_wake` compares it.
-fn waker_id(waker: &Waker) -> (usize, usize) {
-    (
+fn waker_id(waker: &Waker) -> [usize; 2] {
+    [
         waker.data() as usize,
         std::ptr::from_ref(waker.vtable()) as usize,
-    )
+    ]
+}
+
+impl<T> Shared<T> {
+    /// Whether `waker` is the one the receiver stored last. (Whether it is
+    /// still stored is `armed`.)
+    fn is_stored_waker(&self, waker: &Waker) -> bool {
+        let [data, vtable] = waker_id(waker);
+        self.waker_id[0].load(Ordering::Relaxed) == data
+            && self.waker_id[1].load(Ordering::Relaxed) == vtable
+    }
+
+    /// Notes which waker the receiver stored.
+    fn note_stored_waker(&self, waker: &Waker) {
+        let [data, vtable] = waker_id(waker);
+        self.waker_id[0].store(data, Ordering::Relaxed);
+        self.waker_id[1].store(vtable, Ordering::Relaxed);
+    }
 }
 
 /// A sender counted among those waiting for a slot, until dropped (woken or
@@ -324,10 +345,6 @@ pub struct Sender<T> {
 /// The receiving end of a channel to or from a machine.
 pub struct Receiver<T> {
     shared: Arc<Shared<T>>,
-    /// Which waker this receiver stored last (`Waker::data` and
-    /// `Waker::vtable` as addresses): while it is still stored, a poll of an
-    /// empty channel from the same task needs no lock.
-    waker_id: (usize, usize),
 }
 
 /// A slot reserved by [`Sender::reserve`]: sending through it cannot fail
@@ -537,7 +554,7 @@ impl<T> Receiver<T> {
         if self.shared.len.load(Ordering::Acquire) == 0
             && self.shared.armed.load(Ordering::Acquire)
             && !self.shared.maybe_ended.load(Ordering::Acquire)
-            && self.waker_id == waker_id(cx.waker())
+            && self.shared.is_stored_waker(cx.waker())
         {
             return Poll::Pending;
         }
@@ -555,7 +572,7 @@ impl<T> Receiver<T> {
             Some(waker) if waker.will_wake(cx.waker()) => {}
             slot => *slot = Some(cx.waker().clone()),
         }
-        self.waker_id = waker_id(cx.waker());
+        self.shared.note_stored_waker(cx.waker());
         self.shared.armed.store(true, Ordering::Release);
         Poll::Pending
     }
