@@ -33,77 +33,66 @@ fn runtime() -> Runtime {
         .expect("a runtime")
 }
 
+/// The hand-off benchmarks for one kind of channel: `$make(capacity)`
+/// returns `(sender, receiver)` with the `send`/`try_send`/`recv`/`try_recv`
+/// of tokio's `mpsc`. (A macro because the two kinds share no trait.)
+macro_rules! handoff_benches {
+    ($group:expr, $rt:expr, $payload:expr, $name:literal, $make:path) => {
+        $group.bench_function(concat!($name, ", try_send/try_recv"), |b| {
+            let (tx, mut rx) = $make(BATCH);
+            b.iter(|| {
+                for _ in 0..BATCH {
+                    tx.try_send(Message::binary($payload.clone()))
+                        .expect("room for the batch");
+                }
+                for _ in 0..BATCH {
+                    std::hint::black_box(rx.try_recv().expect("a message"));
+                }
+            });
+        });
+        $group.bench_function(concat!($name, ", two tasks, capacity 64"), |b| {
+            b.to_async($rt).iter(|| {
+                let payload = $payload.clone();
+                async move {
+                    let (tx, mut rx) = $make(64);
+                    let sender = tokio::spawn(async move {
+                        for _ in 0..BATCH {
+                            tx.send(Message::binary(payload.clone()))
+                                .await
+                                .expect("receiver alive");
+                        }
+                    });
+                    for _ in 0..BATCH {
+                        std::hint::black_box(rx.recv().await.expect("a message"));
+                    }
+                    sender.await.expect("sender ok");
+                }
+            });
+        });
+    };
+}
+
 /// Filling a channel with a batch and emptying it, and the same between
 /// two tasks with waiting (`send().await` against `recv().await`).
 fn handoff(c: &mut Criterion) {
     let payload = Bytes::from_static(&[7; 64]);
+    let rt = runtime();
     let mut group = c.benchmark_group("handoff");
     group.throughput(Throughput::Elements(BATCH as u64));
-
-    group.bench_function("ws-machine channel, try_send/try_recv", |b| {
-        let (tx, mut rx) = channel::channel::<Message>(BATCH);
-        b.iter(|| {
-            for _ in 0..BATCH {
-                tx.try_send(Message::binary(payload.clone()))
-                    .expect("room for the batch");
-            }
-            for _ in 0..BATCH {
-                std::hint::black_box(rx.try_recv().expect("a message"));
-            }
-        });
-    });
-    group.bench_function("tokio mpsc, try_send/try_recv", |b| {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Message>(BATCH);
-        b.iter(|| {
-            for _ in 0..BATCH {
-                tx.try_send(Message::binary(payload.clone()))
-                    .expect("room for the batch");
-            }
-            for _ in 0..BATCH {
-                std::hint::black_box(rx.try_recv().expect("a message"));
-            }
-        });
-    });
-
-    let rt = runtime();
-    group.bench_function("ws-machine channel, two tasks, capacity 64", |b| {
-        b.to_async(&rt).iter(|| {
-            let payload = payload.clone();
-            async move {
-                let (tx, mut rx) = channel::channel::<Message>(64);
-                let sender = tokio::spawn(async move {
-                    for _ in 0..BATCH {
-                        tx.send(Message::binary(payload.clone()))
-                            .await
-                            .expect("receiver alive");
-                    }
-                });
-                for _ in 0..BATCH {
-                    std::hint::black_box(rx.recv().await.expect("a message"));
-                }
-                sender.await.expect("sender ok");
-            }
-        });
-    });
-    group.bench_function("tokio mpsc, two tasks, capacity 64", |b| {
-        b.to_async(&rt).iter(|| {
-            let payload = payload.clone();
-            async move {
-                let (tx, mut rx) = tokio::sync::mpsc::channel::<Message>(64);
-                let sender = tokio::spawn(async move {
-                    for _ in 0..BATCH {
-                        tx.send(Message::binary(payload.clone()))
-                            .await
-                            .expect("receiver alive");
-                    }
-                });
-                for _ in 0..BATCH {
-                    std::hint::black_box(rx.recv().await.expect("a message"));
-                }
-                sender.await.expect("sender ok");
-            }
-        });
-    });
+    handoff_benches!(
+        group,
+        &rt,
+        payload,
+        "ws-machine channel",
+        channel::channel::<Message>
+    );
+    handoff_benches!(
+        group,
+        &rt,
+        payload,
+        "tokio mpsc",
+        tokio::sync::mpsc::channel::<Message>
+    );
     group.finish();
 }
 
