@@ -221,12 +221,13 @@ impl<T> Shared<T> {
     }
 
     /// Gives back a slot that a sender took but did not fill. Once the
-    /// channel is closed, the receiver waits for exactly this (the end comes
-    /// when no slot is taken any more), so it is woken too.
+    /// channel is closed or every sender is gone, the receiver waits for
+    /// exactly this (the end comes when no slot is taken any more), so it is
+    /// woken too.
     fn give_back(&self) {
         let mut state = self.lock();
         let wake = Self::free_slot(&mut state);
-        let waker = if state.closed {
+        let waker = if state.closed || state.senders == 0 {
             self.take_waker(&mut state)
         } else {
             None
@@ -239,10 +240,12 @@ impl<T> Shared<T> {
     }
 
     /// Whether nothing waits and nothing more can come: every sender is
-    /// gone, or the channel is closed and no sender holds a slot.
+    /// gone or the channel is closed, and no slot is held (an
+    /// `OwnedPermit` may outlive the last sender).
     fn ended(&self, state: &State<T>) -> bool {
         state.queue.is_empty()
-            && (state.senders == 0 || (state.closed && state.free == self.capacity))
+            && state.free == self.capacity
+            && (state.senders == 0 || state.closed)
     }
 
     /// Takes the oldest value from the locked state and frees its slot;
@@ -466,8 +469,8 @@ impl<T> Sender<T> {
         self.shared.capacity
     }
 
-    /// Whether the receiver is gone (for `output` and `command`: the
-    /// machine has stopped).
+    /// Whether the receiver closed the channel or is gone (for `output` and
+    /// `command`: the machine is stopping or has stopped).
     #[must_use]
     pub fn is_closed(&self) -> bool {
         self.shared.lock().closed
@@ -538,8 +541,8 @@ impl<T> Drop for Sender<T> {
 
 impl<T> Receiver<T> {
     /// The next value, waiting for one; `None` once the queue is empty and
-    /// nothing more can come: every sender is gone, or the channel was
-    /// [closed](Receiver::close) and no sender holds a reserved slot.
+    /// nothing more can come: every sender is gone or the channel was
+    /// [closed](Receiver::close), and no reserved slot is held.
     /// Cancel-safe: a cancelled wait takes nothing.
     pub async fn recv(&mut self) -> Option<T> {
         poll_fn(|cx| self.poll_recv(cx)).await
@@ -568,12 +571,20 @@ impl<T> Receiver<T> {
         if self.shared.ended(&state) {
             return Poll::Ready(None);
         }
-        match &mut state.waker {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            slot => *slot = Some(cx.waker().clone()),
+        // A replaced waker is dropped once the lock is released: its drop
+        // may run arbitrary code (the last reference to a task).
+        let replaced = match &state.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => None,
+            _ => state.waker.replace(cx.waker().clone()),
+        };
+        // The identity of the waker actually stored: it keeps its address
+        // from being reused while it is stored.
+        if let Some(stored) = &state.waker {
+            self.shared.note_stored_waker(stored);
         }
-        self.shared.note_stored_waker(cx.waker());
         self.shared.armed.store(true, Ordering::Release);
+        drop(state);
+        drop(replaced);
         Poll::Pending
     }
 
@@ -629,15 +640,23 @@ impl<T> Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        self.shared.lock().gone = true;
-        self.close();
-        // Values still queued go now, outside the lock (a value's drop may
-        // run arbitrary code, e.g. a `Bytes` owner).
-        let queued = {
+        // Values still queued, and the receiver's waker, go once the lock is
+        // released (their drops may run arbitrary code, e.g. a `Bytes`
+        // owner or the last reference to a task).
+        let (queued, waker) = {
             let mut state = self.shared.lock();
+            state.gone = true;
+            state.closed = true;
+            let queued = std::mem::take(&mut state.queue);
+            // Their slots are free again, as in tokio's channels.
+            state.free += queued.len();
             self.shared.len.store(0, Ordering::Release);
-            std::mem::take(&mut state.queue)
+            self.shared.maybe_ended.store(true, Ordering::Release);
+            (queued, self.shared.take_waker(&mut state))
         };
+        // Every waiting sender looks again and finds the receiver gone.
+        self.shared.room.notify_waiters();
+        drop(waker);
         drop(queued);
     }
 }
@@ -726,223 +745,4 @@ impl fmt::Display for TryRecvError {
 impl std::error::Error for TryRecvError {}
 
 #[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use tokio::time::timeout;
-
-    use super::*;
-
-    const WAIT: Duration = Duration::from_secs(3);
-
-    #[tokio::test]
-    async fn values_arrive_in_order_and_the_end_follows_the_last_sender() {
-        let (tx, mut rx) = channel(4);
-        let tx2 = tx.clone();
-        tx.send(1).await.expect("room");
-        tx2.send(2).await.expect("room");
-        drop(tx);
-        assert_eq!(rx.recv().await, Some(1));
-        tx2.try_send(3).expect("room");
-        drop(tx2);
-        assert_eq!(rx.recv().await, Some(2));
-        assert_eq!(rx.recv().await, Some(3));
-        assert_eq!(rx.recv().await, None);
-        assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
-    }
-
-    #[tokio::test]
-    async fn a_full_channel_refuses_then_waits_then_takes() {
-        let (tx, mut rx) = channel(2);
-        tx.try_send(1).expect("room");
-        tx.try_send(2).expect("room");
-        assert!(matches!(tx.try_send(3), Err(TrySendError::Full(3))));
-        assert_eq!(tx.capacity(), 0);
-        let waiting = tokio::spawn({
-            let tx = tx.clone();
-            async move { tx.send(3).await }
-        });
-        // The waiting sender cannot finish until a value is taken.
-        tokio::task::yield_now().await;
-        assert!(!waiting.is_finished());
-        assert_eq!(rx.recv().await, Some(1));
-        timeout(WAIT, waiting)
-            .await
-            .expect("the sender got room")
-            .expect("no panic")
-            .expect("sent");
-        assert_eq!(rx.try_recv(), Ok(2));
-        assert_eq!(rx.try_recv(), Ok(3));
-        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
-        assert_eq!(tx.capacity(), 2);
-    }
-
-    #[tokio::test]
-    async fn a_cancelled_reserve_or_an_unused_permit_loses_no_slot() {
-        let (tx, mut rx) = channel::<u32>(1);
-        let permit = tx.reserve().await.expect("room");
-        assert_eq!(tx.capacity(), 0);
-        // A second reserve must wait; cancel it.
-        assert!(
-            timeout(Duration::from_millis(20), tx.reserve())
-                .await
-                .is_err()
-        );
-        drop(permit);
-        assert_eq!(tx.capacity(), 1);
-        let owned = tx.try_reserve_owned().expect("room");
-        assert!(tx.try_reserve_owned().is_none());
-        drop(owned);
-        tx.reserve().await.expect("room").send(7);
-        assert_eq!(rx.recv().await, Some(7));
-        assert_eq!(tx.capacity(), 1);
-    }
-
-    #[tokio::test]
-    async fn closing_refuses_new_values_but_keeps_those_sent() {
-        let (tx, mut rx) = channel(4);
-        tx.send("kept").await.expect("room");
-        let blocked = {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                // Fill the channel, then wait for room that never comes.
-                while tx.try_send("filler").is_ok() {}
-                tx.send("refused").await
-            })
-        };
-        tokio::task::yield_now().await;
-        rx.close();
-        let refused = timeout(WAIT, blocked)
-            .await
-            .expect("the waiting sender was released")
-            .expect("no panic");
-        assert_eq!(refused, Err(SendError("refused")));
-        assert!(tx.is_closed());
-        assert!(matches!(
-            tx.try_send("late"),
-            Err(TrySendError::Closed("late"))
-        ));
-        assert_eq!(rx.recv().await, Some("kept"));
-        let mut rest = 0;
-        while let Ok(value) = rx.try_recv() {
-            assert_eq!(value, "filler");
-            rest += 1;
-        }
-        assert_eq!(rest, 3);
-    }
-
-    #[tokio::test]
-    async fn after_closing_the_end_waits_only_for_reserved_slots() {
-        let (tx, mut rx) = channel(4);
-        tx.send(1).await.expect("room");
-        let permit = tx.reserve().await.expect("room");
-        rx.close();
-        // A sender is still alive, but only the reserved slot can bring more.
-        assert_eq!(rx.recv().await, Some(1));
-        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
-        let receiver = tokio::spawn(async move { (rx.recv().await, rx.recv().await) });
-        tokio::task::yield_now().await;
-        permit.send(2);
-        let got = timeout(WAIT, receiver)
-            .await
-            .expect("ended")
-            .expect("no panic");
-        assert_eq!(got, (Some(2), None));
-
-        // An unused reserved slot ends it too.
-        let (tx, mut rx) = channel::<u8>(4);
-        let permit = tx.reserve().await.expect("room");
-        rx.close();
-        let receiver = tokio::spawn(async move { rx.recv().await });
-        tokio::task::yield_now().await;
-        drop(permit);
-        let got = timeout(WAIT, receiver)
-            .await
-            .expect("ended")
-            .expect("no panic");
-        assert_eq!(got, None);
-        assert!(tx.is_closed());
-    }
-
-    #[tokio::test]
-    async fn a_waiting_receiver_is_woken_by_a_send_and_by_the_last_drop() {
-        let (tx, mut rx) = channel(1);
-        let receiver = tokio::spawn(async move {
-            let first = rx.recv().await;
-            let end = rx.recv().await;
-            (first, end)
-        });
-        tokio::task::yield_now().await;
-        tx.send(5).await.expect("room");
-        tokio::task::yield_now().await;
-        drop(tx);
-        let got = timeout(WAIT, receiver)
-            .await
-            .expect("woken")
-            .expect("no panic");
-        assert_eq!(got, (Some(5), None));
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn many_senders_across_threads_lose_nothing() {
-        let (tx, mut rx) = channel::<u64>(8);
-        let runtime = tokio::runtime::Handle::current();
-        let mut senders = Vec::new();
-        for sender in 0..4u64 {
-            let tx = tx.clone();
-            senders.push(runtime.spawn(async move {
-                for i in 0..1_000u64 {
-                    tx.send(sender * 1_000 + i).await.expect("receiver alive");
-                }
-            }));
-        }
-        drop(tx);
-        let mut seen = vec![false; 4_000];
-        let mut last = [None::<u64>; 4];
-        let collect = async {
-            while let Some(value) = rx.recv().await {
-                let index = usize::try_from(value).expect("small");
-                assert!(!seen[index], "{value} twice");
-                seen[index] = true;
-                // Each sender's values arrive in its order.
-                let sender = index / 1_000;
-                assert!(last[sender].is_none_or(|previous| previous < value));
-                last[sender] = Some(value);
-            }
-        };
-        timeout(WAIT, collect).await.expect("all received");
-        assert!(seen.iter().all(|&s| s));
-        for sender in senders {
-            sender.await.expect("no panic");
-        }
-    }
-
-    #[test]
-    fn an_idle_channel_allocates_no_queue() {
-        let (_tx, rx) = channel::<crate::Message>(1024);
-        assert_eq!(rx.shared.lock().queue.capacity(), 0);
-    }
-
-    #[test]
-    fn an_occasional_channel_frees_its_queue_when_it_empties() {
-        let (tx, mut rx) = occasional::<u64>(8);
-        tx.try_send(1).expect("room");
-        tx.try_send(2).expect("room");
-        assert!(rx.shared.lock().queue.capacity() > 0);
-        assert_eq!(rx.try_recv(), Ok(1));
-        assert!(
-            rx.shared.lock().queue.capacity() > 0,
-            "one value still waits"
-        );
-        assert_eq!(rx.try_recv(), Ok(2));
-        assert_eq!(rx.shared.lock().queue.capacity(), 0);
-
-        let (tx, mut rx) = channel::<u64>(8);
-        tx.try_send(1).expect("room");
-        assert_eq!(rx.try_recv(), Ok(1));
-        assert!(
-            rx.shared.lock().queue.capacity() > 0,
-            "a stream keeps its queue"
-        );
-    }
-}
+mod tests;

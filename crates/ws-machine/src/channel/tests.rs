@@ -1,0 +1,769 @@
+//! Tests of the channels: each operation, the accounting of slots and
+//! waiting senders, wake-ups, cancellation, and stress under two threads.
+
+use std::time::Duration;
+
+use tokio::time::timeout;
+
+use super::*;
+
+const WAIT: Duration = Duration::from_secs(3);
+
+#[tokio::test]
+async fn values_arrive_in_order_and_the_end_follows_the_last_sender() {
+    let (tx, mut rx) = channel(4);
+    let tx2 = tx.clone();
+    tx.send(1).await.expect("room");
+    tx2.send(2).await.expect("room");
+    drop(tx);
+    assert_eq!(rx.recv().await, Some(1));
+    tx2.try_send(3).expect("room");
+    drop(tx2);
+    assert_eq!(rx.recv().await, Some(2));
+    assert_eq!(rx.recv().await, Some(3));
+    assert_eq!(rx.recv().await, None);
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+}
+
+#[tokio::test]
+async fn a_full_channel_refuses_then_waits_then_takes() {
+    let (tx, mut rx) = channel(2);
+    tx.try_send(1).expect("room");
+    tx.try_send(2).expect("room");
+    assert!(matches!(tx.try_send(3), Err(TrySendError::Full(3))));
+    assert_eq!(tx.capacity(), 0);
+    let waiting = tokio::spawn({
+        let tx = tx.clone();
+        async move { tx.send(3).await }
+    });
+    // The waiting sender cannot finish until a value is taken.
+    tokio::task::yield_now().await;
+    assert!(!waiting.is_finished());
+    assert_eq!(rx.recv().await, Some(1));
+    timeout(WAIT, waiting)
+        .await
+        .expect("the sender got room")
+        .expect("no panic")
+        .expect("sent");
+    assert_eq!(rx.try_recv(), Ok(2));
+    assert_eq!(rx.try_recv(), Ok(3));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    assert_eq!(tx.capacity(), 2);
+}
+
+#[tokio::test]
+async fn a_cancelled_reserve_or_an_unused_permit_loses_no_slot() {
+    let (tx, mut rx) = channel::<u32>(1);
+    let permit = tx.reserve().await.expect("room");
+    assert_eq!(tx.capacity(), 0);
+    // A second reserve must wait; cancel it.
+    assert!(
+        timeout(Duration::from_millis(20), tx.reserve())
+            .await
+            .is_err()
+    );
+    drop(permit);
+    assert_eq!(tx.capacity(), 1);
+    let owned = tx.try_reserve_owned().expect("room");
+    assert!(tx.try_reserve_owned().is_none());
+    drop(owned);
+    tx.reserve().await.expect("room").send(7);
+    assert_eq!(rx.recv().await, Some(7));
+    assert_eq!(tx.capacity(), 1);
+}
+
+#[tokio::test]
+async fn closing_refuses_new_values_but_keeps_those_sent() {
+    let (tx, mut rx) = channel(4);
+    tx.send("kept").await.expect("room");
+    let blocked = {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            // Fill the channel, then wait for room that never comes.
+            while tx.try_send("filler").is_ok() {}
+            tx.send("refused").await
+        })
+    };
+    tokio::task::yield_now().await;
+    rx.close();
+    let refused = timeout(WAIT, blocked)
+        .await
+        .expect("the waiting sender was released")
+        .expect("no panic");
+    assert_eq!(refused, Err(SendError("refused")));
+    assert!(tx.is_closed());
+    assert!(matches!(
+        tx.try_send("late"),
+        Err(TrySendError::Closed("late"))
+    ));
+    assert_eq!(rx.recv().await, Some("kept"));
+    let mut rest = 0;
+    while let Ok(value) = rx.try_recv() {
+        assert_eq!(value, "filler");
+        rest += 1;
+    }
+    assert_eq!(rest, 3);
+}
+
+#[tokio::test]
+async fn after_closing_the_end_waits_only_for_reserved_slots() {
+    let (tx, mut rx) = channel(4);
+    tx.send(1).await.expect("room");
+    let permit = tx.reserve().await.expect("room");
+    rx.close();
+    // A sender is still alive, but only the reserved slot can bring more.
+    assert_eq!(rx.recv().await, Some(1));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    let receiver = tokio::spawn(async move { (rx.recv().await, rx.recv().await) });
+    tokio::task::yield_now().await;
+    permit.send(2);
+    let got = timeout(WAIT, receiver)
+        .await
+        .expect("ended")
+        .expect("no panic");
+    assert_eq!(got, (Some(2), None));
+
+    // An unused reserved slot ends it too.
+    let (tx, mut rx) = channel::<u8>(4);
+    let permit = tx.reserve().await.expect("room");
+    rx.close();
+    let receiver = tokio::spawn(async move { rx.recv().await });
+    tokio::task::yield_now().await;
+    drop(permit);
+    let got = timeout(WAIT, receiver)
+        .await
+        .expect("ended")
+        .expect("no panic");
+    assert_eq!(got, None);
+    assert!(tx.is_closed());
+}
+
+#[tokio::test]
+async fn a_waiting_receiver_is_woken_by_a_send_and_by_the_last_drop() {
+    let (tx, mut rx) = channel(1);
+    let receiver = tokio::spawn(async move {
+        let first = rx.recv().await;
+        let end = rx.recv().await;
+        (first, end)
+    });
+    tokio::task::yield_now().await;
+    tx.send(5).await.expect("room");
+    tokio::task::yield_now().await;
+    drop(tx);
+    let got = timeout(WAIT, receiver)
+        .await
+        .expect("woken")
+        .expect("no panic");
+    assert_eq!(got, (Some(5), None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_senders_across_threads_lose_nothing() {
+    let (tx, mut rx) = channel::<u64>(8);
+    let runtime = tokio::runtime::Handle::current();
+    let mut senders = Vec::new();
+    for sender in 0..4u64 {
+        let tx = tx.clone();
+        senders.push(runtime.spawn(async move {
+            for i in 0..1_000u64 {
+                tx.send(sender * 1_000 + i).await.expect("receiver alive");
+            }
+        }));
+    }
+    drop(tx);
+    let mut seen = vec![false; 4_000];
+    let mut last = [None::<u64>; 4];
+    let collect = async {
+        while let Some(value) = rx.recv().await {
+            let index = usize::try_from(value).expect("small");
+            assert!(!seen[index], "{value} twice");
+            seen[index] = true;
+            // Each sender's values arrive in its order.
+            let sender = index / 1_000;
+            assert!(last[sender].is_none_or(|previous| previous < value));
+            last[sender] = Some(value);
+        }
+    };
+    timeout(WAIT, collect).await.expect("all received");
+    assert!(seen.iter().all(|&s| s));
+    for sender in senders {
+        sender.await.expect("no panic");
+    }
+}
+
+#[test]
+fn an_idle_channel_allocates_no_queue() {
+    let (_tx, rx) = channel::<crate::Message>(1024);
+    assert_eq!(rx.shared.lock().queue.capacity(), 0);
+}
+
+#[test]
+fn an_occasional_channel_frees_its_queue_when_it_empties() {
+    let (tx, mut rx) = occasional::<u64>(8);
+    tx.try_send(1).expect("room");
+    tx.try_send(2).expect("room");
+    assert!(rx.shared.lock().queue.capacity() > 0);
+    assert_eq!(rx.try_recv(), Ok(1));
+    assert!(
+        rx.shared.lock().queue.capacity() > 0,
+        "one value still waits"
+    );
+    assert_eq!(rx.try_recv(), Ok(2));
+    assert_eq!(rx.shared.lock().queue.capacity(), 0);
+
+    let (tx, mut rx) = channel::<u64>(8);
+    tx.try_send(1).expect("room");
+    assert_eq!(rx.try_recv(), Ok(1));
+    assert!(
+        rx.shared.lock().queue.capacity() > 0,
+        "a stream keeps its queue"
+    );
+}
+
+// ----- Review: wake-ups, slot accounting, cancellation, moving receivers.
+
+/// A waker that counts its wake-ups.
+#[derive(Default)]
+struct Counter(AtomicUsize);
+
+impl std::task::Wake for Counter {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Counter {
+    fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+fn counting() -> (Waker, Arc<Counter>) {
+    let counter = Arc::new(Counter::default());
+    (Waker::from(Arc::clone(&counter)), counter)
+}
+
+fn poll_with<T>(rx: &mut Receiver<T>, waker: &Waker) -> Poll<Option<T>> {
+    rx.poll_recv(&mut Context::from_waker(waker))
+}
+
+fn poll_future<F: std::future::Future>(future: Pin<&mut F>, waker: &Waker) -> Poll<F::Output> {
+    future.poll(&mut Context::from_waker(waker))
+}
+
+/// Completes after being polled `n + 1` times (yielding `n` times): a
+/// wait that gives up after a few turns, without a clock.
+async fn yields(n: usize) {
+    for _ in 0..n {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[test]
+fn the_receiver_registers_whichever_waker_polls_it_last() {
+    let (tx, mut rx) = channel::<u32>(4);
+    let (a, a_count) = counting();
+    let (b, b_count) = counting();
+    assert!(poll_with(&mut rx, &a).is_pending());
+    // The same waker again: the lock-free path.
+    assert!(poll_with(&mut rx, &a).is_pending());
+    // Moved to another task: its waker replaces the first.
+    assert!(poll_with(&mut rx, &b).is_pending());
+    tx.try_send(1).expect("room");
+    assert_eq!((a_count.count(), b_count.count()), (0, 1));
+    assert_eq!(poll_with(&mut rx, &b), Poll::Ready(Some(1)));
+
+    // Registered from b, then moved back to a (b's waker still stored).
+    assert!(poll_with(&mut rx, &b).is_pending());
+    assert!(poll_with(&mut rx, &a).is_pending());
+    tx.try_send(2).expect("room");
+    assert_eq!((a_count.count(), b_count.count()), (1, 1));
+    assert_eq!(poll_with(&mut rx, &a), Poll::Ready(Some(2)));
+
+    // A sender took a's waker (and woke it): the next poll from a must
+    // store it again, not take the lock-free path.
+    assert!(poll_with(&mut rx, &a).is_pending());
+    tx.try_send(3).expect("room");
+    assert_eq!(a_count.count(), 2);
+    assert_eq!(rx.try_recv(), Ok(3));
+    assert!(poll_with(&mut rx, &a).is_pending());
+    assert!(poll_with(&mut rx, &a).is_pending());
+    tx.try_send(4).expect("room");
+    assert_eq!(a_count.count(), 3, "woken again after registering again");
+    assert_eq!(poll_with(&mut rx, &a), Poll::Ready(Some(4)));
+
+    // The last sender's drop wakes a receiver registered lock-free too.
+    assert!(poll_with(&mut rx, &a).is_pending());
+    assert!(poll_with(&mut rx, &a).is_pending());
+    drop(tx);
+    assert_eq!(a_count.count(), 4);
+    assert_eq!(poll_with(&mut rx, &a), Poll::Ready(None));
+    assert_eq!(b_count.count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_moved_to_a_new_task_after_waiting_in_another_is_woken() {
+    let (tx, rx) = channel::<u32>(1);
+    let (hand_over, handed) = tokio::sync::oneshot::channel();
+    let (finish, finished) = tokio::sync::oneshot::channel::<()>();
+    // Task a waits in vain (its waker stays stored), hands the receiver
+    // on and stays alive, so its waker stays valid and distinct.
+    let a = tokio::spawn(async move {
+        let mut rx = rx;
+        assert!(timeout(Duration::from_millis(10), rx.recv()).await.is_err());
+        hand_over.send(rx).expect("the test waits");
+        let _ = timeout(WAIT, finished).await;
+    });
+    let mut rx = timeout(WAIT, handed)
+        .await
+        .expect("handed over")
+        .expect("sent");
+    let (registered, is_registered) = tokio::sync::oneshot::channel();
+    let b = tokio::spawn(async move {
+        let mut first = std::pin::pin!(rx.recv());
+        // Registered in b before anything is sent.
+        let pending = poll_fn(|cx| Poll::Ready(first.as_mut().poll(cx).is_pending())).await;
+        assert!(pending);
+        registered.send(()).expect("the test waits");
+        first.await
+    });
+    timeout(WAIT, is_registered)
+        .await
+        .expect("b registered")
+        .expect("sent");
+    tx.send(9).await.expect("room");
+    let got = timeout(WAIT, b)
+        .await
+        .expect("b was woken")
+        .expect("no panic");
+    assert_eq!(got, Some(9));
+    finish.send(()).expect("a waits");
+    timeout(WAIT, a).await.expect("a ends").expect("no panic");
+}
+
+#[test]
+fn a_sender_woken_for_a_slot_then_cancelled_passes_the_wake_up_on() {
+    let (tx, mut rx) = channel::<u32>(1);
+    tx.try_send(0).expect("room");
+    let (w1, c1) = counting();
+    let (w2, c2) = counting();
+    let mut first = Box::pin(tx.reserve());
+    let mut second = Box::pin(tx.send(2));
+    assert!(poll_future(first.as_mut(), &w1).is_pending());
+    assert!(poll_future(second.as_mut(), &w2).is_pending());
+    assert_eq!(rx.shared.lock().waiting, 2);
+    // The freed slot wakes the first waiter ...
+    assert_eq!(rx.try_recv(), Ok(0));
+    assert_eq!((c1.count(), c2.count()), (1, 0));
+    // ... which is cancelled before it looks: the second is woken.
+    drop(first);
+    assert_eq!(c2.count(), 1, "the wake-up was passed on");
+    assert!(matches!(
+        poll_future(second.as_mut(), &w2),
+        Poll::Ready(Ok(()))
+    ));
+    drop(second);
+    assert_eq!(rx.try_recv(), Ok(2));
+    assert_eq!(rx.shared.lock().waiting, 0);
+    assert_eq!(tx.capacity(), 1);
+}
+
+#[test]
+fn an_unused_permit_wakes_a_waiting_sender() {
+    let (tx, mut rx) = channel::<u32>(1);
+    let (waker, woken) = counting();
+
+    let mut reserve = Box::pin(tx.reserve());
+    let Poll::Ready(Ok(permit)) = poll_future(reserve.as_mut(), &waker) else {
+        panic!("room for a permit");
+    };
+    let mut waiting = Box::pin(tx.send(1));
+    assert!(poll_future(waiting.as_mut(), &waker).is_pending());
+    drop(permit);
+    assert_eq!(woken.count(), 1, "the slot given back wakes the sender");
+    assert!(matches!(
+        poll_future(waiting.as_mut(), &waker),
+        Poll::Ready(Ok(()))
+    ));
+    assert_eq!(rx.try_recv(), Ok(1));
+
+    let permit = tx.try_reserve_owned().expect("room");
+    let mut waiting = Box::pin(tx.send(2));
+    assert!(poll_future(waiting.as_mut(), &waker).is_pending());
+    drop(permit);
+    assert_eq!(woken.count(), 2, "the owned slot given back wakes it too");
+    assert!(matches!(
+        poll_future(waiting.as_mut(), &waker),
+        Poll::Ready(Ok(()))
+    ));
+    assert_eq!(rx.try_recv(), Ok(2));
+    assert_eq!(tx.capacity(), 1);
+}
+
+#[test]
+fn cancelled_waits_leave_no_count_and_no_slot_behind() {
+    let (tx, mut rx) = channel::<u32>(2);
+    tx.try_send(1).expect("room");
+    tx.try_send(2).expect("room");
+    let waker = Waker::noop();
+    {
+        let mut send = Box::pin(tx.send(3));
+        let mut reserve = Box::pin(tx.reserve());
+        let mut owned = Box::pin(tx.reserve_owned());
+        assert!(poll_future(send.as_mut(), waker).is_pending());
+        assert!(poll_future(reserve.as_mut(), waker).is_pending());
+        assert!(poll_future(owned.as_mut(), waker).is_pending());
+        assert_eq!(rx.shared.lock().waiting, 3);
+        // Polled again while still waiting: counted once each.
+        assert!(poll_future(send.as_mut(), waker).is_pending());
+        assert_eq!(rx.shared.lock().waiting, 3);
+    }
+    assert_eq!(rx.shared.lock().waiting, 0);
+    assert_eq!(tx.capacity(), 0);
+    assert_eq!(rx.try_recv(), Ok(1));
+    assert_eq!(rx.try_recv(), Ok(2));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    assert_eq!(tx.capacity(), 2);
+}
+
+/// Counts how many of its values were dropped.
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn dropping_the_receiver_releases_waiting_senders_and_drops_every_value() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let value = || Counted(Arc::clone(&drops));
+    let (tx, rx) = channel::<Counted>(2);
+    assert!(tx.try_send(value()).is_ok());
+    let permit = tx.reserve().await.expect("room");
+    let sending = tokio::spawn({
+        let tx = tx.clone();
+        let counted = value();
+        async move { tx.send(counted).await.map_err(|SendError(counted)| counted) }
+    });
+    let reserving = tokio::spawn({
+        let tx = tx.clone();
+        async move { tx.reserve().await.map(drop) }
+    });
+    for _ in 0..100 {
+        if rx.shared.lock().waiting == 2 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(rx.shared.lock().waiting, 2, "both senders wait");
+    drop(rx);
+    assert_eq!(drops.load(Ordering::SeqCst), 1, "the queued value");
+    let handed_back = timeout(WAIT, sending)
+        .await
+        .expect("released")
+        .expect("no panic")
+        .expect_err("refused");
+    drop(handed_back);
+    assert_eq!(drops.load(Ordering::SeqCst), 2);
+    assert!(
+        timeout(WAIT, reserving)
+            .await
+            .expect("released")
+            .expect("no panic")
+            .is_err()
+    );
+    // A slot reserved before the receiver went: the value is dropped.
+    permit.send(value());
+    assert_eq!(drops.load(Ordering::SeqCst), 3);
+    assert!(tx.is_closed());
+    assert!(matches!(tx.try_send(value()), Err(TrySendError::Closed(_))));
+    assert!(tx.send(value()).await.is_err());
+    assert_eq!(drops.load(Ordering::SeqCst), 5);
+    assert_eq!(tx.shared.lock().waiting, 0);
+}
+
+/// One sender of the stress tests: sends `count` values (its id in the
+/// high bits) in random ways, giving up some waits and leaving some
+/// permits unused; returns the values accepted, in order, and how many
+/// waits it gave up.
+async fn stress_sender(tx: Sender<u64>, id: u64, count: u64) -> (Vec<u64>, usize) {
+    let mut rng = fastrand::Rng::with_seed(id * 7 + 1);
+    let mut accepted = Vec::new();
+    let mut gave_up = 0;
+    for i in 0..count {
+        let value = (id << 32) | i;
+        let patience = rng.usize(0..4);
+        let sent = match rng.u8(0..7) {
+            0 => tx.try_send(value).is_ok(),
+            1 => tokio::select! {
+                biased;
+                sent = tx.send(value) => sent.is_ok(),
+                () = yields(patience) => {
+                    gave_up += 1;
+                    false
+                }
+            },
+            2 => {
+                let permit = tokio::select! {
+                    biased;
+                    permit = tx.reserve() => permit.ok(),
+                    () = yields(patience) => {
+                        gave_up += 1;
+                        None
+                    }
+                };
+                match permit {
+                    Some(permit) if rng.bool() => {
+                        permit.send(value);
+                        true
+                    }
+                    // Unused: the slot goes back.
+                    _ => false,
+                }
+            }
+            3 => {
+                let permit = tokio::select! {
+                    biased;
+                    permit = tx.reserve_owned() => permit.ok(),
+                    () = yields(patience) => {
+                        gave_up += 1;
+                        None
+                    }
+                };
+                match permit {
+                    Some(permit) if rng.bool() => {
+                        permit.send(value);
+                        true
+                    }
+                    _ => false,
+                }
+            }
+            4 => match tx.reserve().await {
+                Ok(permit) => {
+                    // Held across a turn of the scheduler.
+                    tokio::task::yield_now().await;
+                    permit.send(value);
+                    true
+                }
+                Err(_) => false,
+            },
+            _ => tx.send(value).await.is_ok(),
+        };
+        if sent {
+            accepted.push(value);
+        }
+    }
+    (accepted, gave_up)
+}
+
+/// Receives up to `count` values; with `leave_waiting`, then starts one
+/// more wait and gives it up, so this task's waker stays stored.
+async fn stress_batch(
+    mut rx: Receiver<u64>,
+    count: usize,
+    leave_waiting: Option<usize>,
+) -> (Receiver<u64>, Vec<u64>, bool) {
+    let mut got = Vec::new();
+    for _ in 0..count {
+        match rx.recv().await {
+            Some(value) => got.push(value),
+            None => return (rx, got, true),
+        }
+    }
+    if let Some(patience) = leave_waiting {
+        tokio::select! {
+            biased;
+            value = rx.recv() => match value {
+                Some(value) => got.push(value),
+                None => return (rx, got, true),
+            },
+            () = yields(patience) => {}
+        }
+    }
+    (rx, got, false)
+}
+
+/// Receives until the end, in batches run now in this task, now in a
+/// task of their own (so on either worker); closes the channel once
+/// `close_after` values arrived.
+async fn stress_receiver(
+    mut rx: Receiver<u64>,
+    seed: u64,
+    close_after: Option<usize>,
+) -> (Receiver<u64>, Vec<u64>) {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut got = Vec::new();
+    let mut closed = false;
+    loop {
+        let count = rng.usize(1..48);
+        let leave_waiting = rng.bool().then(|| rng.usize(0..3));
+        let (back, mut batch, ended) = if rng.bool() {
+            tokio::spawn(stress_batch(rx, count, leave_waiting))
+                .await
+                .expect("no panic")
+        } else {
+            stress_batch(rx, count, leave_waiting).await
+        };
+        rx = back;
+        got.append(&mut batch);
+        if ended {
+            return (rx, got);
+        }
+        if !closed && close_after.is_some_and(|after| got.len() >= after) {
+            rx.close();
+            closed = true;
+        }
+    }
+}
+
+/// Many senders on a small channel, waits given up at random, a
+/// receiver that moves between tasks and threads: every value accepted
+/// arrives exactly once and in its sender's order, and every slot comes
+/// back.
+async fn stress(seed: u64, close_after: Option<usize>) {
+    const SENDERS: u64 = 8;
+    const EACH: u64 = 1_500;
+    const CAPACITY: usize = 3;
+    let (tx, rx) = channel::<u64>(CAPACITY);
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|id| tokio::spawn(stress_sender(tx.clone(), seed * 100 + id, EACH)))
+        .collect();
+    drop(tx);
+    let run = async {
+        let receiver = tokio::spawn(stress_receiver(rx, seed, close_after));
+        let mut accepted = Vec::new();
+        let mut gave_up = 0;
+        for sender in senders {
+            let (values, given_up) = sender.await.expect("no panic");
+            accepted.push(values);
+            gave_up += given_up;
+        }
+        let (rx, got) = receiver.await.expect("no panic");
+        (accepted, gave_up, rx, got)
+    };
+    let (accepted, gave_up, rx, got) = timeout(WAIT, run)
+        .await
+        .expect("the senders and the receiver finished");
+    let mut by_sender = vec![Vec::new(); usize::try_from(SENDERS).expect("small")];
+    for value in got {
+        let id = usize::try_from((value >> 32) % 100).expect("small");
+        by_sender[id].push(value);
+    }
+    let total: usize = accepted.iter().map(Vec::len).sum();
+    for (id, (accepted, received)) in accepted.iter().zip(&by_sender).enumerate() {
+        assert_eq!(
+            accepted, received,
+            "sender {id}: every value accepted arrives once, in order"
+        );
+    }
+    match close_after {
+        None => {
+            assert!(
+                total > usize::try_from(SENDERS * EACH / 4).expect("small"),
+                "most values went through ({total})"
+            );
+            assert!(gave_up > 0, "some waits were given up");
+        }
+        Some(after) => assert!(total >= after, "values went through before the close"),
+    }
+    let state = rx.shared.lock();
+    assert_eq!(state.free, CAPACITY, "every slot came back");
+    assert_eq!(state.waiting, 0);
+    assert!(state.queue.is_empty());
+    drop(state);
+    assert_eq!(rx.len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stress_cancelled_waits_and_a_wandering_receiver_lose_nothing() {
+    for seed in 1..=3 {
+        stress(seed, None).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stress_closing_under_load_keeps_every_value_accepted() {
+    for seed in 4..=6 {
+        stress(seed, Some(500)).await;
+    }
+}
+
+// ----- Regression tests for problems found in review; they fail until
+// the fixes proposed with them are applied (run with `--ignored`).
+
+#[test]
+fn an_owned_permit_outliving_the_last_sender_is_not_the_end() {
+    let (tx, mut rx) = channel::<u32>(2);
+    let permit = tx.try_reserve_owned().expect("room");
+    drop(tx);
+    assert_eq!(
+        rx.try_recv(),
+        Err(TryRecvError::Empty),
+        "the held slot can still bring a value"
+    );
+    let (waker, count) = counting();
+    assert!(poll_with(&mut rx, &waker).is_pending());
+    permit.send(7);
+    assert_eq!(count.count(), 1);
+    assert_eq!(poll_with(&mut rx, &waker), Poll::Ready(Some(7)));
+    assert_eq!(poll_with(&mut rx, &waker), Poll::Ready(None));
+
+    // An unused permit: the end comes when it goes, and wakes.
+    let (tx, mut rx) = channel::<u32>(2);
+    let permit = tx.try_reserve_owned().expect("room");
+    drop(tx);
+    assert!(poll_with(&mut rx, &waker).is_pending());
+    drop(permit);
+    assert_eq!(count.count(), 2);
+    assert_eq!(poll_with(&mut rx, &waker), Poll::Ready(None));
+}
+
+#[test]
+fn a_dropped_receiver_lets_go_of_its_waker() {
+    let (tx, mut rx) = channel::<u32>(1);
+    let (waker, counter) = counting();
+    assert!(poll_with(&mut rx, &waker).is_pending());
+    drop(waker);
+    assert_eq!(Arc::strong_count(&counter), 2, "the stored waker");
+    drop(rx);
+    assert_eq!(
+        Arc::strong_count(&counter),
+        1,
+        "a live sender keeps no waker of a dropped receiver"
+    );
+    drop(tx);
+}
+
+#[test]
+fn replacing_the_receivers_waker_drops_the_old_one_outside_the_lock() {
+    /// A waker whose last drop drops a sender of the channel, as a
+    /// task's waker does when it owns the task's future.
+    struct OwnsSender {
+        _sender: Sender<u32>,
+    }
+    impl std::task::Wake for OwnsSender {
+        fn wake(self: Arc<Self>) {}
+    }
+    let (done, finished) = std::sync::mpsc::channel();
+    // In a thread of its own: on failure it deadlocks.
+    std::thread::spawn(move || {
+        let (tx, mut rx) = channel::<u32>(1);
+        let _keep = tx.clone();
+        let old = Waker::from(Arc::new(OwnsSender { _sender: tx }));
+        assert!(poll_with(&mut rx, &old).is_pending());
+        // Only the stored clone owns the sender now.
+        drop(old);
+        assert!(poll_with(&mut rx, Waker::noop()).is_pending());
+        done.send(()).expect("the test waits");
+    });
+    assert!(
+        finished.recv_timeout(WAIT).is_ok(),
+        "replacing the waker deadlocked (or panicked)"
+    );
+}
