@@ -128,11 +128,10 @@ pub struct Machine {
     /// Commands to the machine. Dropping every sender stops it.
     pub command: Sender<Command>,
     /// The URL the machine connects to. (Changing this copy has no effect
-    /// on the running machine.)
+    /// on the running machine.) The request headers are not kept here: an
+    /// idle machine should cost as little as possible, and the caller has
+    /// them.
     pub url: String,
-    /// The fixed request headers sent with every upgrade request.
-    /// (Changing this copy has no effect on the running machine.)
-    pub headers: HeaderMap,
     /// Resolves when the machine has stopped, with what it never delivered.
     /// [`Machine::shutdown`] uses it; take it out of the machine (like the
     /// channels) when the parts go to different tasks.
@@ -219,7 +218,6 @@ impl Machine {
         let (status_tx, status) = channel::occasional(builder.status_capacity);
         let (command, command_rx) = channel::occasional(8);
         let url = builder.url.clone();
-        let headers = builder.headers.clone();
         let driver = Driver::new(builder, target, input_tx, output_rx, status_tx, command_rx);
         let stopped = Stopped(runtime.spawn(driver.run()));
         Ok(Self {
@@ -228,7 +226,6 @@ impl Machine {
             status,
             command,
             url,
-            headers,
             stopped,
         })
     }
