@@ -159,12 +159,7 @@ impl<T> Shared<T> {
             self.wake_sender(wake);
             return Err(value);
         }
-        self.enqueue(&mut state, value);
-        let waker = self.take_waker(&mut state);
-        drop(state);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        self.enqueue(state, value);
         Ok(())
     }
 
@@ -177,15 +172,21 @@ impl<T> Shared<T> {
         waker
     }
 
-    /// Appends a value. An occasional channel's queue starts with room for
-    /// two (a status change usually comes with one more) instead of the
+    /// Appends a value into a slot already taken, releases the lock and
+    /// wakes the receiver. An occasional channel's queue starts with room
+    /// for two (a status change usually comes with one more) instead of the
     /// four a `VecDeque` would take.
-    fn enqueue(&self, state: &mut State<T>, value: T) {
+    fn enqueue(&self, mut state: MutexGuard<'_, State<T>>, value: T) {
         if self.release && state.queue.capacity() == 0 {
             state.queue.reserve_exact(2);
         }
         state.queue.push_back(value);
         self.len.store(state.queue.len(), Ordering::Release);
+        let waker = self.take_waker(&mut state);
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 
     /// Takes a free slot and fills it, in one lock: what `try_send` does.
@@ -198,12 +199,7 @@ impl<T> Shared<T> {
             return Err(TrySendError::Full(value));
         }
         state.free -= 1;
-        self.enqueue(&mut state, value);
-        let waker = self.take_waker(&mut state);
-        drop(state);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        self.enqueue(state, value);
         Ok(())
     }
 
