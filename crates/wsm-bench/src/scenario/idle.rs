@@ -5,15 +5,15 @@
 //! Both variants hold each connection as a user would: every machine is
 //! kept, with all its channels, and every bare socket lives in its own task
 //! with a read pending, which is the shape of a machine (one task per
-//! connection), and holds nothing else (see [`open_sockets`]). Connections are opened concurrently, at most
-//! [`IN_FLIGHT`] at a time for both variants, so the server's listen backlog
-//! (1024) never overflows.
+//! connection), and holds nothing else (see [`open_sockets`]).
+//! Connections are opened concurrently, at most [`IN_FLIGHT`] at a time for
+//! both variants, so the server's listen backlog (1024) never overflows; an
+//! attempt's task is only created when it starts.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::{
-    sync::Semaphore,
     task::{JoinHandle, JoinSet},
     time::Instant,
 };
@@ -71,31 +71,48 @@ pub(crate) async fn run(args: &IdleArgs) -> Result<Report, Error> {
     })
 }
 
-/// Spawns `n` machines and waits until each has reported `Connected`.
-async fn open_machines(url: &str, n: usize) -> Result<Vec<Machine>, Error> {
-    let gate = Arc::new(Semaphore::new(IN_FLIGHT));
-    let mut opening = JoinSet::new();
-    for _ in 0..n {
-        let gate = Arc::clone(&gate);
-        let url = url.to_owned();
-        opening.spawn(async move {
-            // The semaphore is never closed; without a permit it would only
-            // be unbounded.
-            let _permit = gate.acquire_owned().await.ok();
-            let mut machine = Machine::builder(url).spawn().map_err(Error::Machine)?;
-            machine::connected(&mut machine).await?;
-            Ok(machine)
-        });
-    }
+/// Runs `open(url)` `n` times, each in a task of its own, at most
+/// [`IN_FLIGHT`] at once, and calls `opened` with each result as it comes.
+/// A task is only created when there is room for it, so the attempts not
+/// yet started take no memory (for either variant).
+async fn open_gated<T, F>(
+    url: &str,
+    n: usize,
+    open: impl Fn(String) -> F,
+    mut opened: impl FnMut(T),
+) -> Result<(), Error>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, Error>> + Send + 'static,
+{
     // Dropping the set on a timeout or error aborts the rest.
+    let mut opening = JoinSet::new();
+    let mut started = 0;
     within("opening every connection", OPEN_LIMIT, async {
-        let mut machines = Vec::with_capacity(n);
-        while let Some(opened) = opening.join_next().await {
-            machines.push(opened.map_err(Error::Task)??);
+        loop {
+            while started < n && opening.len() < IN_FLIGHT {
+                opening.spawn(open(url.to_owned()));
+                started += 1;
+            }
+            match opening.join_next().await {
+                Some(result) => opened(result.map_err(Error::Task)??),
+                None => return Ok(()),
+            }
         }
-        Ok(machines)
     })
     .await
+}
+
+/// Spawns `n` machines and waits until each has reported `Connected`.
+async fn open_machines(url: &str, n: usize) -> Result<Vec<Machine>, Error> {
+    let mut machines = Vec::with_capacity(n);
+    let open = |url| async move {
+        let mut machine = Machine::builder(url).spawn().map_err(Error::Machine)?;
+        machine::connected(&mut machine).await?;
+        Ok(machine)
+    };
+    open_gated(url, n, open, |machine| machines.push(machine)).await?;
+    Ok(machines)
 }
 
 /// Connects `n` bare sockets, then gives each to a task of its own that
@@ -106,26 +123,13 @@ async fn open_machines(url: &str, n: usize) -> Result<Vec<Machine>, Error> {
 /// read: the least a connection costs on this engine, the baseline the
 /// machine is held to.
 async fn open_sockets(url: &str, n: usize) -> Result<Vec<JoinHandle<()>>, Error> {
-    let gate = Arc::new(Semaphore::new(IN_FLIGHT));
-    let mut opening = JoinSet::new();
-    for _ in 0..n {
-        let gate = Arc::clone(&gate);
-        let url = url.to_owned();
-        opening.spawn(async move {
-            let _permit = gate.acquire_owned().await.ok();
-            raw::connect(&url).await
-        });
-    }
     let mut tasks = Vec::with_capacity(n);
-    let opened = within("opening every connection", OPEN_LIMIT, async {
-        while let Some(opened) = opening.join_next().await {
-            let mut socket = opened.map_err(Error::Task)??;
-            // Idle, with a read pending, until aborted.
-            tasks.push(tokio::spawn(async move {
-                while let Some(Ok(_)) = socket.next().await {}
-            }));
-        }
-        Ok(())
+    let open = |url: String| async move { raw::connect(&url).await };
+    let opened = open_gated(url, n, open, |mut socket| {
+        // Idle, with a read pending, until aborted.
+        tasks.push(tokio::spawn(async move {
+            while let Some(Ok(_)) = socket.next().await {}
+        }));
     })
     .await;
     if opened.is_err() {
