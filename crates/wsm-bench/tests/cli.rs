@@ -6,14 +6,15 @@
 //! wait is bounded: the child is polled against a deadline and killed if it
 //! overruns (also when a test panics).
 
-use std::{
-    io::Read,
-    process::{Child, Command, ExitStatus, Stdio},
-    thread,
-    time::{Duration, Instant},
-};
+use std::{process::Command, time::Duration};
 
 use wsm_server::{Config, Server};
+
+// The process runner of `wsm`'s tests, shared (test code only).
+#[path = "../../wsm/tests/support/process.rs"]
+mod process;
+
+use process::{Finished, run_to_end};
 
 /// The contract's keys, in order, per scenario.
 const THROUGHPUT: [&str; 7] = [
@@ -78,62 +79,11 @@ impl EchoServer {
     }
 }
 
-/// Kills the child when dropped, so a failing test leaves no process behind.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        // Errors mean it has already exited.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// What a finished run printed.
-struct Finished {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-/// Reads a pipe to the end on its own thread, so a full pipe never stalls
-/// the child.
-fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut text = String::new();
-        pipe.read_to_string(&mut text).expect("UTF-8 output");
-        text
-    })
-}
-
 /// Runs `wsm-bench args` to the end; fails the test after `limit`.
 fn run(args: &[&str], limit: Duration) -> Finished {
-    let child = Command::new(env!("CARGO_BIN_EXE_wsm-bench"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start wsm-bench");
-    let mut child = Running(child);
-    let stdout = drain(child.0.stdout.take().expect("piped stdout"));
-    let stderr = drain(child.0.stderr.take().expect("piped stderr"));
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.0.try_wait().expect("poll wsm-bench") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "wsm-bench {args:?} did not finish within {limit:?}"
-        );
-        thread::sleep(Duration::from_millis(10));
-    };
-    Finished {
-        status,
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
-    }
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wsm-bench"));
+    command.args(args);
+    run_to_end(command, limit)
 }
 
 /// A value of a flat JSON object.

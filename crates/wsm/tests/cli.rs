@@ -3,14 +3,18 @@
 //! Every wait is bounded: children are polled against a deadline and killed
 //! (also when a test panics) rather than waited for without limit.
 
+mod support;
+
 use std::{
     io::{BufRead, BufReader, Read, Write},
     net::{SocketAddr, TcpStream},
-    process::{Child, Command, ExitStatus, Stdio},
+    process::{Command, Stdio},
     sync::mpsc,
     thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
+
+use support::process::{Finished, Running, run_to_end};
 
 /// A `wsm` command with a clean environment for logging.
 fn wsm(args: &[&str]) -> Command {
@@ -24,55 +28,9 @@ fn wsm(args: &[&str]) -> Command {
     command
 }
 
-/// Kills the child when dropped, so a failing test leaves no process behind.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        // Errors mean it has already exited.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// What a finished run printed.
-struct Finished {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-/// Reads a pipe to the end on its own thread, so a full pipe never stalls
-/// the child.
-fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut text = String::new();
-        pipe.read_to_string(&mut text).expect("UTF-8 output");
-        text
-    })
-}
-
 /// Runs `wsm args` to the end; fails the test if it takes longer than `limit`.
 fn run(args: &[&str], limit: Duration) -> Finished {
-    let mut child = Running(wsm(args).spawn().expect("start wsm"));
-    let stdout = drain(child.0.stdout.take().expect("piped stdout"));
-    let stderr = drain(child.0.stderr.take().expect("piped stderr"));
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.0.try_wait().expect("poll wsm") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "wsm {args:?} did not finish within {limit:?}"
-        );
-        thread::sleep(Duration::from_millis(20));
-    };
-    Finished {
-        status,
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
-    }
+    run_to_end(wsm(args), limit)
 }
 
 #[test]

@@ -1,0 +1,3 @@
+//! Helpers for the tests in this folder.
+
+pub mod process;
