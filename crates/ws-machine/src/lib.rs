@@ -45,33 +45,36 @@
 //!
 //! # Layout
 //!
-//! - [`machine`](Machine): the caller's handle and [`Command`]s.
-//! - [`channel`]: the four channels' types, light enough for thousands of
-//!   machines.
-//! - `config`: the [`Builder`], its defaults and validation.
-//! - `state`: [`State`], [`Status`] and the state machine (pure).
-//! - `driver`: the one task per machine, one `select!` per phase.
-//! - `engine`: the only module that knows the WebSocket engine.
-//! - `keepalive`, `backoff`, `delivery`, `status`: the policies, each pure
-//!   and unit-tested.
-//! - [`Message`], [`Error`]: the crate's own types.
+//! The modules are layers; each uses only those listed before it.
+//!
+//! - `types`: the leaf types: [`Message`], [`Error`], [`Command`],
+//!   [`State`] and [`Status`], [`Leftovers`], the parsed URL and the
+//!   [`Endpoint`] a dialer reaches. [`channel`]: the four channels' types,
+//!   light enough for thousands of machines.
+//! - `settings`: the [`Builder`], its defaults and validation, and the
+//!   validated settings it hands to the machine.
+//! - `policy`: the decisions, free of I/O: the state machine, what each
+//!   command means in each phase, backoff, keep-alive, the write watch, the
+//!   delivery bookkeeping.
+//! - `handoff`: the machine's ends of `status` and `input`, which never make
+//!   it wait.
+//! - `connection`: the open connection's I/O: the dialer, TLS, the engine
+//!   (the only module that knows tokio-websockets), and the link that reads,
+//!   writes, keeps alive and closes.
+//! - `driver`: the one task per machine, one `select!` per phase (attempt,
+//!   waiting, connected, stop).
+//! - [`machine`](Machine): the caller's handle, which starts the task.
 
 #![deny(missing_docs)]
 
-mod backoff;
 pub mod channel;
-mod config;
-mod delivery;
+mod connection;
 mod driver;
-mod engine;
-mod error;
-mod keepalive;
+mod handoff;
 mod machine;
-mod message;
-mod state;
-mod status;
-#[cfg(test)]
-mod timing_tests;
+mod policy;
+mod settings;
+mod types;
 
 /// The README's example compiles as a doctest.
 #[cfg(doctest)]
@@ -79,12 +82,12 @@ mod timing_tests;
 struct ReadmeDoctests;
 
 pub use bytes;
-pub use config::{Builder, default_retry_status};
-pub use error::{Direction, Error};
 pub use http;
-pub use machine::{Command, Leftovers, Machine, Stopped};
-pub use message::{Kind, Message};
-pub use state::{State, Status};
+pub use machine::{Machine, Stopped};
+pub use settings::{Builder, default_retry_status};
 /// The TLS library used for `wss://`, for building a
 /// [`Builder::tls_config`].
 pub use tokio_rustls::rustls;
+pub use types::{
+    Cause, Command, Direction, Endpoint, Error, Kind, Leftovers, Message, State, Status,
+};

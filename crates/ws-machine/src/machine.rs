@@ -1,5 +1,6 @@
 //! The caller's handle: four channels, and a way to stop and take back what
-//! was not delivered.
+//! was not delivered. This is the top of the crate: it starts the driver's
+//! task with the settings the builder validated.
 
 use std::{
     pin::Pin,
@@ -11,58 +12,10 @@ use tokio::task::JoinHandle;
 
 use crate::{
     channel::{self, Receiver, Sender},
-    config::{Builder, Target},
-    driver::Driver,
-    error::Error,
-    message::Message,
-    state::Status,
+    driver::{Driver, Ends},
+    settings::Builder,
+    types::{Command, Error, Leftovers, Message, Status},
 };
-
-/// What the caller can ask of a running machine, on [`Machine::command`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Command {
-    /// Close the connection (with a close handshake, bounded by
-    /// [`Builder::close_timeout`]), report
-    /// [`State::Disconnected`](crate::State::Disconnected) and stop. Dropping
-    /// every command sender does the same.
-    Quit,
-    /// Send a ping now. If nothing arrives within the pong timeout, the
-    /// connection is declared dead. Ignored while not connected.
-    Ping,
-    /// Send plain-bytes messages ([`Kind::Unspecified`](crate::Kind::Unspecified))
-    /// as text from now on.
-    ///
-    /// Commands and messages travel on different channels. The machine
-    /// serves commands before it takes messages, so a switch sent (and
-    /// awaited) before a message applies to that message; a switch sent
-    /// after a message may or may not apply to it. To fix the kind of a
-    /// particular message, build it with [`Message::text`] or
-    /// [`Message::binary`].
-    UseText,
-    /// Send plain-bytes messages as binary from now on (the default).
-    UseBinary,
-    /// Close the current connection and connect again at once, or skip the
-    /// wait if the machine is waiting between attempts. Ignored while an
-    /// attempt is under way.
-    Reconnect,
-}
-
-/// What a stopped machine never delivered, handed back by
-/// [`Machine::shutdown`] so that nothing vanishes unseen.
-#[derive(Debug, Default)]
-#[non_exhaustive]
-pub struct Leftovers {
-    /// Messages from `output` that were never written, or whose write was
-    /// not confirmed, oldest first.
-    pub unsent: Vec<Message>,
-    /// With [`Builder::ack_key`]: messages written but never acknowledged.
-    /// The server may or may not have received them.
-    pub unacknowledged: Vec<Message>,
-    /// Messages received from the server that the caller had not read from
-    /// `input` yet.
-    pub received: Vec<Message>,
-}
 
 /// A WebSocket connection that keeps itself up.
 ///
@@ -211,14 +164,24 @@ impl Machine {
         Builder::new(url)
     }
 
-    pub(crate) fn start(builder: Builder, target: Target) -> Result<Self, Error> {
+    fn start(builder: Builder) -> Result<Self, Error> {
+        let url = builder.url().to_owned();
+        let settings = builder.build()?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
-        let (input_tx, input) = channel::channel(builder.input_capacity);
-        let (output, output_rx) = channel::channel(builder.queue_capacity);
-        let (status_tx, status) = channel::occasional(builder.status_capacity);
+        let capacities = settings.capacities;
+        let (input_tx, input) = channel::channel(capacities.input);
+        let (output, output_rx) = channel::channel(capacities.queue);
+        let (status_tx, status) = channel::occasional(capacities.status);
         let (command, command_rx) = channel::occasional(8);
-        let url = builder.url.clone();
-        let driver = Driver::new(builder, target, input_tx, output_rx, status_tx, command_rx);
+        let driver = Driver::new(
+            settings,
+            Ends {
+                input: input_tx,
+                output: output_rx,
+                status: status_tx,
+                commands: command_rx,
+            },
+        );
         let stopped = Stopped(runtime.spawn(driver.run()));
         Ok(Self {
             input,
@@ -274,5 +237,27 @@ impl Machine {
     #[must_use]
     pub fn is_stopped(&self) -> bool {
         self.stopped.is_finished()
+    }
+}
+
+impl Builder {
+    /// Checks every option and starts the machine on the current tokio
+    /// runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidUrl`], [`Error::InvalidHeader`] or
+    /// [`Error::InvalidConfig`] saying what to fix, or [`Error::NoRuntime`]
+    /// outside a tokio runtime.
+    ///
+    /// ```
+    /// let err = ws_machine::Machine::builder("ws://127.0.0.1:1/")
+    ///     .queue_capacity(0)
+    ///     .spawn()
+    ///     .expect_err("a zero capacity");
+    /// assert!(err.to_string().contains("queue_capacity"));
+    /// ```
+    pub fn spawn(self) -> Result<Machine, Error> {
+        Machine::start(self)
     }
 }

@@ -150,7 +150,10 @@ async fn garbage_from_the_server_is_a_protocol_error_then_reconnects() {
 
     let seen = wait_for_state(&mut machine, State::Disconnected).await;
     let broken = seen.last().expect("a status");
-    assert!(matches!(broken.error, Some(Error::Protocol(_))), "{broken}");
+    assert!(
+        matches!(broken.error, Some(Error::Protocol { .. })),
+        "{broken}"
+    );
     assert!(!broken.is_final());
     wait_for_state(&mut machine, State::Connected).await;
     echo(&mut machine, "clean again").await;
@@ -190,7 +193,7 @@ async fn random_garbage_never_breaks_the_machine() {
             lost.error.is_some() && !lost.is_final(),
             "round {round}: {lost}"
         );
-        if matches!(lost.error, Some(Error::Protocol(_))) {
+        if matches!(lost.error, Some(Error::Protocol { .. })) {
             protocol_errors += 1;
         }
         wait_for_state(&mut machine, State::Connected).await;

@@ -385,7 +385,7 @@ async fn an_answer_that_is_not_http_is_a_retried_handshake_error() {
         let seen = wait_for_state(&mut machine, State::Disconnected).await;
         let failed = seen.last().expect("a status");
         assert!(
-            matches!(failed.error, Some(Error::Handshake(_))),
+            matches!(failed.error, Some(Error::Handshake { .. })),
             "{failed}"
         );
         assert_eq!(next_status(&mut machine).await.state, State::Waiting);
@@ -424,7 +424,10 @@ async fn an_endless_handshake_answer_is_cut_off() {
     let seen = wait_for_state(&mut machine, State::Disconnected).await;
     let failed = seen.last().expect("a status");
     match &failed.error {
-        Some(Error::Handshake(reason)) => assert!(reason.contains("exceeds"), "{reason}"),
+        Some(Error::Handshake { source }) => {
+            let reason = source.to_string();
+            assert!(reason.contains("exceeds"), "{reason}");
+        }
         other => panic!("expected a handshake error, got {other:?}"),
     }
     assert!(failed.error.as_ref().is_some_and(Error::is_retryable));

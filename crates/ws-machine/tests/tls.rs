@@ -100,7 +100,16 @@ async fn an_untrusted_certificate_is_a_final_error() {
     assert_eq!(last.state, State::Disconnected);
     assert!(last.is_final());
     match last.error {
-        Some(Error::Tls(reason)) => assert!(reason.contains("certificate"), "{reason}"),
+        Some(Error::Tls { source }) => {
+            // The cause is rustls' own error, kept as the source.
+            let rustls_error = source
+                .downcast_ref::<ws_machine::rustls::Error>()
+                .unwrap_or_else(|| panic!("not a rustls error: {source:?}"));
+            assert!(
+                rustls_error.to_string().contains("certificate"),
+                "{rustls_error}"
+            );
+        }
         other => panic!("expected a TLS error, got {other:?}"),
     }
 }

@@ -1,116 +1,35 @@
 //! The builder: every option of a machine, its default, and validation.
 //!
 //! Options are plain setters that cannot fail; everything is checked once in
-//! [`Builder::spawn`], so a bad URL or header is an error the caller sees at
-//! once, never a loop of failing connection attempts.
+//! [`Builder::build`] (which [`Builder::spawn`] calls), so a bad URL or
+//! header is an error the caller sees at once, never a loop of failing
+//! connection attempts.
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{fmt, future::Future, io, sync::Arc, time::Duration};
 
-use http::{HeaderMap, HeaderName, HeaderValue, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::rustls;
 
-use crate::{delivery::AckKey, error::Error, machine::Machine, message::Message};
-
-/// Computes the request headers of one connection attempt.
-pub(crate) type HeadersFn = Arc<dyn Fn() -> HeaderMap + Send + Sync>;
-
-/// Computes the messages sent first on one connection.
-pub(crate) type OnConnectFn = Arc<dyn Fn() -> Vec<Message> + Send + Sync>;
-
-/// Headers the WebSocket handshake sets itself.
-const HANDSHAKE_HEADERS: [HeaderName; 5] = [
-    http::header::HOST,
-    http::header::UPGRADE,
-    http::header::CONNECTION,
-    http::header::SEC_WEBSOCKET_KEY,
-    http::header::SEC_WEBSOCKET_VERSION,
-];
+use super::{
+    Capacities, Connection, Delivery, Dialer, HeadersFn, Reconnect, Request, Settings, Timeouts,
+    check_headers,
+};
+use crate::types::{Endpoint, Error, Message, Target};
 
 /// The default retry policy for rejected handshakes: retry 5xx, 408 (request
 /// timeout) and 429 (too many requests); every other status is final.
+///
+/// ```
+/// assert!(ws_machine::default_retry_status(503));
+/// assert!(!ws_machine::default_retry_status(401));
+/// ```
 #[must_use]
 pub fn default_retry_status(status: u16) -> bool {
     status >= 500 || status == 408 || status == 429
 }
 
-/// Where to connect, taken apart from the URL once.
-///
-/// Kept compact (every machine holds one for its whole life): the URL as
-/// text, parsed again into a [`Uri`] for each attempt, which costs far less
-/// than the connection it is for.
-#[derive(Debug, Clone)]
-pub(crate) struct Target {
-    url: Box<str>,
-    pub(crate) host: Box<str>,
-    pub(crate) port: u16,
-    pub(crate) tls: bool,
-}
-
-impl Target {
-    pub(crate) fn parse(url: &str) -> Result<Self, Error> {
-        if !url.contains("://") {
-            return Err(Error::invalid_url(
-                url,
-                "it has no scheme: start it with ws:// or wss://",
-            ));
-        }
-        let uri: Uri = url
-            .parse()
-            .map_err(|e| Error::invalid_url(url, format!("cannot parse it ({e})")))?;
-        let tls = match uri.scheme_str() {
-            Some(s) if s.eq_ignore_ascii_case("ws") => false,
-            Some(s) if s.eq_ignore_ascii_case("wss") => true,
-            Some(other) => {
-                return Err(Error::invalid_url(
-                    url,
-                    format!("scheme {other:?} is not supported: use ws:// or wss://"),
-                ));
-            }
-            None => {
-                return Err(Error::invalid_url(
-                    url,
-                    "it has no scheme: start it with ws:// or wss://",
-                ));
-            }
-        };
-        let host = uri
-            .host()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| Error::invalid_url(url, "it has no host"))?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        if tls && rustls::pki_types::ServerName::try_from(host.as_str()).is_err() {
-            return Err(Error::invalid_url(
-                url,
-                format!("{host:?} is not a valid TLS server name"),
-            ));
-        }
-        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-        Ok(Self {
-            url: url.into(),
-            host: host.into(),
-            port,
-            tls,
-        })
-    }
-
-    /// The URL as given.
-    pub(crate) fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// The URL as a [`Uri`] for the upgrade request.
-    pub(crate) fn uri(&self) -> Result<Uri, Error> {
-        // `parse` accepted this URL, so this succeeds; a failure is still
-        // reported, never a panic.
-        self.url
-            .parse()
-            .map_err(|e| Error::invalid_url(&self.url, format!("cannot parse it ({e})")))
-    }
-}
-
-/// Builds a [`Machine`] with options other than the defaults.
+/// Builds a [`Machine`](crate::Machine) with options other than the defaults.
 ///
 /// Every option has a documented default; [`Builder::spawn`] validates them
 /// all and starts the machine.
@@ -134,50 +53,36 @@ impl Target {
 /// ```
 #[must_use = "a builder does nothing until `spawn` is called"]
 pub struct Builder {
-    pub(crate) url: String,
-    pub(crate) headers: HeaderMap,
-    pub(crate) header_errors: Vec<Error>,
-    pub(crate) headers_fn: Option<HeadersFn>,
-    pub(crate) ping_interval: Duration,
-    pub(crate) pong_timeout: Duration,
-    pub(crate) handshake_timeout: Duration,
-    pub(crate) write_timeout: Duration,
-    pub(crate) close_timeout: Duration,
-    pub(crate) backoff_initial: Duration,
-    pub(crate) backoff_max: Duration,
-    pub(crate) min_uptime: Duration,
-    pub(crate) max_attempts: Option<u32>,
-    pub(crate) queue_capacity: usize,
-    pub(crate) input_capacity: usize,
-    pub(crate) status_capacity: usize,
-    pub(crate) ack_key: Option<AckKey>,
-    pub(crate) ack_window: usize,
-    pub(crate) on_connect: Option<OnConnectFn>,
-    pub(crate) max_message_size: usize,
-    pub(crate) retry_status: fn(u16) -> bool,
-    pub(crate) tls_config: Option<Arc<rustls::ClientConfig>>,
-    pub(crate) jitter_seed: Option<u64>,
-    #[cfg(test)]
-    pub(crate) memory: Option<crate::engine::MemoryDial>,
+    url: String,
+    headers: HeaderMap,
+    header_errors: Vec<Error>,
+    headers_fn: Option<HeadersFn>,
+    on_connect: Option<super::OnConnectFn>,
+    connection: Connection,
+    timeouts: Timeouts,
+    reconnect: Reconnect,
+    delivery: Delivery,
+    capacities: Capacities,
 }
 
 impl fmt::Debug for Builder {
+    // Header values may be secrets: only their names are shown.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")
             .field("url", &self.url)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
-            .field("ping_interval", &self.ping_interval)
-            .field("pong_timeout", &self.pong_timeout)
-            .field("handshake_timeout", &self.handshake_timeout)
-            .field("write_timeout", &self.write_timeout)
-            .field("backoff", &(self.backoff_initial, self.backoff_max))
-            .field("min_uptime", &self.min_uptime)
-            .field("max_attempts", &self.max_attempts)
-            .field("queue_capacity", &self.queue_capacity)
-            .field("ack_key", &self.ack_key.is_some())
-            .field("ack_window", &self.ack_window)
+            .field("headers_fn", &self.headers_fn.is_some())
             .field("on_connect", &self.on_connect.is_some())
-            .field("max_message_size", &self.max_message_size)
+            .field(
+                "dialer",
+                &matches!(self.connection.dialer, Dialer::Custom(_)),
+            )
+            .field("max_message_size", &self.connection.max_message_size)
+            .field("timeouts", &self.timeouts)
+            .field("reconnect", &self.reconnect)
+            .field("ack_key", &self.delivery.ack_key.is_some())
+            .field("ack_window", &self.delivery.ack_window)
+            .field("capacities", &self.capacities)
             .finish_non_exhaustive()
     }
 }
@@ -190,27 +95,36 @@ impl Builder {
             headers: HeaderMap::new(),
             header_errors: Vec::new(),
             headers_fn: None,
-            ping_interval: Duration::from_secs(30),
-            pong_timeout: Duration::from_secs(10),
-            handshake_timeout: Duration::from_secs(10),
-            write_timeout: Duration::from_secs(10),
-            close_timeout: Duration::from_secs(1),
-            backoff_initial: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(30),
-            min_uptime: Duration::from_secs(5),
-            max_attempts: None,
-            queue_capacity: 1024,
-            input_capacity: 1024,
-            status_capacity: 32,
-            ack_key: None,
-            ack_window: 1024,
             on_connect: None,
-            max_message_size: 16 * 1024 * 1024,
-            retry_status: default_retry_status,
-            tls_config: None,
-            jitter_seed: None,
-            #[cfg(test)]
-            memory: None,
+            connection: Connection {
+                dialer: Dialer::Tcp,
+                tls_config: None,
+                max_message_size: 16 * 1024 * 1024,
+                retry_status: default_retry_status,
+            },
+            timeouts: Timeouts {
+                ping_interval: Duration::from_secs(30),
+                pong_timeout: Duration::from_secs(10),
+                handshake: Duration::from_secs(10),
+                write: Duration::from_secs(10),
+                close: Duration::from_secs(1),
+            },
+            reconnect: Reconnect {
+                backoff_initial: Duration::from_millis(100),
+                backoff_max: Duration::from_secs(30),
+                min_uptime: Duration::from_secs(5),
+                max_attempts: None,
+                jitter_seed: None,
+            },
+            delivery: Delivery {
+                ack_key: None,
+                ack_window: 1024,
+            },
+            capacities: Capacities {
+                queue: 1024,
+                input: 1024,
+                status: 32,
+            },
         }
     }
 
@@ -221,7 +135,10 @@ impl Builder {
         self
     }
 
-    /// Adds one request header. An invalid name or value is reported by
+    /// Adds one request header. Adding a name again adds a value: every
+    /// value is sent (two `Cookie` headers reach the server as one
+    /// `cookie: a=1; b=2` line, other names as one comma-separated line, as
+    /// HTTP allows). An invalid name or value is reported by
     /// [`Builder::spawn`] as [`Error::InvalidHeader`].
     pub fn header(mut self, name: &str, value: &str) -> Self {
         match (HeaderName::try_from(name), HeaderValue::try_from(value)) {
@@ -243,8 +160,8 @@ impl Builder {
     }
 
     /// A function called before every connection attempt; the headers it
-    /// returns are added to the fixed ones (replacing those of the same
-    /// name). Use it for credentials that change, such as a renewed token.
+    /// returns are added to the fixed ones (replacing every value of the
+    /// names it sets; repeated names keep all their values). Use it for credentials that change, such as a renewed token.
     /// It runs on the machine's task, so it must be quick: refresh tokens
     /// elsewhere and only read the current one here. If it returns a header
     /// the handshake sets itself, the machine stops with a final
@@ -257,7 +174,7 @@ impl Builder {
     /// After this long without receiving anything, send a ping.
     /// `Duration::MAX` turns the keep-alive off. Default: 30 s.
     pub fn ping_interval(mut self, interval: Duration) -> Self {
-        self.ping_interval = interval;
+        self.timeouts.ping_interval = interval;
         self
     }
 
@@ -265,28 +182,34 @@ impl Builder {
     /// connection is declared dead ([`Error::PongTimeout`]) and the machine
     /// reconnects. Default: 10 s.
     pub fn pong_timeout(mut self, timeout: Duration) -> Self {
-        self.pong_timeout = timeout;
+        self.timeouts.pong_timeout = timeout;
         self
     }
 
     /// Limit for one connection attempt: DNS, TCP connect, TLS and the HTTP
     /// upgrade together. Default: 10 s.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.handshake_timeout = timeout;
+        self.timeouts.handshake = timeout;
         self
     }
 
     /// If a write makes no progress for this long, the connection is
     /// declared dead ([`Error::WriteTimeout`]). Default: 10 s.
     pub fn write_timeout(mut self, timeout: Duration) -> Self {
-        self.write_timeout = timeout;
+        self.timeouts.write = timeout;
         self
     }
 
-    /// How long a quit waits for the server to answer the close handshake
-    /// before dropping the connection. Default: 1 s.
+    /// How long stopping may take in all: from a quit (or a final error) to
+    /// the end of the machine's task, the close handshake, handing over the
+    /// received messages the machine still holds (as the caller reads
+    /// `input`) and taking the last messages from `output` share this one
+    /// deadline. What is not handed over by then is in the
+    /// [`Leftovers`](crate::Leftovers). Also bounds the close handshake of a
+    /// [`Command::Reconnect`](crate::Command::Reconnect) and the sending of
+    /// a close frame after a protocol error. Default: 1 s.
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
-        self.close_timeout = timeout;
+        self.timeouts.close = timeout;
         self
     }
 
@@ -298,8 +221,8 @@ impl Builder {
     /// ends, the first attempt is immediate (see [`Builder::min_uptime`]).
     /// Default: 100 ms and 30 s.
     pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.backoff_initial = initial;
-        self.backoff_max = max;
+        self.reconnect.backoff_initial = initial;
+        self.reconnect.backoff_max = max;
         self
     }
 
@@ -311,14 +234,14 @@ impl Builder {
     /// `Duration::ZERO` every successful connection counts as healthy.
     /// Default: 5 s.
     pub fn min_uptime(mut self, uptime: Duration) -> Self {
-        self.min_uptime = uptime;
+        self.reconnect.min_uptime = uptime;
         self
     }
 
     /// Stop with [`Error::GaveUp`] after this many failed attempts in a row.
     /// Default: no limit.
     pub fn max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = Some(attempts);
+        self.reconnect.max_attempts = Some(attempts);
         self
     }
 
@@ -326,7 +249,7 @@ impl Builder {
     /// machine is disconnected (or busy) before `output.send` waits.
     /// Default: 1024.
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
-        self.queue_capacity = capacity;
+        self.capacities.queue = capacity;
         self
     }
 
@@ -334,14 +257,14 @@ impl Builder {
     /// reading from the socket until the caller catches up (backpressure,
     /// never loss). Default: 1024.
     pub fn input_capacity(mut self, capacity: usize) -> Self {
-        self.input_capacity = capacity;
+        self.capacities.input = capacity;
         self
     }
 
     /// Capacity of the `status` channel (at least 2). Statuses never make
-    /// the machine wait: see [`Machine::status`]. Default: 32.
+    /// the machine wait: see [`Machine::status`](crate::Machine::status). Default: 32.
     pub fn status_capacity(mut self, capacity: usize) -> Self {
-        self.status_capacity = capacity;
+        self.capacities.status = capacity;
         self
     }
 
@@ -379,7 +302,7 @@ impl Builder {
         mut self,
         key: impl Fn(&Message) -> Option<u64> + Send + Sync + 'static,
     ) -> Self {
-        self.ack_key = Some(Arc::new(key));
+        self.delivery.ack_key = Some(Arc::new(key));
         self
     }
 
@@ -388,7 +311,7 @@ impl Builder {
     /// the machine takes no more messages from `output`, which paces a fast
     /// sender. Default: 1024.
     pub fn ack_window(mut self, window: usize) -> Self {
-        self.ack_window = window;
+        self.delivery.ack_window = window;
         self
     }
 
@@ -434,14 +357,14 @@ impl Builder {
     /// reconnects); a larger outgoing one is refused with
     /// [`Error::MessageTooLarge`]. Default: 16 MiB.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
-        self.max_message_size = bytes;
+        self.connection.max_message_size = bytes;
         self
     }
 
     /// Which HTTP statuses of a rejected handshake are retried.
     /// Default: [`default_retry_status`] (5xx, 408, 429).
     pub fn retry_status(mut self, retry: fn(u16) -> bool) -> Self {
-        self.retry_status = retry;
+        self.connection.retry_status = retry;
         self
     }
 
@@ -449,41 +372,71 @@ impl Builder {
     /// certificates). Default: rustls with the Mozilla roots of
     /// `webpki-roots`, certificate verification on.
     pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
-        self.tls_config = Some(config);
+        self.connection.tls_config = Some(config);
         self
     }
 
     /// Seed of the backoff jitter, for reproducible schedules in tests.
     /// Default: random.
     pub fn jitter_seed(mut self, seed: u64) -> Self {
-        self.jitter_seed = Some(seed);
+        self.reconnect.jitter_seed = Some(seed);
         self
     }
 
-    /// Checks every option and starts the machine on the current tokio
-    /// runtime.
+    /// How connections reach the server: `dial` is called for every attempt
+    /// with the URL's host and port, and returns an open byte stream (TCP to
+    /// somewhere else, a Unix socket, a tunnel, an in-memory pipe in tests).
+    /// For `wss://` URLs the machine runs TLS over it; the WebSocket upgrade
+    /// follows either way. An error from `dial` fails the attempt as
+    /// [`Error::Connect`] (retried). The handshake timeout bounds it.
+    /// Default: TCP to the host and port, with `TCP_NODELAY` (set it on your
+    /// own TCP streams: the machine writes small messages).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// use ws_machine::{Endpoint, Machine};
+    ///
+    /// // Every connection goes to a local relay, whatever the URL's host.
+    /// let machine = Machine::builder("wss://feed.example.com/v1")
+    ///     .dialer(|_to: Endpoint| async move {
+    ///         let stream = tokio::net::TcpStream::connect("127.0.0.1:9").await?;
+    ///         stream.set_nodelay(true)?;
+    ///         Ok(stream)
+    ///     })
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn dialer<F, Fut, S>(mut self, dial: F) -> Self
+    where
+        F: Fn(Endpoint) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = io::Result<S>> + Send + 'static,
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        self.connection.dialer = Dialer::custom(dial);
+        self
+    }
+
+    /// Checks every option and produces the settings a machine runs with.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidUrl`], [`Error::InvalidHeader`] or
-    /// [`Error::InvalidConfig`] saying what to fix, or [`Error::NoRuntime`]
-    /// outside a tokio runtime.
-    pub fn spawn(self) -> Result<Machine, Error> {
-        let target = self.validate()?;
-        Machine::start(self, target)
-    }
-
-    fn validate(&self) -> Result<Target, Error> {
+    /// [`Error::InvalidConfig`] saying what to fix.
+    pub(crate) fn build(self) -> Result<Settings, Error> {
         let target = Target::parse(&self.url)?;
-        if let Some(error) = self.header_errors.first() {
-            return Err(error.clone());
+        if let Some(error) = self.header_errors.into_iter().next() {
+            return Err(error);
         }
         check_headers(&self.headers)?;
+        let timeouts = self.timeouts;
         let positive = [
-            ("ping_interval", self.ping_interval),
-            ("pong_timeout", self.pong_timeout),
-            ("handshake_timeout", self.handshake_timeout),
-            ("write_timeout", self.write_timeout),
+            ("ping_interval", timeouts.ping_interval),
+            ("pong_timeout", timeouts.pong_timeout),
+            ("handshake_timeout", timeouts.handshake),
+            ("write_timeout", timeouts.write),
         ];
         for (option, value) in positive {
             if value.is_zero() {
@@ -493,21 +446,22 @@ impl Builder {
                 });
             }
         }
-        if self.backoff_initial > self.backoff_max {
+        let reconnect = self.reconnect;
+        if reconnect.backoff_initial > reconnect.backoff_max {
             return Err(Error::InvalidConfig {
                 option: "backoff",
                 reason: format!(
                     "initial ({:?}) is longer than max ({:?})",
-                    self.backoff_initial, self.backoff_max
+                    reconnect.backoff_initial, reconnect.backoff_max
                 ),
             });
         }
         let capacities = [
-            ("queue_capacity", self.queue_capacity, 1),
-            ("input_capacity", self.input_capacity, 1),
-            ("status_capacity", self.status_capacity, 2),
-            ("ack_window", self.ack_window, 1),
-            ("max_message_size", self.max_message_size, 1),
+            ("queue_capacity", self.capacities.queue, 1),
+            ("input_capacity", self.capacities.input, 1),
+            ("status_capacity", self.capacities.status, 2),
+            ("ack_window", self.delivery.ack_window, 1),
+            ("max_message_size", self.connection.max_message_size, 1),
         ];
         for (option, value, min) in capacities {
             if value < min {
@@ -517,58 +471,33 @@ impl Builder {
                 });
             }
         }
-        if self.max_attempts == Some(0) {
+        if reconnect.max_attempts == Some(0) {
             return Err(Error::InvalidConfig {
                 option: "max_attempts",
                 reason: "must be at least 1".into(),
             });
         }
-        Ok(target)
+        Ok(Settings {
+            target,
+            connection: self.connection,
+            request: Request::new(self.headers, self.headers_fn),
+            on_connect: self.on_connect,
+            timeouts,
+            reconnect,
+            delivery: self.delivery,
+            capacities: self.capacities,
+        })
     }
-}
 
-/// Rejects headers the handshake sets itself.
-pub(crate) fn check_headers(headers: &HeaderMap) -> Result<(), Error> {
-    match headers.keys().find(|name| HANDSHAKE_HEADERS.contains(name)) {
-        Some(name) => Err(Error::InvalidHeader {
-            name: name.to_string(),
-            reason: "the WebSocket handshake sets this header itself: remove it".into(),
-        }),
-        None => Ok(()),
+    /// The URL as given (for the [`Machine`](crate::Machine)'s handle).
+    pub(crate) fn url(&self) -> &str {
+        &self.url
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_are_taken_apart() {
-        let t = Target::parse("wss://example.com/feed?x=1").expect("valid");
-        assert!(t.tls);
-        assert_eq!((&*t.host, t.port), ("example.com", 443));
-        let t = Target::parse("ws://127.0.0.1:9001").expect("valid");
-        assert!(!t.tls);
-        assert_eq!(t.port, 9001);
-        let t = Target::parse("ws://[::1]:80/").expect("valid");
-        assert_eq!(&*t.host, "::1");
-    }
-
-    #[test]
-    fn bad_urls_say_what_to_fix() {
-        let cases = [
-            ("http://example.com/", "use ws:// or wss://"),
-            ("example.com", "ws:// or wss://"),
-            ("localhost:8080/feed", "start it with ws:// or wss://"),
-            ("ws://", "cannot parse"),
-            ("ws:// spaces /", "cannot parse"),
-            ("wss://a..b/", "not a valid TLS server name"),
-        ];
-        for (url, hint) in cases {
-            let err = Target::parse(url).expect_err(url).to_string();
-            assert!(err.contains(hint), "{url}: {err}");
-        }
-    }
 
     #[test]
     fn retry_policy_defaults() {
@@ -579,32 +508,31 @@ mod tests {
         assert_eq!(retried, [408, 429, 500, 502, 503]);
     }
 
-    #[test]
-    fn handshake_headers_are_refused() {
-        let mut headers = HeaderMap::new();
-        headers.insert(http::header::HOST, HeaderValue::from_static("x"));
-        assert!(matches!(
-            check_headers(&headers),
-            Err(Error::InvalidHeader { .. })
-        ));
+    fn invalid(builder: Builder) -> Error {
+        match builder.build() {
+            Ok(_) => panic!("the options should be refused"),
+            Err(e) => e,
+        }
     }
 
     #[test]
     fn options_are_validated() {
-        let err = Builder::new("ws://127.0.0.1:1/")
-            .queue_capacity(0)
-            .validate()
-            .expect_err("zero capacity");
+        let err = invalid(Builder::new("ws://127.0.0.1:1/").queue_capacity(0));
         assert!(err.to_string().contains("queue_capacity"), "{err}");
-        let err = Builder::new("ws://127.0.0.1:1/")
-            .backoff(Duration::from_secs(2), Duration::from_secs(1))
-            .validate()
-            .expect_err("inverted backoff");
+        let err = invalid(
+            Builder::new("ws://127.0.0.1:1/")
+                .backoff(Duration::from_secs(2), Duration::from_secs(1)),
+        );
         assert!(err.to_string().contains("backoff"), "{err}");
-        let err = Builder::new("ws://127.0.0.1:1/")
-            .header("x-token", "a\nb")
-            .validate()
-            .expect_err("newline in a header");
+        let err = invalid(Builder::new("ws://127.0.0.1:1/").header("x-token", "a\nb"));
         assert!(matches!(err, Error::InvalidHeader { .. }), "{err}");
+    }
+
+    #[test]
+    fn debug_shows_header_names_but_not_values() {
+        let builder = Builder::new("ws://127.0.0.1:1/").header("authorization", "Bearer s3cret");
+        let debug = format!("{builder:?}");
+        assert!(debug.contains("authorization"), "{debug}");
+        assert!(!debug.contains("s3cret"), "{debug}");
     }
 }

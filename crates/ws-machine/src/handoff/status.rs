@@ -13,9 +13,10 @@
 
 use std::collections::VecDeque;
 
-use crate::channel::{OwnedPermit, Sender, TrySendError};
-
-use crate::state::Status;
+use crate::{
+    channel::{OwnedPermit, Sender, TrySendError},
+    types::Status,
+};
 
 /// Statuses kept inside the machine while the channel is full.
 const BACKLOG: usize = 16;
@@ -116,22 +117,15 @@ impl StatusOut {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::state::State;
+    use crate::types::State;
 
     fn status(attempt: u32) -> Status {
-        let mut lifecycle = crate::state::tests::lifecycle(Duration::ZERO, None);
-        let mut status = None;
-        lifecycle.start(&mut |s| status = Some(s));
-        let mut status = status.expect("a status");
-        status.attempt = attempt;
-        status
+        Status::new(State::Connecting, None, attempt, None)
     }
 
     fn last() -> Status {
-        crate::state::tests::lifecycle(Duration::ZERO, None).quit()
+        Status::new(State::Disconnected, None, 1, None).into_last()
     }
 
     fn drain(rx: &mut crate::channel::Receiver<Status>) -> Vec<u32> {

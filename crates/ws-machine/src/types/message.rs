@@ -21,6 +21,16 @@ pub enum Kind {
     Unspecified,
 }
 
+/// How plain bytes ([`Kind::Unspecified`]) are sent: the machine's mode,
+/// switched by [`Command::UseText`](crate::Command::UseText) and
+/// [`Command::UseBinary`](crate::Command::UseBinary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Mode {
+    #[default]
+    Binary,
+    Text,
+}
+
 /// One WebSocket message.
 ///
 /// Received messages are always [`Kind::Text`] or [`Kind::Binary`]. Messages
@@ -83,11 +93,11 @@ impl Message {
     /// The message as it goes out in the given mode: plain bytes become text
     /// or binary, so a message written again after a reconnect keeps the
     /// kind it was first written with.
-    pub(crate) fn resolved(self, text_mode: bool) -> Self {
-        let kind = match self.kind {
-            Kind::Unspecified if text_mode => Kind::Text,
-            Kind::Unspecified => Kind::Binary,
-            kind => kind,
+    pub(crate) fn resolved(self, mode: Mode) -> Self {
+        let kind = match (self.kind, mode) {
+            (Kind::Unspecified, Mode::Text) => Kind::Text,
+            (Kind::Unspecified, Mode::Binary) => Kind::Binary,
+            (kind @ (Kind::Text | Kind::Binary), _) => kind,
         };
         Self { kind, ..self }
     }
@@ -205,16 +215,19 @@ mod tests {
 
     #[test]
     fn resolving_fixes_only_plain_bytes() {
-        assert_eq!(Message::bytes(&b"a"[..]).resolved(true).kind(), Kind::Text);
         assert_eq!(
-            Message::bytes(&b"a"[..]).resolved(false).kind(),
+            Message::bytes(&b"a"[..]).resolved(Mode::Text).kind(),
+            Kind::Text
+        );
+        assert_eq!(
+            Message::bytes(&b"a"[..]).resolved(Mode::Binary).kind(),
             Kind::Binary
         );
         assert_eq!(
-            Message::binary(&b"a"[..]).resolved(true).kind(),
+            Message::binary(&b"a"[..]).resolved(Mode::Text).kind(),
             Kind::Binary
         );
-        assert_eq!(Message::text("a").resolved(false).kind(), Kind::Text);
+        assert_eq!(Message::text("a").resolved(Mode::Binary).kind(), Kind::Text);
     }
 
     #[test]

@@ -21,94 +21,15 @@
 //! any state ──quit──▶ DISCONNECTED ──▶ stop (input and status close)
 //! ```
 
-use std::{fmt, time::Duration};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::{backoff::Backoff, error::Error};
-
-/// The state of a machine's connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum State {
-    /// An attempt to connect is under way (TCP, TLS, HTTP upgrade).
-    Connecting,
-    /// The WebSocket is open: messages flow.
-    Connected,
-    /// The connection or the attempt ended; [`Status::error`] says why.
-    Disconnected,
-    /// Waiting before the next attempt; [`Status::delay`] says how long.
-    Waiting,
-}
-
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Connecting => "CONNECTING",
-            Self::Connected => "CONNECTED",
-            Self::Disconnected => "DISCONNECTED",
-            Self::Waiting => "WAITING",
-        })
-    }
-}
-
-/// One report on the `status` channel: a change of state, or a refused
-/// outgoing message (the state then stays what it was).
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Status {
-    /// The state the machine is now in.
-    pub state: State,
-    /// Why the connection ended (with [`State::Disconnected`]), or why an
-    /// outgoing message was refused. `None` for a disconnection the caller
-    /// asked for ([`Command::Quit`](crate::Command::Quit),
-    /// [`Command::Reconnect`](crate::Command::Reconnect)).
-    pub error: Option<Error>,
-    /// The connection attempt this status is about, counting from 1 in the
-    /// current series: the one starting (`Connecting`), established
-    /// (`Connected`), ended (`Disconnected`) or just failed (`Waiting`). The
-    /// series restarts after a connection has stayed up for
-    /// [`min_uptime`](crate::Builder::min_uptime).
-    pub attempt: u32,
-    /// With [`State::Waiting`]: how long the machine waits before the next
-    /// attempt.
-    pub delay: Option<Duration>,
-    last: bool,
-}
-
-impl Status {
-    fn new(state: State, error: Option<Error>, attempt: u32, delay: Option<Duration>) -> Self {
-        Self {
-            state,
-            error,
-            attempt,
-            delay,
-            last: false,
-        }
-    }
-
-    /// Whether this is the machine's last status: it stops after it, and
-    /// `input` and `status` close.
-    #[must_use]
-    pub fn is_final(&self) -> bool {
-        self.last
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.state)?;
-        if self.state == State::Connecting {
-            write!(f, " (attempt {})", self.attempt)?;
-        }
-        if let Some(delay) = self.delay {
-            write!(f, " {delay:?}")?;
-        }
-        if let Some(error) = &self.error {
-            write!(f, ": {error}")?;
-        }
-        Ok(())
-    }
-}
+use super::backoff::Backoff;
+use crate::{
+    settings::Reconnect,
+    types::{Error, State, Status},
+};
 
 /// What the driver must do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,13 +42,6 @@ pub(crate) enum Next {
     Stop,
 }
 
-/// Connection policy knobs the lifecycle needs.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Policy {
-    pub(crate) min_uptime: Duration,
-    pub(crate) max_attempts: Option<u32>,
-}
-
 /// The machine's state machine, free of I/O.
 #[derive(Debug)]
 pub(crate) struct Lifecycle {
@@ -138,19 +52,24 @@ pub(crate) struct Lifecycle {
     attempt: u32,
     /// When the current connection was established.
     connected_at: Option<Instant>,
-    policy: Policy,
+    min_uptime: Duration,
+    max_attempts: Option<u32>,
     backoff: Backoff,
 }
 
 impl Lifecycle {
-    pub(crate) fn new(policy: Policy, backoff: Backoff) -> Self {
+    pub(crate) fn new(reconnect: &Reconnect) -> Self {
+        let rng = reconnect
+            .jitter_seed
+            .map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed);
         Self {
             state: State::Disconnected,
             failures: 0,
             attempt: 0,
             connected_at: None,
-            policy,
-            backoff,
+            min_uptime: reconnect.min_uptime,
+            max_attempts: reconnect.max_attempts,
+            backoff: Backoff::new(reconnect.backoff_initial, reconnect.backoff_max, rng),
         }
     }
 
@@ -176,7 +95,7 @@ impl Lifecycle {
     /// The attempt succeeded.
     pub(crate) fn connected(&mut self, now: Instant, out: &mut impl FnMut(Status)) {
         self.connected_at = Some(now);
-        if self.policy.min_uptime.is_zero() {
+        if self.min_uptime.is_zero() {
             self.failures = 0;
         }
         out(self.enter(State::Connected, None, None));
@@ -200,7 +119,7 @@ impl Lifecycle {
             .connected_at
             .take()
             .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
-        let healthy = up_for >= self.policy.min_uptime;
+        let healthy = up_for >= self.min_uptime;
         if healthy {
             self.failures = 0;
         }
@@ -232,11 +151,7 @@ impl Lifecycle {
             out(self.stop(Some(error)));
             return Next::Stop;
         }
-        if self
-            .policy
-            .max_attempts
-            .is_some_and(|max| self.failures >= max)
-        {
+        if self.max_attempts.is_some_and(|max| self.failures >= max) {
             let gave_up = Error::GaveUp {
                 attempts: self.failures,
                 last: Box::new(error),
@@ -264,9 +179,7 @@ impl Lifecycle {
 
     fn stop(&mut self, error: Option<Error>) -> Status {
         self.connected_at = None;
-        let mut last = self.enter(State::Disconnected, error, None);
-        last.last = true;
-        last
+        self.enter(State::Disconnected, error, None).into_last()
     }
 
     /// An outgoing message was refused; the state does not change.
@@ -282,17 +195,13 @@ pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn lifecycle(min_uptime: Duration, max_attempts: Option<u32>) -> Lifecycle {
-        Lifecycle::new(
-            Policy {
-                min_uptime,
-                max_attempts,
-            },
-            Backoff::new(
-                Duration::from_millis(100),
-                Duration::from_secs(10),
-                fastrand::Rng::with_seed(3),
-            ),
-        )
+        Lifecycle::new(&Reconnect {
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(10),
+            min_uptime,
+            max_attempts,
+            jitter_seed: Some(3),
+        })
     }
 
     fn refused() -> Error {
@@ -301,23 +210,6 @@ pub(crate) mod tests {
 
     fn states(log: &[Status]) -> Vec<State> {
         log.iter().map(|s| s.state).collect()
-    }
-
-    #[test]
-    fn display_names_are_upper_case() {
-        let names: Vec<String> = [
-            State::Connecting,
-            State::Connected,
-            State::Disconnected,
-            State::Waiting,
-        ]
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-        assert_eq!(
-            names,
-            ["CONNECTING", "CONNECTED", "DISCONNECTED", "WAITING"]
-        );
     }
 
     #[test]

@@ -1,12 +1,17 @@
 //! The timer logic of the whole machine, on tokio's paused clock.
 //!
 //! These tests run a real machine task against a real WebSocket server
-//! (tokio-websockets' server side) over in-memory streams, so that no socket
-//! I/O races the clock: with time paused, tokio jumps straight to the next
-//! timer when every task is idle, and each assertion on elapsed time is
-//! exact. The same behaviours are tested over TCP in `tests/`.
+//! (tokio-websockets' server side) over in-memory streams, handed to the
+//! machine by its dialer ([`Builder::dialer`]), so that no socket I/O races
+//! the clock: with time paused, tokio jumps straight to the next timer when
+//! every task is idle, and each assertion on elapsed time is exact. The same
+//! behaviours are tested over TCP in the other test files.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    io,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::{
@@ -16,7 +21,7 @@ use tokio::{
 };
 use tokio_websockets as tws;
 
-use crate::{Builder, Command, Error, Machine, State, Status};
+use ws_machine::{Builder, Command, Error, Machine, State, Status};
 
 /// A test peer: hands in-memory connections to the machine.
 struct Peer {
@@ -24,11 +29,19 @@ struct Peer {
 }
 
 impl Peer {
-    /// A builder whose machine connects only through this peer.
+    /// A builder whose machine connects only through this peer: each
+    /// attempt takes the next connection offered, and is refused when there
+    /// is none.
     fn builder() -> (Self, Builder) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let mut builder = Builder::new("ws://peer.test/");
-        builder.memory = Some(Arc::new(std::sync::Mutex::new(rx)));
+        let (tx, rx) = mpsc::unbounded_channel::<DuplexStream>();
+        let offered = Arc::new(Mutex::new(rx));
+        let builder = Builder::new("ws://peer.test/").dialer(move |_| {
+            let next = offered
+                .lock()
+                .ok()
+                .and_then(|mut streams| streams.try_recv().ok());
+            async move { next.ok_or_else(|| io::Error::from(io::ErrorKind::ConnectionRefused)) }
+        });
         (Self { streams: tx }, builder)
     }
 
@@ -358,19 +371,20 @@ async fn a_caller_that_stops_reading_is_not_mistaken_for_a_dead_peer() {
 }
 
 /// What a connection closed on request still delivers (read during its close
-/// handshake while `input` is full) reaches `input` in order, before what the
-/// next connection brings.
+/// handshake while `input` is full, up to as many as `input` holds) reaches
+/// `input` in order, before what the next connection brings.
 #[tokio::test(start_paused = true)]
 async fn messages_held_across_a_reconnect_reach_input_in_order() {
     let (peer, mut machine, mut server) =
-        connected(|builder| builder.min_uptime(Duration::ZERO).input_capacity(1)).await;
-    for n in 1..=5u32 {
+        connected(|builder| builder.min_uptime(Duration::ZERO).input_capacity(4)).await;
+    for n in 1..=8u32 {
         server
             .send(tws::Message::binary(n.to_le_bytes().to_vec()))
             .await
             .expect("send");
     }
-    // The machine reads 1 (into `input`) and 2 (held), then stops reading.
+    // The machine reads 1 to 4 (into `input`) and 5 (held), then stops
+    // reading; closing, it reads 6 to 8 (held: as many as `input` holds).
     tokio::time::sleep(Duration::from_millis(10)).await;
     let old = tokio::spawn(async move { while let Some(Ok(_)) = server.next().await {} });
     let next = peer.offer();
@@ -382,11 +396,11 @@ async fn messages_held_across_a_reconnect_reach_input_in_order() {
     let mut server = upgrade(next).await;
     until_state(&mut machine, State::Connected).await;
     server
-        .send(tws::Message::binary(6u32.to_le_bytes().to_vec()))
+        .send(tws::Message::binary(9u32.to_le_bytes().to_vec()))
         .await
         .expect("send");
     let mut got = Vec::new();
-    while got.len() < 6 {
+    while got.len() < 9 {
         let message = timeout(Duration::from_secs(5), machine.input.recv())
             .await
             .expect("in time")
@@ -395,7 +409,7 @@ async fn messages_held_across_a_reconnect_reach_input_in_order() {
             message.as_ref().try_into().expect("4 bytes"),
         ));
     }
-    assert_eq!(got, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(got, (1..=9).collect::<Vec<u32>>());
     old.abort();
     let leftovers = timeout(Duration::from_secs(3600), machine.shutdown())
         .await

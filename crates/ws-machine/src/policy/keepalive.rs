@@ -18,12 +18,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// `at + wait`, or about 30 years after `at` when that would overflow: a
-/// huge interval or timeout (such as `Duration::MAX`) means "never".
-pub(crate) fn after(at: Instant, wait: Duration) -> Instant {
-    at.checked_add(wait)
-        .unwrap_or_else(|| at + Duration::from_secs(30 * 365 * 24 * 3600))
-}
+use super::after;
 
 /// What the timer's expiry means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +67,11 @@ impl KeepAlive {
         if self.ping_outstanding_since.is_none() {
             self.ping_outstanding_since = Some(now);
         }
+    }
+
+    /// How long an answer to a ping may take.
+    pub(crate) fn pong_timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// When the timer should next fire.

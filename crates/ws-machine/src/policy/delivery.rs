@@ -19,13 +19,12 @@
 //! possible (the server may have received a message whose acknowledgement
 //! was lost with the connection).
 
-use std::{collections::VecDeque, fmt, sync::Arc};
+use std::{collections::VecDeque, fmt};
 
-use crate::message::Message;
-
-/// Extracts the acknowledgement key of a message (see
-/// [`Builder::ack_key`](crate::Builder::ack_key)).
-pub(crate) type AckKey = Arc<dyn Fn(&Message) -> Option<u64> + Send + Sync>;
+use crate::{
+    settings::{AckKey, Delivery},
+    types::Message,
+};
 
 /// Outgoing-message bookkeeping of one machine, kept across connections.
 pub(crate) struct Outbox {
@@ -63,10 +62,10 @@ pub(crate) struct Undelivered {
 }
 
 impl Outbox {
-    pub(crate) fn new(ack_key: Option<AckKey>, window: usize) -> Self {
+    pub(crate) fn new(delivery: Delivery) -> Self {
         Self {
-            ack_key,
-            window,
+            ack_key: delivery.ack_key,
+            window: delivery.ack_window,
             replay: VecDeque::new(),
             unflushed: Vec::new(),
             unflushed_bytes: 0,
@@ -167,7 +166,16 @@ impl Outbox {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+
+    fn outbox(ack_key: Option<AckKey>, window: usize) -> Outbox {
+        Outbox::new(Delivery {
+            ack_key,
+            ack_window: window,
+        })
+    }
 
     fn seq(message: &Message) -> Option<u64> {
         let bytes: [u8; 8] = message.as_ref().get(..8)?.try_into().ok()?;
@@ -184,7 +192,7 @@ mod tests {
 
     #[test]
     fn without_acks_a_flush_settles_messages() {
-        let mut outbox = Outbox::new(None, 8);
+        let mut outbox = outbox(None, 8);
         outbox.written(numbered(1));
         outbox.written(numbered(2));
         assert!(outbox.has_unflushed());
@@ -196,7 +204,7 @@ mod tests {
 
     #[test]
     fn without_acks_a_failed_write_is_replayed_in_order() {
-        let mut outbox = Outbox::new(None, 8);
+        let mut outbox = outbox(None, 8);
         for n in 1..=3 {
             outbox.written(numbered(n));
         }
@@ -209,7 +217,7 @@ mod tests {
 
     #[test]
     fn with_acks_unacknowledged_messages_come_back_first() {
-        let mut outbox = Outbox::new(Some(Arc::new(seq)), 8);
+        let mut outbox = outbox(Some(Arc::new(seq)), 8);
         for n in 1..=4 {
             outbox.written(numbered(n));
         }
@@ -224,7 +232,7 @@ mod tests {
 
     #[test]
     fn the_window_bounds_messages_in_flight() {
-        let mut outbox = Outbox::new(Some(Arc::new(seq)), 2);
+        let mut outbox = outbox(Some(Arc::new(seq)), 2);
         outbox.written(numbered(1));
         assert!(outbox.can_take());
         outbox.written(numbered(2));
@@ -236,7 +244,7 @@ mod tests {
 
     #[test]
     fn unknown_and_duplicate_acks_are_ignored() {
-        let mut outbox = Outbox::new(Some(Arc::new(seq)), 4);
+        let mut outbox = outbox(Some(Arc::new(seq)), 4);
         outbox.written(numbered(1));
         outbox.flushed();
         outbox.received(&numbered(9));
@@ -250,7 +258,7 @@ mod tests {
 
     #[test]
     fn stopping_hands_back_everything_unconfirmed() {
-        let mut outbox = Outbox::new(Some(Arc::new(seq)), 8);
+        let mut outbox = outbox(Some(Arc::new(seq)), 8);
         outbox.written(numbered(1));
         outbox.flushed();
         outbox.written(numbered(2));

@@ -6,11 +6,24 @@
 //! each variant repeats it, so callers never have to guess which errors end
 //! the machine.
 //!
-//! Errors are `Clone` (I/O errors are shared behind an [`Arc`]) because the
-//! same error is both reported on the status channel and kept as the cause of
-//! a final [`Error::GaveUp`].
+//! Errors are `Clone` (causes are shared behind an [`Arc`]) because the same
+//! error is both reported on the status channel and kept as the cause of a
+//! final [`Error::GaveUp`].
+//!
+//! Causes are kept, not flattened to text: [`std::error::Error::source`]
+//! leads to the operating system's, the TLS library's or the WebSocket
+//! engine's own error. The engine's error types are not part of this crate's
+//! API, so those causes are typed as `dyn Error` (they can still be
+//! downcast). Each message also includes its cause's text, so an error
+//! printed alone (as in a [`Status`](crate::Status)) says everything; a
+//! printer of the whole chain can skip a cause whose text the message
+//! already contains.
 
-use std::{io, sync::Arc, time::Duration};
+use std::{error::Error as StdError, fmt, io, sync::Arc, time::Duration};
+
+/// A cause kept by an [`Error`]: any error, shared so that the error stays
+/// cheap to clone.
+pub type Cause = Arc<dyn StdError + Send + Sync + 'static>;
 
 /// Everything that can go wrong in a [`Machine`](crate::Machine).
 ///
@@ -105,19 +118,29 @@ pub enum Error {
         retryable: bool,
     },
 
-    /// The server's answer to the upgrade request was not a valid WebSocket
-    /// handshake (not HTTP, a wrong `Sec-WebSocket-Accept`, missing headers).
-    /// Usually the URL points at something that is not a WebSocket endpoint.
-    /// Retried.
-    #[error("invalid WebSocket handshake from the server: {0}")]
-    Handshake(String),
+    /// The handshake did not complete: the server's answer to the upgrade
+    /// request was not a valid WebSocket handshake (not HTTP, a wrong
+    /// `Sec-WebSocket-Accept`, missing headers), the connection broke during
+    /// it, or the TLS handshake failed for a reason that may pass. Usually the
+    /// URL points at something that is not a WebSocket endpoint. Retried.
+    #[error("invalid WebSocket handshake from the server: {source}")]
+    Handshake {
+        /// What went wrong: the engine's error, or an I/O error.
+        #[source]
+        source: Cause,
+    },
 
     /// The TLS handshake failed for a reason that retrying will not fix, such
     /// as an untrusted or expired certificate or a name mismatch. Fix the
     /// server's certificate or the trust roots
     /// ([`Builder::tls_config`](crate::Builder::tls_config)). Final.
-    #[error("TLS failed: {0}")]
-    Tls(String),
+    #[error("TLS failed: {source}")]
+    Tls {
+        /// The TLS library's error (a [`rustls::Error`](crate::rustls::Error)
+        /// for certificate problems).
+        #[source]
+        source: Cause,
+    },
 
     /// The server closed the connection with a close frame. Retried.
     #[error("server closed the connection (code {code}{})", reason_note(.reason))]
@@ -146,8 +169,12 @@ pub enum Error {
     /// The server broke the WebSocket protocol (a garbage frame, invalid
     /// UTF-8 in a text message, a masked frame, ...). The connection is
     /// closed. Retried.
-    #[error("server broke the WebSocket protocol: {0}")]
-    Protocol(String),
+    #[error("server broke the WebSocket protocol: {source}")]
+    Protocol {
+        /// The engine's description of the violation.
+        #[source]
+        source: Cause,
+    },
 
     /// A message is larger than [`Builder::max_message_size`](crate::Builder::max_message_size).
     /// Incoming: the connection is closed with code 1009 and the machine
@@ -213,15 +240,25 @@ impl Error {
     /// retried.
     #[must_use]
     pub fn is_retryable(&self) -> bool {
+        // Every variant is listed: a new one must be decided here.
         match self {
             Self::InvalidUrl { .. }
             | Self::InvalidHeader { .. }
             | Self::InvalidConfig { .. }
             | Self::NoRuntime
-            | Self::Tls(_)
+            | Self::Tls { .. }
             | Self::GaveUp { .. } => false,
             Self::HandshakeRejected { retryable, .. } => *retryable,
-            _ => true,
+            Self::Connect { .. }
+            | Self::HandshakeTimeout(_)
+            | Self::Handshake { .. }
+            | Self::Closed { .. }
+            | Self::ConnectionLost(_)
+            | Self::PongTimeout(_)
+            | Self::WriteTimeout(_)
+            | Self::Protocol { .. }
+            | Self::MessageTooLarge { .. }
+            | Self::NotText { .. } => true,
         }
     }
 
@@ -231,7 +268,22 @@ impl Error {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::HandshakeRejected { retry_after, .. } => *retry_after,
-            _ => None,
+            Self::InvalidUrl { .. }
+            | Self::InvalidHeader { .. }
+            | Self::InvalidConfig { .. }
+            | Self::NoRuntime
+            | Self::Connect { .. }
+            | Self::HandshakeTimeout(_)
+            | Self::Handshake { .. }
+            | Self::Tls { .. }
+            | Self::Closed { .. }
+            | Self::ConnectionLost(_)
+            | Self::PongTimeout(_)
+            | Self::WriteTimeout(_)
+            | Self::Protocol { .. }
+            | Self::MessageTooLarge { .. }
+            | Self::NotText { .. }
+            | Self::GaveUp { .. } => None,
         }
     }
 
@@ -240,6 +292,38 @@ impl Error {
             url: url.to_owned(),
             reason: reason.into(),
         }
+    }
+}
+
+/// A cause with a word on where it happened ("TLS handshake failed: ..."):
+/// its text is `context: cause`, and its source is the cause itself, so the
+/// chain keeps the original error.
+#[derive(Debug)]
+struct Context {
+    context: &'static str,
+    source: Box<dyn StdError + Send + Sync + 'static>,
+}
+
+/// `source`, introduced by `context` (see [`Context`]).
+pub(crate) fn with_context(
+    context: &'static str,
+    source: impl Into<Box<dyn StdError + Send + Sync + 'static>>,
+) -> Cause {
+    Arc::new(Context {
+        context,
+        source: source.into(),
+    })
+}
+
+impl fmt::Display for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.context, self.source)
+    }
+}
+
+impl StdError for Context {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&*self.source)
     }
 }
 
@@ -305,7 +389,30 @@ mod tests {
             .is_retryable()
         );
         assert!(!Error::invalid_url("x", "no scheme").is_retryable());
-        assert!(!Error::Tls("bad certificate".into()).is_retryable());
+        let tls = Error::Tls {
+            source: Arc::new(io::Error::other("bad certificate")),
+        };
+        assert!(!tls.is_retryable());
+    }
+
+    #[test]
+    fn causes_are_kept_as_sources() {
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        let error = Error::Handshake {
+            source: with_context("connection failed during the upgrade", reset),
+        };
+        assert!(error.is_retryable());
+        let text = error.to_string();
+        assert!(
+            text.starts_with("invalid WebSocket handshake from the server: connection failed during the upgrade: "),
+            "{text}"
+        );
+        let context = error.source().expect("the context");
+        let io = context
+            .source()
+            .and_then(|e| e.downcast_ref::<io::Error>())
+            .expect("the I/O error at the end of the chain");
+        assert_eq!(io.kind(), io::ErrorKind::ConnectionReset);
     }
 
     #[test]

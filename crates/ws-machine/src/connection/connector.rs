@@ -1,0 +1,111 @@
+//! One connection attempt: open a byte stream (the dialer), run TLS over it
+//! for `wss://`, then the WebSocket upgrade.
+//!
+//! Each step takes any stream the step before produced, so a later step (a
+//! proxy's tunnel) can be put between dialing and TLS without changing the
+//! others, and TLS runs over whatever was dialed.
+
+use std::sync::Arc;
+
+use http::HeaderMap;
+use tokio::net::TcpStream;
+
+use super::{
+    engine::{self, Socket},
+    stream::{Io, Tracked},
+    tls::Tls,
+};
+use crate::{
+    settings::{ByteStream, Connection, Dialer},
+    types::{Endpoint, Error, Target},
+};
+
+/// Opens the connections of one machine.
+pub(crate) struct Connector {
+    dialer: Dialer,
+    /// `Some` for `wss://`.
+    tls: Option<Tls>,
+    max_message_size: usize,
+    retry_status: fn(u16) -> bool,
+}
+
+impl Connector {
+    pub(crate) fn new(target: &Target, settings: Connection) -> Self {
+        Self {
+            dialer: settings.dialer,
+            tls: target.tls().then(|| Tls::new(settings.tls_config)),
+            max_message_size: settings.max_message_size,
+            retry_status: settings.retry_status,
+        }
+    }
+
+    /// Largest message accepted in either direction.
+    pub(crate) fn max_message_size(&self) -> usize {
+        self.max_message_size
+    }
+
+    /// One attempt. The caller bounds it with the handshake timeout.
+    pub(crate) async fn connect(
+        &self,
+        target: &Target,
+        headers: &HeaderMap,
+    ) -> Result<Socket, Error> {
+        let io = self.open(target).await?;
+        engine::upgrade(
+            io,
+            target,
+            headers,
+            self.max_message_size,
+            self.retry_status,
+        )
+        .await
+    }
+
+    /// The byte stream under the WebSocket: dialed, then TLS for `wss://`.
+    async fn open(&self, target: &Target) -> Result<Box<dyn Io>, Error> {
+        let endpoint = target.endpoint();
+        match &self.dialer {
+            Dialer::Tcp => self.secure(target, tcp(&endpoint).await?).await,
+            Dialer::Custom(dial) => {
+                let stream = dial(endpoint.clone())
+                    .await
+                    .map_err(|e| connect_error(&endpoint, e))?;
+                self.secure(target, stream).await
+            }
+        }
+    }
+
+    /// Notes write progress right above the stream, then runs TLS over it
+    /// if the URL asks for it.
+    async fn secure<S: ByteStream>(
+        &self,
+        target: &Target,
+        stream: S,
+    ) -> Result<Box<dyn Io>, Error> {
+        let tracked = Tracked::new(stream);
+        match &self.tls {
+            None => Ok(Box::new(tracked)),
+            Some(tls) => Ok(Box::new(tls.handshake(target.host(), tracked).await?)),
+        }
+    }
+}
+
+/// The default dialer: TCP, without Nagle's algorithm (the machine
+/// coalesces messages itself; small ones must not wait).
+async fn tcp(endpoint: &Endpoint) -> Result<TcpStream, Error> {
+    let tcp = TcpStream::connect((endpoint.host(), endpoint.port()))
+        .await
+        .map_err(|e| connect_error(endpoint, e))?;
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+    }
+    Ok(tcp)
+}
+
+fn connect_error(endpoint: &Endpoint, error: std::io::Error) -> Error {
+    Error::Connect {
+        host: endpoint.host().to_owned(),
+        port: endpoint.port(),
+        source: Arc::new(error),
+    }
+}

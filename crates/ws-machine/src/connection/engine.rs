@@ -1,0 +1,362 @@
+//! The only module that knows the WebSocket engine (tokio-websockets).
+//!
+//! It runs the HTTP upgrade over an opened stream, converts messages and
+//! errors between the engine's types and the crate's, and nothing else, so
+//! swapping the engine means rewriting this file alone.
+
+use std::{
+    io,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use futures_sink::Sink;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use tokio::time::Instant;
+use tokio_websockets as tws;
+
+use super::{stream::Io, transport::Transport};
+use crate::types::{Direction, Error, Kind, Message, Mode, Target, with_context};
+
+/// An open WebSocket connection, seen through what the machine needs:
+/// hand over frames, flush, read.
+///
+/// The engine's stream is boxed: the connection attempt builds it and the
+/// connected phase uses it, and a box moves between them as a pointer.
+pub(crate) struct Socket {
+    stream: Box<tws::WebSocketStream<Transport>>,
+}
+
+/// A frame ready to be handed to a [`Socket`].
+pub(crate) struct Frame(tws::Message);
+
+impl Socket {
+    /// Queues a frame; [`Socket::poll_flush`] writes it.
+    pub(crate) fn send(&mut self, frame: Frame) -> Result<(), Error> {
+        let mut stream = Pin::new(self.stream.as_mut());
+        // The engine's flush threshold is unlimited, so it is always ready
+        // and `poll_ready` never waits: it is called to keep the `Sink`
+        // contract, with a waker that is never needed.
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        if let Poll::Ready(Err(e)) = stream.as_mut().poll_ready(&mut cx) {
+            return Err(connection_error(e));
+        }
+        stream.start_send(frame.0).map_err(connection_error)
+    }
+
+    /// Writes what was queued.
+    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Pin::new(self.stream.as_mut())
+            .poll_flush(cx)
+            .map_err(connection_error)
+    }
+
+    /// The next frame; `None` once the connection has ended. When the
+    /// server broke the protocol or sent too large a message, a close frame
+    /// saying so (1002, 1007 or 1009) is queued for the next flush.
+    pub(crate) fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Incoming, Error>>> {
+        let item = ready!(Pin::new(self.stream.as_mut()).poll_next(cx));
+        Poll::Ready(item.map(|frame| match frame {
+            Ok(frame) => Ok(incoming(frame)),
+            Err(tws::Error::PayloadTooLong { len, max_len }) => {
+                // The engine queues the 1009 itself for a single frame over
+                // the limit, but not for a fragmented message that grew over
+                // it. Queued here for both: refused, harmlessly, when the
+                // engine's is already queued.
+                let _ = self.send(too_big(max_len));
+                Err(Error::MessageTooLarge {
+                    direction: Direction::Incoming,
+                    size: len,
+                    max: max_len,
+                })
+            }
+            Err(other) => Err(connection_error(other)),
+        }))
+    }
+
+    /// When the socket last accepted a byte.
+    pub(crate) fn last_write(&self) -> Option<Instant> {
+        self.stream.get_ref().last_write()
+    }
+}
+
+/// The HTTP upgrade on an opened stream.
+pub(crate) async fn upgrade(
+    io: Box<dyn Io>,
+    target: &Target,
+    headers: &HeaderMap,
+    max_message_size: usize,
+    retry_status: fn(u16) -> bool,
+) -> Result<Socket, Error> {
+    let (transport, mut recording) = Transport::recording(io);
+    let mut builder = tws::ClientBuilder::from_uri(target.uri()?)
+        // The machine decides when to flush: the engine never flushes on
+        // its own.
+        .config(tws::Config::default().flush_threshold(usize::MAX))
+        .limits(tws::Limits::default().max_payload_len(Some(max_message_size)));
+    for (name, value) in one_line_per_name(headers)? {
+        builder = builder
+            .add_header(name.clone(), value)
+            .map_err(|_| Error::InvalidHeader {
+                name: name.to_string(),
+                reason: "the WebSocket handshake sets this header itself: remove it".into(),
+            })?;
+    }
+    match builder.connect_on(transport).await {
+        Ok((mut stream, _response)) => {
+            stream.get_mut().upgraded();
+            Ok(Socket {
+                stream: Box::new(stream),
+            })
+        }
+        // The engine dropped the transport, which handed over what it
+        // recorded of the answer.
+        Err(e) => Err(handshake_error(
+            e,
+            &recording.try_recv().unwrap_or_default(),
+            retry_status,
+        )),
+    }
+}
+
+/// The engine keeps one value per header name, so every value of a repeated
+/// header goes into one line, joined as HTTP allows: `; ` between cookies
+/// (RFC 6265), `, ` between the elements of any other list (RFC 9110).
+fn one_line_per_name(headers: &HeaderMap) -> Result<Vec<(&HeaderName, HeaderValue)>, Error> {
+    headers
+        .keys()
+        .map(|name| {
+            let mut values = headers.get_all(name).iter();
+            let mut line = values
+                .next()
+                .cloned()
+                .unwrap_or(HeaderValue::from_static(""));
+            let rest: Vec<&HeaderValue> = values.collect();
+            if !rest.is_empty() {
+                let separator: &[u8] = if name == http::header::COOKIE {
+                    b"; "
+                } else {
+                    b", "
+                };
+                let mut bytes = line.as_bytes().to_vec();
+                for value in rest {
+                    bytes.extend_from_slice(separator);
+                    bytes.extend_from_slice(value.as_bytes());
+                }
+                line = HeaderValue::from_bytes(&bytes).map_err(|_| Error::InvalidHeader {
+                    name: name.to_string(),
+                    reason: "its values cannot be joined into one line".into(),
+                })?;
+            }
+            Ok((name, line))
+        })
+        .collect()
+}
+
+fn handshake_error(error: tws::Error, answer: &[u8], retry_status: fn(u16) -> bool) -> Error {
+    match error {
+        tws::Error::Upgrade(tws::upgrade::Error::DidNotSwitchProtocols(status)) => {
+            Error::HandshakeRejected {
+                status,
+                retry_after: retry_after(answer),
+                retryable: retry_status(status),
+            }
+        }
+        tws::Error::Io(e) => Error::Handshake {
+            source: with_context("connection failed during the upgrade", e),
+        },
+        other => Error::Handshake {
+            source: Arc::new(other),
+        },
+    }
+}
+
+/// The `Retry-After` of a rejected upgrade, in seconds (the HTTP-date form
+/// is ignored).
+fn retry_after(answer: &[u8]) -> Option<Duration> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut response = httparse::Response::new(&mut headers);
+    response.parse(answer).ok()?;
+    let value = response
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("retry-after"))?
+        .value;
+    let seconds: u64 = std::str::from_utf8(value).ok()?.trim().parse().ok()?;
+    Some(Duration::from_secs(seconds))
+}
+
+/// What the engine produced when read.
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    /// A data message for the caller.
+    Message(Message),
+    /// A ping: proof of life; the engine queued the pong that answers it.
+    Ping,
+    /// A pong: proof of life.
+    Pong,
+    /// The server's close frame; the engine queued the reply.
+    Close { code: u16, reason: String },
+}
+
+/// Converts what the engine read.
+fn incoming(message: tws::Message) -> Incoming {
+    if message.is_text() || message.is_binary() {
+        let kind = if message.is_text() {
+            Kind::Text
+        } else {
+            Kind::Binary
+        };
+        Incoming::Message(Message::received(kind, Bytes::from(message.into_payload())))
+    } else if message.is_close() {
+        let (code, reason) = message
+            .as_close()
+            .map_or((1005, String::new()), |(code, reason)| {
+                (u16::from(code), reason.to_owned())
+            });
+        Incoming::Close { code, reason }
+    } else if message.is_ping() {
+        Incoming::Ping
+    } else {
+        Incoming::Pong
+    }
+}
+
+/// Converts a message to send, plain bytes in the given mode.
+pub(crate) fn outgoing(message: &Message, mode: Mode, max: usize) -> Result<Frame, Error> {
+    if message.len() > max {
+        return Err(Error::MessageTooLarge {
+            direction: Direction::Outgoing,
+            size: message.len(),
+            max,
+        });
+    }
+    let payload = message.payload().clone();
+    let frame = match (message.kind(), mode) {
+        (Kind::Text, _) => tws::Message::text(payload),
+        (Kind::Binary, _) | (Kind::Unspecified, Mode::Binary) => tws::Message::binary(payload),
+        (Kind::Unspecified, Mode::Text) => {
+            if std::str::from_utf8(&payload).is_err() {
+                return Err(Error::NotText {
+                    size: payload.len(),
+                });
+            }
+            tws::Message::text(payload)
+        }
+    };
+    Ok(Frame(frame))
+}
+
+/// A ping frame.
+pub(crate) fn ping() -> Frame {
+    Frame(tws::Message::ping(Bytes::new()))
+}
+
+/// A normal close frame.
+pub(crate) fn close() -> Frame {
+    Frame(tws::Message::close(
+        Some(tws::CloseCode::NORMAL_CLOSURE),
+        "",
+    ))
+}
+
+/// The close frame for an incoming message over the limit (1009).
+fn too_big(max: usize) -> Frame {
+    Frame(tws::Message::close(
+        Some(tws::CloseCode::MESSAGE_TOO_BIG),
+        &format!("max length: {max}"),
+    ))
+}
+
+/// Converts an error of an open connection.
+fn connection_error(error: tws::Error) -> Error {
+    match error {
+        tws::Error::Io(e) => Error::ConnectionLost(Arc::new(e)),
+        tws::Error::PayloadTooLong { len, max_len } => Error::MessageTooLarge {
+            direction: Direction::Incoming,
+            size: len,
+            max: max_len,
+        },
+        tws::Error::Protocol(e) => Error::Protocol {
+            source: Arc::new(e),
+        },
+        tws::Error::AlreadyClosed => Error::ConnectionLost(Arc::new(io::Error::new(
+            io::ErrorKind::NotConnected,
+            "connection already closed",
+        ))),
+        other => Error::Protocol {
+            source: Arc::new(other),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_read_from_the_answer() {
+        let answer =
+            b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(retry_after(answer), Some(Duration::from_secs(7)));
+        let no_header = b"HTTP/1.1 503 Service Unavailable\r\n\r\n";
+        assert_eq!(retry_after(no_header), None);
+        assert_eq!(retry_after(b"garbage"), None);
+    }
+
+    #[test]
+    fn text_mode_refuses_invalid_utf8() {
+        let bytes = Message::bytes(vec![0xff, 0xfe]);
+        assert!(matches!(
+            outgoing(&bytes, Mode::Text, 100),
+            Err(Error::NotText { size: 2 })
+        ));
+        assert!(outgoing(&bytes, Mode::Binary, 100).is_ok_and(|f| f.0.is_binary()));
+        let text = Message::bytes(&b"ok"[..]);
+        assert!(outgoing(&text, Mode::Text, 100).is_ok_and(|f| f.0.is_text()));
+        assert!(outgoing(&Message::text("t"), Mode::Binary, 100).is_ok_and(|f| f.0.is_text()));
+    }
+
+    #[test]
+    fn oversized_messages_are_refused() {
+        let big = Message::binary(vec![0u8; 11]);
+        assert!(matches!(
+            outgoing(&big, Mode::Binary, 10),
+            Err(Error::MessageTooLarge {
+                direction: Direction::Outgoing,
+                size: 11,
+                max: 10
+            })
+        ));
+    }
+
+    #[test]
+    fn repeated_headers_become_one_line_with_every_value() {
+        let mut headers = HeaderMap::new();
+        headers.append("cookie", HeaderValue::from_static("a=1"));
+        headers.append("cookie", HeaderValue::from_static("b=2"));
+        headers.append("accept-language", HeaderValue::from_static("en"));
+        headers.append("accept-language", HeaderValue::from_static("fr"));
+        headers.append("x-single", HeaderValue::from_static("one"));
+        let lines: Vec<(String, String)> = one_line_per_name(&headers)
+            .expect("joinable")
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().expect("ASCII").to_owned()))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                ("cookie".to_owned(), "a=1; b=2".to_owned()),
+                ("accept-language".to_owned(), "en, fr".to_owned()),
+                ("x-single".to_owned(), "one".to_owned()),
+            ]
+        );
+    }
+}

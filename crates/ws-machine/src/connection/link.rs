@@ -1,0 +1,274 @@
+//! One open connection: the socket, its keep-alive and its write watch.
+//!
+//! The connected phase owns one `Link` and asks it four things: hand a frame
+//! to the engine ([`Link::send`]); move bytes ([`Link::poll_io`], which says
+//! what happened); what its one timer means when it fires
+//! ([`Link::on_timer`], which says when to fire next or why the connection
+//! is dead); and close ([`Link::close`]). One timer serves the keep-alive
+//! and the write watch: it fires at [`Link::deadline`], the earlier of the
+//! two.
+
+use std::{
+    future::poll_fn,
+    io,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use tokio::time::{Instant, timeout_at};
+
+use super::engine::{self, Frame, Incoming, Socket};
+use crate::{
+    channel::Sender,
+    handoff::input::{Held, Inbox, room},
+    policy::{
+        delivery::Outbox,
+        keepalive::{Due, KeepAlive},
+        write_watch::WriteWatch,
+    },
+    settings::Timeouts,
+    types::{Error, Message},
+};
+
+/// Most frames read in one poll before the driver's loop looks at its
+/// other sources again: under load a larger batch means less work per
+/// message, and a command still waits at most one batch.
+pub(crate) const BATCH: usize = 256;
+
+/// What one poll of the socket achieved.
+pub(crate) enum IoEvent {
+    /// Frames were read, a flush completed, or a flush began to wait for the
+    /// socket. With `rearm`, the timer must be set to [`Link::deadline`]: a
+    /// ping was answered (the next one is due sooner than the pong timeout
+    /// the timer waits for), or a write is now watched.
+    Progress { rearm: bool },
+    /// The connection failed. A close frame saying why may be queued:
+    /// [`Link::flush_until`] sends it.
+    Failed(Error),
+    /// The server ended the connection, with or without a close frame.
+    Ended(Error),
+}
+
+/// One open connection and its per-connection state.
+pub(crate) struct Link {
+    socket: Socket,
+    keepalive: KeepAlive,
+    writes: WriteWatch,
+    /// The server's close frame, once it arrived (boxed: rare, and the link
+    /// lives as long as the connection).
+    close: Option<Box<(u16, String)>>,
+}
+
+impl Link {
+    /// A connection established at `now`.
+    pub(crate) fn new(socket: Socket, timeouts: &Timeouts, now: Instant) -> Self {
+        Self {
+            socket,
+            keepalive: KeepAlive::new(timeouts.ping_interval, timeouts.pong_timeout, now),
+            writes: WriteWatch::new(timeouts.write),
+            close: None,
+        }
+    }
+
+    /// Hands a frame to the engine; the next [`Link::poll_io`] flushes it.
+    pub(crate) fn send(&mut self, frame: Frame) -> Result<(), Error> {
+        self.socket.send(frame).map_err(|e| self.end_error(e))?;
+        self.queued();
+        Ok(())
+    }
+
+    /// Sends a ping at `now`; the pong timeout starts.
+    pub(crate) fn ping(&mut self, now: Instant) -> Result<(), Error> {
+        tracing::trace!("ping");
+        self.send(engine::ping())?;
+        self.keepalive.ping_sent(now);
+        Ok(())
+    }
+
+    /// Frames wait for a flush (also the engine's own: a pong, a close
+    /// reply).
+    fn queued(&mut self) {
+        // The clock is read once per batch of writes, not per message.
+        if !self.writes.needs_flush() {
+            self.writes.queued(Instant::now());
+        }
+    }
+
+    /// Whether frames wait for a flush.
+    pub(crate) fn needs_flush(&self) -> bool {
+        self.writes.needs_flush()
+    }
+
+    /// When the timer must fire next: for the keep-alive, or earlier for a
+    /// watched write.
+    pub(crate) fn deadline(&self) -> Instant {
+        let keepalive = self.keepalive.deadline();
+        self.writes
+            .deadline(self.socket.last_write())
+            .map_or(keepalive, |write| write.min(keepalive))
+    }
+
+    /// The timer fired at `now`: pings if one is due, and says when to fire
+    /// next, or why the connection is dead. `reading` is false while the
+    /// socket is not read because the caller is behind on `input`: an unread
+    /// pong is not the peer's fault, so detection waits until reading
+    /// resumes.
+    pub(crate) fn on_timer(&mut self, now: Instant, reading: bool) -> Result<Instant, Error> {
+        if self.writes.is_stuck(now, self.socket.last_write()) {
+            return Err(Error::WriteTimeout(self.writes.timeout()));
+        }
+        if !reading {
+            let _ = self.keepalive.received(now);
+        }
+        match self.keepalive.on_timer(now) {
+            Due::Rearm(_) => {}
+            Due::Ping => self.ping(now)?,
+            Due::Dead => return Err(Error::PongTimeout(self.keepalive.pong_timeout())),
+        }
+        Ok(self.deadline())
+    }
+
+    /// Flushes what waits and, if `read`, reads up to a batch of frames,
+    /// handing received messages to `input` (holding them when it is full)
+    /// and telling the outbox what was flushed and acknowledged.
+    pub(crate) fn poll_io(
+        &mut self,
+        cx: &mut Context<'_>,
+        read: bool,
+        input: &Sender<Message>,
+        held: &mut Held,
+        outbox: &mut Outbox,
+    ) -> Poll<IoEvent> {
+        let mut progress = false;
+        let mut rearm = false;
+        if self.writes.needs_flush() {
+            match self.socket.poll_flush(cx) {
+                Poll::Ready(Ok(())) => {
+                    self.writes.flushed();
+                    outbox.flushed();
+                    progress = true;
+                }
+                Poll::Ready(Err(error)) => {
+                    return Poll::Ready(IoEvent::Failed(self.end_error(error)));
+                }
+                Poll::Pending => {
+                    if self.writes.stalled() {
+                        progress = true;
+                        rearm = true;
+                    }
+                }
+            }
+        }
+        let mut received = false;
+        if read {
+            for _ in 0..BATCH {
+                if !held.is_empty() {
+                    break;
+                }
+                match self.socket.poll_next(cx) {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        received = true;
+                        match frame {
+                            Incoming::Message(message) => {
+                                outbox.received(&message);
+                                held.hand_over(input, message);
+                            }
+                            // The engine queued the pong: it goes out with
+                            // the next flush.
+                            Incoming::Ping => self.queued(),
+                            Incoming::Pong => {}
+                            Incoming::Close { code, reason } => {
+                                self.close = Some(Box::new((code, reason)));
+                                self.queued();
+                            }
+                        }
+                    }
+                    Poll::Ready(Some(Err(error))) => {
+                        return Poll::Ready(IoEvent::Failed(self.end_error(error)));
+                    }
+                    Poll::Ready(None) => return Poll::Ready(IoEvent::Ended(self.ended())),
+                    Poll::Pending => break,
+                }
+            }
+        }
+        if received && self.keepalive.received(Instant::now()) {
+            rearm = true;
+        }
+        if progress || received {
+            Poll::Ready(IoEvent::Progress { rearm })
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Writes what is queued (such as the close frame of a failed
+    /// connection), until `deadline`.
+    pub(crate) async fn flush_until(&mut self, deadline: Instant) {
+        let socket = &mut self.socket;
+        if let Ok(Err(e)) = timeout_at(deadline, poll_fn(|cx| socket.poll_flush(cx))).await {
+            tracing::debug!(error = %e, "close frame not sent");
+        }
+    }
+
+    /// Closes the connection with a close handshake, until `deadline`.
+    /// Messages that still arrive are handed over, or held while `input` is
+    /// full; once as many are held as `input` holds, reading stops (what is
+    /// not read stays in the kernel and dies with the connection), so a
+    /// server that floods cannot make the machine hold more.
+    pub(crate) async fn close(
+        &mut self,
+        deadline: Instant,
+        inbox: &mut Inbox,
+        outbox: &mut Outbox,
+    ) {
+        let socket = &mut self.socket;
+        let handshake = async {
+            socket.send(engine::close())?;
+            poll_fn(|cx| socket.poll_flush(cx)).await?;
+            outbox.flushed();
+            loop {
+                tokio::select! {
+                    item = poll_fn(|cx| socket.poll_next(cx)), if inbox.can_hold_more() => match item {
+                        None => return Ok(()),
+                        Some(Err(e)) => return Err(e),
+                        Some(Ok(Incoming::Message(message))) => {
+                            outbox.received(&message);
+                            inbox.held.hand_over(&inbox.tx, message);
+                        }
+                        Some(Ok(Incoming::Ping | Incoming::Pong | Incoming::Close { .. })) => {}
+                    },
+                    permit = room(&inbox.tx), if inbox.is_held_up() => inbox.held.give(permit),
+                    // Unreachable (one of the two is always enabled); ends
+                    // the handshake rather than panicking.
+                    else => return Ok(()),
+                }
+            }
+        };
+        match timeout_at(deadline, handshake).await {
+            Ok(Ok(())) => tracing::debug!("closed"),
+            Ok(Err(e)) => tracing::debug!(error = %e, "close handshake failed"),
+            Err(_) => tracing::debug!("close handshake timed out"),
+        }
+    }
+
+    /// Once the server's close frame arrived, the connection ended because
+    /// the server closed it, whatever fails after (writing the close reply,
+    /// a write refused by the closed engine).
+    fn end_error(&mut self, error: Error) -> Error {
+        match self.close.take().map(|close| *close) {
+            Some((code, reason)) => Error::Closed { code, reason },
+            None => error,
+        }
+    }
+
+    /// Why the connection ended when the stream did.
+    fn ended(&mut self) -> Error {
+        match self.close.take().map(|close| *close) {
+            Some((code, reason)) => Error::Closed { code, reason },
+            None => Error::ConnectionLost(Arc::new(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the server closed the TCP connection without a close frame",
+            ))),
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! The attempt phase: one connection attempt, served beside commands and
+//! the hand-over to the caller.
+
+use tokio::time::timeout;
+
+use super::{Driver, Flow};
+use crate::{
+    connection::engine::Socket,
+    handoff::input::room,
+    policy::command::{Action, Phase, decide},
+    types::Error,
+};
+
+impl Driver {
+    /// One connection attempt, and the connection it opens.
+    pub(super) async fn attempt(&mut self) -> Flow {
+        // The handshake's result is taken apart in its own function, so it
+        // takes no room in the state kept while connected.
+        let socket = match self.handshake().await {
+            Ok(socket) => socket,
+            Err(flow) => return flow,
+        };
+        self.connected(socket).await
+    }
+
+    /// Opens a connection; how the phase goes on if that fails.
+    async fn handshake(&mut self) -> Result<Socket, Flow> {
+        let result = match self.request.headers() {
+            Ok(headers) => Box::pin(self.open(headers)).await,
+            Err(e) => Ok(Err(e)),
+        };
+        match result {
+            Err(flow) => Err(flow),
+            Ok(Ok(socket)) => Ok(socket),
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "attempt failed");
+                Err(Flow::Go(
+                    self.lifecycle
+                        .attempt_failed(error, &mut |s| self.status.emit(s)),
+                ))
+            }
+        }
+    }
+
+    /// Opens a connection, bounded by the handshake timeout, while serving
+    /// commands; `Err` if told to quit meanwhile.
+    async fn open(&mut self, headers: http::HeaderMap) -> Result<Result<Socket, Error>, Flow> {
+        tracing::debug!(url = self.target.url(), "connecting");
+        let limit = self.timeouts.handshake;
+        let (connector, target) = (&self.connector, &self.target);
+        let connect = timeout(limit, connector.connect(target, &headers));
+        tokio::pin!(connect);
+        loop {
+            tokio::select! {
+                result = &mut connect => {
+                    return Ok(result.unwrap_or(Err(Error::HandshakeTimeout(limit))));
+                }
+                command = self.commands.recv() => match decide(Phase::Connecting, command) {
+                    Action::Quit => return Err(Flow::Quit { deadline: self.close_deadline() }),
+                    Action::Switch(mode) => self.mode = mode,
+                    Action::Reconnect | Action::Ping | Action::Ignore => {}
+                },
+                () = self.status.drain_one(), if self.status.has_backlog() => {}
+                permit = room(&self.inbox.tx), if self.inbox.is_held_up() => {
+                    self.inbox.held.give(permit);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! The connected phase: the connection is open; messages flow both ways
+//! until it ends or the caller asks for something else.
+//!
+//! One loop: wait for the next [`Event`] in one `select!`, then act on it.
+//! Commands go first (a mode switch sent before a message applies to it),
+//! then messages to write again after a reconnect, then whatever comes.
+
+use std::{future::poll_fn, pin::Pin};
+
+use tokio::time::{Instant, Sleep, sleep_until};
+
+use super::{Driver, Feed, Flow};
+use crate::{
+    connection::{
+        engine::{self, Socket},
+        link::{BATCH, IoEvent, Link},
+    },
+    handoff::input::room,
+    policy::command::{Action, Phase, decide},
+    types::{Command, Error, Message},
+};
+
+/// What woke the connected phase.
+enum Event {
+    Command(Option<Command>),
+    Io(IoEvent),
+    /// A message from `output`, or `None` once every sender is gone.
+    Output(Option<Message>),
+    Timer,
+    /// A status or a held message was handed to the caller.
+    HandedOver,
+}
+
+/// What the phase does after an event.
+enum Then {
+    Continue,
+    End(Flow),
+    /// End the connection on a path that waits (the close handshake, the
+    /// flush of a close frame): rare, so it runs boxed.
+    Finish(Finish),
+}
+
+/// The endings that wait.
+enum Finish {
+    Quit,
+    Reconnect,
+    /// The connection failed: a close frame saying why may be queued.
+    Failed(Error),
+}
+
+impl Driver {
+    /// The connection is open: run it until it ends.
+    pub(super) async fn connected(&mut self, socket: Socket) -> Flow {
+        let now = Instant::now();
+        self.lifecycle.connected(now, &mut |s| self.status.emit(s));
+        let mut link = Link::new(socket, &self.timeouts, now);
+        if let Err(error) = self.write_on_connect(&mut link) {
+            return self.lost(error);
+        }
+        let timer = sleep_until(link.deadline());
+        tokio::pin!(timer);
+        loop {
+            let event = match self.commands.try_recv() {
+                Ok(command) => Event::Command(Some(command)),
+                Err(_) => {
+                    if let Err(error) = self.write_replayed(&mut link) {
+                        return self.lost(error);
+                    }
+                    self.next_event(&mut link, timer.as_mut()).await
+                }
+            };
+            match self.on_event(event, &mut link, timer.as_mut()) {
+                Then::Continue => {}
+                Then::End(flow) => return flow,
+                Then::Finish(finish) => return Box::pin(self.finish(finish, &mut link)).await,
+            }
+        }
+    }
+
+    /// Waits for the next thing to do.
+    async fn next_event(&mut self, link: &mut Link, timer: Pin<&mut Sleep>) -> Event {
+        let read = !self.inbox.is_held_up();
+        let flush = link.needs_flush();
+        let take = self.feed == Feed::Open && self.outbox.can_take();
+        let (tx, held, outbox) = (&self.inbox.tx, &mut self.inbox.held, &mut self.outbox);
+        tokio::select! {
+            command = self.commands.recv() => Event::Command(command),
+            event = poll_fn(|cx| link.poll_io(cx, read, tx, held, outbox)), if read || flush => {
+                Event::Io(event)
+            }
+            message = self.output.recv(), if take => Event::Output(message),
+            () = timer => Event::Timer,
+            () = self.status.drain_one(), if self.status.has_backlog() => Event::HandedOver,
+            permit = room(tx), if !read => {
+                self.inbox.held.give(permit);
+                Event::HandedOver
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event, link: &mut Link, mut timer: Pin<&mut Sleep>) -> Then {
+        match event {
+            Event::Command(command) => return self.on_command(command, link, timer),
+            Event::Io(IoEvent::Progress { rearm }) => {
+                if rearm {
+                    timer.as_mut().reset(link.deadline());
+                }
+            }
+            Event::Io(IoEvent::Failed(error)) => return Then::Finish(Finish::Failed(error)),
+            Event::Io(IoEvent::Ended(error)) => return Then::End(self.lost(error)),
+            Event::Output(None) => self.feed = Feed::Ended,
+            Event::Output(Some(message)) => {
+                if !self.commands.is_empty() {
+                    // A command came first: apply it, then write this.
+                    self.outbox.put_back(message);
+                } else if let Err(error) = self.write_batch(link, message) {
+                    return Then::End(self.lost(error));
+                }
+            }
+            Event::Timer => match link.on_timer(Instant::now(), !self.inbox.is_held_up()) {
+                Ok(next) => timer.as_mut().reset(next),
+                Err(error) => return Then::End(self.lost(error)),
+            },
+            Event::HandedOver => {}
+        }
+        Then::Continue
+    }
+
+    fn on_command(
+        &mut self,
+        command: Option<Command>,
+        link: &mut Link,
+        timer: Pin<&mut Sleep>,
+    ) -> Then {
+        match decide(Phase::Connected, command) {
+            Action::Quit => Then::Finish(Finish::Quit),
+            Action::Reconnect => Then::Finish(Finish::Reconnect),
+            Action::Ping => match link.ping(Instant::now()) {
+                Ok(()) => {
+                    timer.reset(link.deadline());
+                    Then::Continue
+                }
+                Err(error) => Then::End(self.lost(error)),
+            },
+            Action::Switch(mode) => {
+                self.mode = mode;
+                Then::Continue
+            }
+            Action::Ignore => Then::Continue,
+        }
+    }
+
+    /// Ends the connection on a path that waits, within the close timeout.
+    async fn finish(&mut self, finish: Finish, link: &mut Link) -> Flow {
+        let deadline = self.close_deadline();
+        match finish {
+            Finish::Quit => {
+                link.close(deadline, &mut self.inbox, &mut self.outbox)
+                    .await;
+                Flow::Quit { deadline }
+            }
+            Finish::Reconnect => {
+                link.close(deadline, &mut self.inbox, &mut self.outbox)
+                    .await;
+                self.outbox.connection_lost();
+                Flow::Go(
+                    self.lifecycle
+                        .connection_lost(None, Instant::now(), &mut |s| self.status.emit(s)),
+                )
+            }
+            Finish::Failed(error) => {
+                link.flush_until(deadline).await;
+                self.lost(error)
+            }
+        }
+    }
+
+    /// The messages sent first on every connection; not tracked (they go
+    /// out again on the next connection anyway).
+    fn write_on_connect(&mut self, link: &mut Link) -> Result<(), Error> {
+        let Some(on_connect) = &self.on_connect else {
+            return Ok(());
+        };
+        for message in on_connect() {
+            match engine::outgoing(&message, self.mode, self.connector.max_message_size()) {
+                Ok(frame) => link.send(frame)?,
+                Err(refused) => self.refuse(refused),
+            }
+        }
+        Ok(())
+    }
+
+    /// Messages taken back after a connection died, oldest first, as far as
+    /// the window allows.
+    fn write_replayed(&mut self, link: &mut Link) -> Result<(), Error> {
+        while self.outbox.can_replay() {
+            let Some(message) = self.outbox.take_replay() else {
+                break;
+            };
+            self.write_tracked(link, message)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a message from `output`, then what else is already queued, so
+    /// that it all goes out in one socket write.
+    fn write_batch(&mut self, link: &mut Link, first: Message) -> Result<(), Error> {
+        self.write_tracked(link, first)?;
+        for _ in 1..BATCH {
+            if !self.outbox.can_take() || !self.commands.is_empty() {
+                break;
+            }
+            let Ok(message) = self.output.try_recv() else {
+                break;
+            };
+            self.write_tracked(link, message)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a message and tracks it until it is confirmed.
+    fn write_tracked(&mut self, link: &mut Link, message: Message) -> Result<(), Error> {
+        match engine::outgoing(&message, self.mode, self.connector.max_message_size()) {
+            Ok(frame) => {
+                self.outbox.written(message.resolved(self.mode));
+                link.send(frame)
+            }
+            Err(refused) => {
+                self.refuse(refused);
+                Ok(())
+            }
+        }
+    }
+
+    fn refuse(&mut self, error: Error) {
+        tracing::warn!(%error, "outgoing message refused");
+        let status = self.lifecycle.refused(error);
+        self.emit(status);
+    }
+
+    /// The connection ended with `error`.
+    fn lost(&mut self, error: Error) -> Flow {
+        tracing::debug!(%error, "connection lost");
+        self.outbox.connection_lost();
+        Flow::Go(
+            self.lifecycle
+                .connection_lost(Some(error), Instant::now(), &mut |s| self.status.emit(s)),
+        )
+    }
+}

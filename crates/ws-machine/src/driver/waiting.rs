@@ -1,0 +1,36 @@
+//! The waiting phase: the pause between attempts, served beside commands
+//! and the hand-over to the caller.
+
+use std::time::Duration;
+
+use tokio::time::sleep;
+
+use super::{Driver, Flow};
+use crate::{
+    handoff::input::room,
+    policy::command::{Action, Phase, decide},
+};
+
+impl Driver {
+    /// The wait between attempts; `Reconnect` ends it early.
+    pub(super) async fn wait(&mut self, delay: Duration) -> Flow {
+        let timer = sleep(delay);
+        tokio::pin!(timer);
+        loop {
+            tokio::select! {
+                () = &mut timer => break,
+                command = self.commands.recv() => match decide(Phase::Waiting, command) {
+                    Action::Quit => return Flow::Quit { deadline: self.close_deadline() },
+                    Action::Reconnect => break,
+                    Action::Switch(mode) => self.mode = mode,
+                    Action::Ping | Action::Ignore => {}
+                },
+                () = self.status.drain_one(), if self.status.has_backlog() => {}
+                permit = room(&self.inbox.tx), if self.inbox.is_held_up() => {
+                    self.inbox.held.give(permit);
+                }
+            }
+        }
+        Flow::Go(self.lifecycle.wait_over(&mut |s| self.status.emit(s)))
+    }
+}

@@ -1,0 +1,85 @@
+//! A machine's settings: the [`Builder`] the caller fills in, and the
+//! validated [`Settings`] it produces.
+//!
+//! The driver never sees the builder: [`Builder::build`] checks every option
+//! once and hands over a `Settings` whose parts are grouped by who uses them
+//! (the connector, the keep-alive, the reconnect policy, the delivery
+//! bookkeeping), so each layer takes only its group.
+
+mod builder;
+mod dialer;
+mod request;
+
+use std::{sync::Arc, time::Duration};
+
+use tokio_rustls::rustls;
+
+use crate::types::{Message, Target};
+
+pub use builder::{Builder, default_retry_status};
+pub(crate) use dialer::{ByteStream, Dialer};
+pub(crate) use request::{HeadersFn, Request, check_headers};
+
+/// Computes the messages sent first on one connection.
+pub(crate) type OnConnectFn = Arc<dyn Fn() -> Vec<Message> + Send + Sync>;
+
+/// Extracts the acknowledgement key of a message (see
+/// [`Builder::ack_key`]).
+pub(crate) type AckKey = Arc<dyn Fn(&Message) -> Option<u64> + Send + Sync>;
+
+/// Everything a machine runs with, validated.
+pub(crate) struct Settings {
+    pub(crate) target: Target,
+    pub(crate) connection: Connection,
+    pub(crate) request: Request,
+    pub(crate) on_connect: Option<OnConnectFn>,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) reconnect: Reconnect,
+    pub(crate) delivery: Delivery,
+    pub(crate) capacities: Capacities,
+}
+
+/// How connections are opened.
+#[derive(Clone)]
+pub(crate) struct Connection {
+    pub(crate) dialer: Dialer,
+    pub(crate) tls_config: Option<Arc<rustls::ClientConfig>>,
+    pub(crate) max_message_size: usize,
+    pub(crate) retry_status: fn(u16) -> bool,
+}
+
+/// The timeouts of one connection and of stopping.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    pub(crate) ping_interval: Duration,
+    pub(crate) pong_timeout: Duration,
+    pub(crate) handshake: Duration,
+    pub(crate) write: Duration,
+    /// Bounds the whole stop: close handshake, hand-over, draining `output`.
+    pub(crate) close: Duration,
+}
+
+/// When to try again, and when to give up.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reconnect {
+    pub(crate) backoff_initial: Duration,
+    pub(crate) backoff_max: Duration,
+    pub(crate) min_uptime: Duration,
+    pub(crate) max_attempts: Option<u32>,
+    pub(crate) jitter_seed: Option<u64>,
+}
+
+/// The delivery bookkeeping's options.
+#[derive(Clone)]
+pub(crate) struct Delivery {
+    pub(crate) ack_key: Option<AckKey>,
+    pub(crate) ack_window: usize,
+}
+
+/// The channels' sizes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Capacities {
+    pub(crate) queue: usize,
+    pub(crate) input: usize,
+    pub(crate) status: usize,
+}

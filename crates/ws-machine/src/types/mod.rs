@@ -1,0 +1,20 @@
+//! The leaf types: what the caller and the machine exchange, and the
+//! machine's URL. Everything else in the crate builds on these; they build on
+//! nothing of the crate.
+
+mod command;
+mod error;
+mod leftovers;
+mod message;
+mod status;
+mod target;
+
+pub use command::Command;
+pub(crate) use error::with_context;
+pub use error::{Cause, Direction, Error};
+pub use leftovers::Leftovers;
+pub(crate) use message::Mode;
+pub use message::{Kind, Message};
+pub use status::{State, Status};
+pub use target::Endpoint;
+pub(crate) use target::Target;

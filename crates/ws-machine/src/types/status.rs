@@ -1,0 +1,144 @@
+//! The connection's state, and the reports the machine makes about it.
+
+use std::{fmt, time::Duration};
+
+use super::error::Error;
+
+/// The state of a machine's connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// An attempt to connect is under way (TCP, TLS, HTTP upgrade).
+    Connecting,
+    /// The WebSocket is open: messages flow.
+    Connected,
+    /// The connection or the attempt ended; [`Status::error`] says why.
+    Disconnected,
+    /// Waiting before the next attempt; [`Status::delay`] says how long.
+    Waiting,
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Connecting => "CONNECTING",
+            Self::Connected => "CONNECTED",
+            Self::Disconnected => "DISCONNECTED",
+            Self::Waiting => "WAITING",
+        })
+    }
+}
+
+/// One report on the `status` channel: a change of state, or a refused
+/// outgoing message (the state then stays what it was).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ws_machine::Error> {
+/// use ws_machine::{Machine, State};
+///
+/// let mut machine = Machine::builder("ws://127.0.0.1:9/").spawn()?;
+/// let first = machine.status.recv().await.expect("a status");
+/// assert_eq!(first.state, State::Connecting);
+/// assert_eq!(first.attempt, 1);
+/// assert_eq!(first.to_string(), "CONNECTING (attempt 1)");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Status {
+    /// The state the machine is now in.
+    pub state: State,
+    /// Why the connection ended (with [`State::Disconnected`]), or why an
+    /// outgoing message was refused. `None` for a disconnection the caller
+    /// asked for ([`Command::Quit`](crate::Command::Quit),
+    /// [`Command::Reconnect`](crate::Command::Reconnect)).
+    pub error: Option<Error>,
+    /// The connection attempt this status is about, counting from 1 in the
+    /// current series: the one starting (`Connecting`), established
+    /// (`Connected`), ended (`Disconnected`) or just failed (`Waiting`). The
+    /// series restarts after a connection has stayed up for
+    /// [`min_uptime`](crate::Builder::min_uptime).
+    pub attempt: u32,
+    /// With [`State::Waiting`]: how long the machine waits before the next
+    /// attempt.
+    pub delay: Option<Duration>,
+    last: bool,
+}
+
+impl Status {
+    pub(crate) fn new(
+        state: State,
+        error: Option<Error>,
+        attempt: u32,
+        delay: Option<Duration>,
+    ) -> Self {
+        Self {
+            state,
+            error,
+            attempt,
+            delay,
+            last: false,
+        }
+    }
+
+    /// This status, marked as the machine's last.
+    pub(crate) fn into_last(self) -> Self {
+        Self { last: true, ..self }
+    }
+
+    /// Whether this is the machine's last status: it stops after it, and
+    /// `input` and `status` close.
+    #[must_use]
+    pub fn is_final(&self) -> bool {
+        self.last
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.state)?;
+        if self.state == State::Connecting {
+            write!(f, " (attempt {})", self.attempt)?;
+        }
+        if let Some(delay) = self.delay {
+            write!(f, " {delay:?}")?;
+        }
+        if let Some(error) = &self.error {
+            write!(f, ": {error}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_are_upper_case() {
+        let names: Vec<String> = [
+            State::Connecting,
+            State::Connected,
+            State::Disconnected,
+            State::Waiting,
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        assert_eq!(
+            names,
+            ["CONNECTING", "CONNECTED", "DISCONNECTED", "WAITING"]
+        );
+    }
+
+    #[test]
+    fn a_status_says_its_state_delay_and_error() {
+        let waiting = Status::new(State::Waiting, None, 2, Some(Duration::from_millis(150)));
+        assert_eq!(waiting.to_string(), "WAITING 150ms");
+        assert!(!waiting.is_final());
+        let last = Status::new(State::Disconnected, None, 2, None).into_last();
+        assert!(last.is_final());
+        assert_eq!(last.to_string(), "DISCONNECTED");
+    }
+}

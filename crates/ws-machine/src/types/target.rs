@@ -1,0 +1,176 @@
+//! Where a machine connects: its URL taken apart once, and the endpoint a
+//! dialer is asked to reach.
+
+use http::Uri;
+use tokio_rustls::rustls;
+
+use super::error::Error;
+
+/// The machine's URL, taken apart once.
+///
+/// Kept compact (every machine holds one for its whole life): the URL as
+/// text, parsed again into a [`Uri`] for each attempt, which costs far less
+/// than the connection it is for.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    url: Box<str>,
+    host: Box<str>,
+    port: u16,
+    tls: bool,
+}
+
+impl Target {
+    pub(crate) fn parse(url: &str) -> Result<Self, Error> {
+        if !url.contains("://") {
+            return Err(Error::invalid_url(
+                url,
+                "it has no scheme: start it with ws:// or wss://",
+            ));
+        }
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| Error::invalid_url(url, format!("cannot parse it ({e})")))?;
+        let tls = match uri.scheme_str() {
+            Some(s) if s.eq_ignore_ascii_case("ws") => false,
+            Some(s) if s.eq_ignore_ascii_case("wss") => true,
+            Some(other) => {
+                return Err(Error::invalid_url(
+                    url,
+                    format!("scheme {other:?} is not supported: use ws:// or wss://"),
+                ));
+            }
+            None => {
+                return Err(Error::invalid_url(
+                    url,
+                    "it has no scheme: start it with ws:// or wss://",
+                ));
+            }
+        };
+        let host = uri
+            .host()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| Error::invalid_url(url, "it has no host"))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        if tls && rustls::pki_types::ServerName::try_from(host.as_str()).is_err() {
+            return Err(Error::invalid_url(
+                url,
+                format!("{host:?} is not a valid TLS server name"),
+            ));
+        }
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        Ok(Self {
+            url: url.into(),
+            host: host.into(),
+            port,
+            tls,
+        })
+    }
+
+    /// The URL as given.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The host, without the brackets of an IPv6 address.
+    pub(crate) fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Whether the URL is `wss://`.
+    pub(crate) fn tls(&self) -> bool {
+        self.tls
+    }
+
+    /// What a dialer must reach for this URL.
+    pub(crate) fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            host: self.host.to_string(),
+            port: self.port,
+        }
+    }
+
+    /// The URL as a [`Uri`] for the upgrade request.
+    pub(crate) fn uri(&self) -> Result<Uri, Error> {
+        // `parse` accepted this URL, so this succeeds; a failure is still
+        // reported, never a panic.
+        self.url
+            .parse()
+            .map_err(|e| Error::invalid_url(&self.url, format!("cannot parse it ({e})")))
+    }
+}
+
+/// The host and port a dialer must open a byte stream to (see
+/// [`Builder::dialer`](crate::Builder::dialer)): those of the machine's URL,
+/// the default port filled in (80 for `ws://`, 443 for `wss://`).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ws_machine::Error> {
+/// use ws_machine::{Endpoint, Machine};
+///
+/// let machine = Machine::builder("ws://127.0.0.1:9/feed")
+///     .dialer(|to: Endpoint| async move {
+///         tokio::net::TcpStream::connect((to.host(), to.port())).await
+///     })
+///     .spawn()?;
+/// # drop(machine);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    host: String,
+    port: u16,
+}
+
+impl Endpoint {
+    /// The host name or IP address (an IPv6 address without brackets).
+    #[must_use]
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The port.
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_taken_apart() {
+        let t = Target::parse("wss://example.com/feed?x=1").expect("valid");
+        assert!(t.tls());
+        assert_eq!(t.endpoint().port(), 443);
+        assert_eq!(t.host(), "example.com");
+        let t = Target::parse("ws://127.0.0.1:9001").expect("valid");
+        assert!(!t.tls());
+        assert_eq!(t.endpoint().port(), 9001);
+        let t = Target::parse("ws://[::1]:80/").expect("valid");
+        assert_eq!(t.host(), "::1");
+        let endpoint = t.endpoint();
+        assert_eq!((endpoint.host(), endpoint.port()), ("::1", 80));
+    }
+
+    #[test]
+    fn bad_urls_say_what_to_fix() {
+        let cases = [
+            ("http://example.com/", "use ws:// or wss://"),
+            ("example.com", "ws:// or wss://"),
+            ("localhost:8080/feed", "start it with ws:// or wss://"),
+            ("ws://", "cannot parse"),
+            ("ws:// spaces /", "cannot parse"),
+            ("wss://a..b/", "not a valid TLS server name"),
+        ];
+        for (url, hint) in cases {
+            let err = Target::parse(url).expect_err(url).to_string();
+            assert!(err.contains(hint), "{url}: {err}");
+        }
+    }
+}
