@@ -154,6 +154,14 @@ async fn garbage_from_the_server_is_a_protocol_error_then_reconnects() {
         matches!(broken.error, Some(Error::Protocol { .. })),
         "{broken}"
     );
+    // The engine's own description of the violation is kept as the cause.
+    let cause = broken
+        .error
+        .as_ref()
+        .and_then(std::error::Error::source)
+        .map(ToString::to_string)
+        .expect("a cause");
+    assert!(broken.to_string().ends_with(&cause), "{broken} / {cause}");
     assert!(!broken.is_final());
     wait_for_state(&mut machine, State::Connected).await;
     echo(&mut machine, "clean again").await;
@@ -254,6 +262,54 @@ async fn an_oversized_incoming_message_is_answered_with_close_1009() {
     )
     .await;
     assert_eq!(peer_close_code(&mut peer).await, 1009);
+}
+
+/// The same promise when the message comes in fragments, each under the
+/// limit, that add up to more: the engine answers only a single oversized
+/// frame by itself; the machine sends the 1009 for this case.
+#[tokio::test]
+async fn an_oversized_fragmented_incoming_message_is_answered_with_close_1009() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("ws://{}/", listener.local_addr().expect("address"));
+    let mut machine = fast(url)
+        .max_message_size(1024)
+        .spawn()
+        .expect("valid options");
+    let (stream, _) = timeout(WAIT, listener.accept())
+        .await
+        .expect("a connection in time")
+        .expect("accept");
+    // The peer splits what it sends into frames of 256 bytes.
+    let (_request, mut peer) = timeout(
+        WAIT,
+        tokio_websockets::ServerBuilder::new()
+            .config(tokio_websockets::Config::default().frame_size(256))
+            .accept(stream),
+    )
+    .await
+    .expect("an upgrade in time")
+    .expect("upgrade");
+    wait_for_state(&mut machine, State::Connected).await;
+
+    peer_send(
+        &mut peer,
+        tokio_websockets::Message::binary(vec![7u8; 4096]),
+    )
+    .await;
+    assert_eq!(peer_close_code(&mut peer).await, 1009);
+    let lost = wait_for_state(&mut machine, State::Disconnected).await;
+    let lost = lost.last().expect("a status");
+    assert!(
+        matches!(
+            lost.error,
+            Some(Error::MessageTooLarge {
+                direction: Direction::Incoming,
+                max: 1024,
+                ..
+            })
+        ),
+        "{lost}"
+    );
 }
 
 #[tokio::test]

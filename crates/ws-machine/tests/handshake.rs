@@ -185,6 +185,42 @@ async fn builder_and_constructor_headers_reach_the_server() {
     );
 }
 
+/// Every value of a repeated header reaches the server: the engine keeps one
+/// line per name, so the values are joined into it as HTTP allows.
+#[tokio::test]
+async fn repeated_headers_reach_the_server_with_every_value() {
+    let server = server();
+    let mut machine = connect(
+        fast(server.url())
+            .header("cookie", "session=1")
+            .header("cookie", "theme=dark")
+            .header("x-list", "a")
+            .header("x-list", "b")
+            .header("x-replaced", "fixed")
+            .headers_fn(|| {
+                let mut headers = HeaderMap::new();
+                headers.append("x-replaced", HeaderValue::from_static("fresh-1"));
+                headers.append("x-replaced", HeaderValue::from_static("fresh-2"));
+                headers
+            }),
+    )
+    .await;
+    command(&machine, Command::Quit).await;
+    wait_for_final(&mut machine).await;
+
+    let seen = server.request_headers();
+    let values = |name: &str| -> Vec<String> {
+        seen[0]
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().expect("ASCII").to_owned())
+            .collect()
+    };
+    assert_eq!(values("cookie"), ["session=1; theme=dark"]);
+    assert_eq!(values("x-list"), ["a, b"]);
+    assert_eq!(values("x-replaced"), ["fresh-1, fresh-2"]);
+}
+
 #[tokio::test]
 async fn headers_fn_is_called_before_every_attempt() {
     let server = server();

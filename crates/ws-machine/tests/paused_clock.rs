@@ -458,3 +458,162 @@ async fn the_close_code_survives_a_failed_close_reply() {
         other => panic!("expected the server's close, got {other:?}"),
     }
 }
+
+/// Sends numbered binary messages as fast as the connection takes them,
+/// `tag` first, then the number: at most `count`, until the stream breaks.
+fn flood(
+    server: tws::WebSocketStream<DuplexStream>,
+    tag: u8,
+    count: u32,
+) -> tokio::task::JoinHandle<()> {
+    let (mut sink, _unread) = server.split();
+    tokio::spawn(async move {
+        for n in 0..count {
+            let mut payload = vec![tag];
+            payload.extend_from_slice(&n.to_le_bytes());
+            if sink.send(tws::Message::binary(payload)).await.is_err() {
+                break;
+            }
+        }
+    })
+}
+
+/// The tag and the number of a flooded message.
+fn flooded(message: &ws_machine::Message) -> (u8, u32) {
+    let bytes = message.as_ref();
+    let number = bytes
+        .get(1..5)
+        .and_then(|n| <[u8; 4]>::try_from(n).ok())
+        .map_or(u32::MAX, u32::from_le_bytes);
+    (bytes.first().copied().unwrap_or(u8::MAX), number)
+}
+
+/// A quit while the server floods and the caller reads nothing: stopping
+/// takes at most the close timeout, and the machine holds no more messages
+/// than `input` does (before, it read on until the server's close reply and
+/// held everything). What it read is all accounted for, in order.
+#[tokio::test(start_paused = true)]
+async fn a_quit_during_a_flood_is_bounded_in_time_and_memory() {
+    let close = Duration::from_secs(1);
+    let (_peer, machine, server) =
+        connected(|builder| builder.input_capacity(8).close_timeout(close)).await;
+    let flooding = flood(server, 0, 200_000);
+    // The flood fills `input`, what the machine holds, and the pipe.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let Machine {
+        mut input,
+        command,
+        stopped,
+        ..
+    } = machine;
+    command.send(Command::Quit).await.expect("running");
+    let quit_at = Instant::now();
+    let leftovers = timeout(Duration::from_secs(3600), stopped)
+        .await
+        .expect("the machine stops");
+    assert!(
+        quit_at.elapsed() <= close,
+        "stopping took {:?}",
+        quit_at.elapsed()
+    );
+    let mut read = Vec::new();
+    while let Ok(message) = input.try_recv() {
+        read.push(flooded(&message));
+    }
+    assert_eq!(read.len(), 8, "input is full");
+    assert_eq!(leftovers.received.len(), 8, "as many held as input holds");
+    read.extend(leftovers.received.iter().map(flooded));
+    let expected: Vec<(u8, u32)> = (0..16).map(|n| (0, n)).collect();
+    assert_eq!(read, expected);
+    flooding.abort();
+}
+
+/// A reconnect while the server floods and the caller is behind: the
+/// machine holds at most what `input` holds from the old connection, so the
+/// caller reads at most two inputs' worth of stale messages before the new
+/// connection's.
+#[tokio::test(start_paused = true)]
+async fn a_reconnect_during_a_flood_holds_no_more_than_input() {
+    let (peer, mut machine, server) = connected(|builder| {
+        builder
+            .input_capacity(8)
+            .min_uptime(Duration::ZERO)
+            .close_timeout(Duration::from_secs(1))
+    })
+    .await;
+    let old = flood(server, 0, 200_000);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let next = peer.offer();
+    machine
+        .command
+        .send(Command::Reconnect)
+        .await
+        .expect("running");
+    let mut server = upgrade(next).await;
+    until_state(&mut machine, State::Connected).await;
+    server
+        .send(tws::Message::binary(vec![1, 0, 0, 0, 0]))
+        .await
+        .expect("send");
+    let mut stale = Vec::new();
+    loop {
+        let message = timeout(Duration::from_secs(5), machine.input.recv())
+            .await
+            .expect("in time")
+            .expect("open");
+        match flooded(&message) {
+            (0, n) => stale.push(n),
+            (1, _) => break,
+            other => panic!("unexpected message {other:?}"),
+        }
+    }
+    assert!(
+        (1..=16).contains(&stale.len()),
+        "{} stale messages",
+        stale.len()
+    );
+    assert_eq!(stale, (0..stale.len() as u32).collect::<Vec<u32>>());
+    old.abort();
+}
+
+/// Every wait of a stop shares one deadline: a peer that never answers the
+/// close, received messages the caller does not read, and a reserved
+/// `output` slot never used, together, still end within the close timeout
+/// (each used to get a close timeout of its own).
+#[tokio::test(start_paused = true)]
+async fn stopping_takes_at_most_the_close_timeout_whatever_waits() {
+    let close = Duration::from_secs(2);
+    let (_peer, machine, mut server) =
+        connected(|builder| builder.input_capacity(1).close_timeout(close)).await;
+    // Two messages: one fills `input`, the machine holds the other.
+    for n in 0..2u8 {
+        server
+            .send(tws::Message::binary(vec![n]))
+            .await
+            .expect("send");
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let Machine {
+        input,
+        output,
+        command,
+        stopped,
+        ..
+    } = machine;
+    let reserved = output.reserve().await.expect("room");
+    // The server never reads again: the close is never answered.
+    command.send(Command::Quit).await.expect("running");
+    let quit_at = Instant::now();
+    let leftovers = timeout(Duration::from_secs(3600), stopped)
+        .await
+        .expect("the machine stops");
+    assert!(
+        quit_at.elapsed() <= close,
+        "stopping took {:?}",
+        quit_at.elapsed()
+    );
+    assert_eq!(input.len(), 1);
+    assert_eq!(leftovers.received.len(), 1, "the held message comes back");
+    drop(reserved);
+    drop(server);
+}

@@ -25,10 +25,15 @@ struct TlsEcho {
 }
 
 /// A TLS echo server on 127.0.0.1 that serves connections until the test
-/// ends.
+/// ends, with a certificate for 127.0.0.1.
 async fn tls_echo_server() -> TlsEcho {
+    tls_echo_server_for("127.0.0.1").await
+}
+
+/// The same, with a certificate for `name`.
+async fn tls_echo_server_for(name: &str) -> TlsEcho {
     let rcgen::CertifiedKey { cert, key_pair } =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("certificate");
+        rcgen::generate_simple_self_signed(vec![name.to_owned()]).expect("certificate");
     let certificate = cert.der().clone();
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pair.serialize_der()));
     let config =
@@ -64,9 +69,8 @@ async fn tls_echo_server() -> TlsEcho {
     TlsEcho { url, certificate }
 }
 
-#[tokio::test]
-async fn wss_works_with_a_trusted_certificate() {
-    let server = tls_echo_server().await;
+/// A client configuration that trusts the server's certificate.
+fn trusting(server: &TlsEcho) -> Arc<rustls::ClientConfig> {
     let mut roots = RootCertStore::empty();
     roots.add(server.certificate.clone()).expect("root");
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -76,7 +80,13 @@ async fn wss_works_with_a_trusted_certificate() {
     .expect("protocol versions")
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let mut machine = connect(Machine::builder(&server.url).tls_config(Arc::new(tls))).await;
+    Arc::new(tls)
+}
+
+#[tokio::test]
+async fn wss_works_with_a_trusted_certificate() {
+    let server = tls_echo_server().await;
+    let mut machine = connect(Machine::builder(&server.url).tls_config(trusting(&server))).await;
     machine
         .output
         .send(Message::text("over TLS"))
@@ -112,4 +122,49 @@ async fn an_untrusted_certificate_is_a_final_error() {
         }
         other => panic!("expected a TLS error, got {other:?}"),
     }
+}
+
+/// TLS runs over whatever the dialer opened, and checks the certificate
+/// against the URL's host, not against where the dialer connected.
+#[tokio::test]
+async fn wss_runs_over_a_custom_dialer_and_verifies_the_url_host() {
+    let server = tls_echo_server_for("feed.test").await;
+    let port: u16 = server
+        .url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port in the URL");
+    let dial = |to: ws_machine::Endpoint| tokio::net::TcpStream::connect(("127.0.0.1", to.port()));
+    let mut machine = connect(
+        Machine::builder(format!("wss://feed.test:{port}/"))
+            .tls_config(trusting(&server))
+            .dialer(dial),
+    )
+    .await;
+    machine
+        .output
+        .send(Message::text("dialed, then TLS"))
+        .await
+        .expect("running");
+    assert_eq!(recv(&mut machine).await.as_text(), Some("dialed, then TLS"));
+    shutdown(machine).await;
+
+    // The same server under another name: its certificate does not match.
+    let mut wrong_name = Machine::builder(format!("wss://other.test:{port}/"))
+        .tls_config(trusting(&server))
+        .dialer(dial)
+        .spawn()
+        .expect("valid options");
+    let mut last = None;
+    while let Some(status) = timeout(WAIT, wrong_name.status.recv())
+        .await
+        .expect("in time")
+    {
+        last = Some(status);
+    }
+    let last = last.expect("statuses");
+    assert!(last.is_final(), "{last}");
+    assert!(matches!(last.error, Some(Error::Tls { .. })), "{last}");
 }

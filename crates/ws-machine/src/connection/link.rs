@@ -54,8 +54,7 @@ pub(crate) struct Link {
     socket: Socket,
     keepalive: KeepAlive,
     writes: WriteWatch,
-    /// The server's close frame, once it arrived (boxed: rare, and the link
-    /// lives as long as the connection).
+    /// The server's close frame, once it arrived (boxed: rare).
     close: Option<Box<(u16, String)>>,
 }
 

@@ -34,9 +34,8 @@ const MAX_HANDSHAKE_ANSWER: usize = 64 * 1024;
 /// The byte stream under the engine.
 pub(crate) struct Transport {
     io: Box<dyn Io>,
-    /// Records the bytes read while the handshake is under way. Boxed: it
-    /// lives only during the handshake, the transport as long as the
-    /// connection.
+    /// Records the bytes read while the handshake is under way (boxed: it
+    /// outlives the handshake only as `None`).
     recorder: Option<Box<Recorder>>,
 }
 

@@ -14,8 +14,6 @@ use crate::{
 impl Driver {
     /// One connection attempt, and the connection it opens.
     pub(super) async fn attempt(&mut self) -> Flow {
-        // The handshake's result is taken apart in its own function, so it
-        // takes no room in the state kept while connected.
         let socket = match self.handshake().await {
             Ok(socket) => socket,
             Err(flow) => return flow,

@@ -144,10 +144,8 @@ mod tests {
     use super::*;
     use crate::{Builder, channel::channel};
 
-    /// Every idle machine holds its task's state: the rare paths (the
-    /// attempt, the close handshake, the stop) are boxed so that this stays
-    /// small. (It was 4.7 KiB before they were, with the driver stored
-    /// twice.)
+    /// Every idle machine holds its task's state (4.7 KiB before the rare
+    /// paths were boxed and the driver stored once).
     #[test]
     fn the_task_state_stays_small() {
         let settings = Builder::new("ws://127.0.0.1:1/")

@@ -66,9 +66,8 @@ impl Held {
 }
 
 /// Waits for room in `input`. The owned permit keeps the `select!` branch's
-/// output free of borrows, and the wait is boxed when first polled: it is
-/// rare (the caller is behind), and its state must not take room in every
-/// machine's task.
+/// output free of borrows; the wait is rare (the caller is behind), so it is
+/// boxed when first polled.
 pub(crate) async fn room(tx: &Sender<Message>) -> Result<OwnedPermit<Message>, SendError<()>> {
     Box::pin(tx.reserve_owned()).await
 }

@@ -77,8 +77,7 @@ impl StatusOut {
     /// status. Cancel-safe: nothing is taken from the backlog until a slot is
     /// held.
     pub(crate) async fn drain_one(&mut self) {
-        // Boxed when first polled: the wait is rare, and its state must not
-        // take room in every machine's task.
+        // Rare: boxed when first polled.
         match Box::pin(self.tx.reserve()).await {
             Ok(permit) => {
                 if let Some(status) = self.backlog.pop_front() {
