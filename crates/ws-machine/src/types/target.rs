@@ -9,12 +9,14 @@ use super::error::Error;
 /// The machine's URL, taken apart once.
 ///
 /// Kept compact (every machine holds one for its whole life): the URL as
-/// text, parsed again into a [`Uri`] for each attempt, which costs far less
-/// than the connection it is for.
+/// text, parsed again into a [`Uri`] for each attempt (which costs far less
+/// than the connection it is for), and where in it the host is.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
     url: Box<str>,
-    host: Box<str>,
+    /// The host's place in `url` (without the brackets of an IPv6 address).
+    host_start: u32,
+    host_len: u32,
     port: u16,
     tls: bool,
 }
@@ -46,23 +48,20 @@ impl Target {
                 ));
             }
         };
-        let host = uri
-            .host()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| Error::invalid_url(url, "it has no host"))?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        if tls && rustls::pki_types::ServerName::try_from(host.as_str()).is_err() {
+        let (host_start, host_len) = host_range(url, &uri)?;
+        let host = &url[host_start..host_start + host_len];
+        if tls && rustls::pki_types::ServerName::try_from(host).is_err() {
             return Err(Error::invalid_url(
                 url,
                 format!("{host:?} is not a valid TLS server name"),
             ));
         }
         let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let too_long = || Error::invalid_url(url, "it is longer than 4 GiB");
         Ok(Self {
             url: url.into(),
-            host: host.into(),
+            host_start: u32::try_from(host_start).map_err(|_| too_long())?,
+            host_len: u32::try_from(host_len).map_err(|_| too_long())?,
             port,
             tls,
         })
@@ -75,7 +74,10 @@ impl Target {
 
     /// The host, without the brackets of an IPv6 address.
     pub(crate) fn host(&self) -> &str {
-        &self.host
+        let start = self.host_start as usize;
+        self.url
+            .get(start..start + self.host_len as usize)
+            .unwrap_or_default()
     }
 
     /// Whether the URL is `wss://`.
@@ -86,7 +88,7 @@ impl Target {
     /// What a dialer must reach for this URL.
     pub(crate) fn endpoint(&self) -> Endpoint {
         Endpoint {
-            host: self.host.to_string(),
+            host: self.host().to_owned(),
             port: self.port,
         }
     }
@@ -98,6 +100,27 @@ impl Target {
         self.url
             .parse()
             .map_err(|e| Error::invalid_url(&self.url, format!("cannot parse it ({e})")))
+    }
+}
+
+/// Where the host of `url` (parsed as `uri`) is in `url`: its start and
+/// length, without the brackets of an IPv6 address. (`uri` holds a copy of
+/// the same text, so the host's offset in its authority is its offset after
+/// the `://` of `url`.)
+fn host_range(url: &str, uri: &Uri) -> Result<(usize, usize), Error> {
+    let no_host = || Error::invalid_url(url, "it has no host");
+    let authority = uri.authority().ok_or_else(no_host)?;
+    let host = authority.host();
+    let trimmed = host.trim_start_matches('[').trim_end_matches(']');
+    if trimmed.is_empty() {
+        return Err(no_host());
+    }
+    let in_authority = (host.as_ptr() as usize) - (authority.as_str().as_ptr() as usize)
+        + usize::from(host.starts_with('['));
+    let start = url.find("://").ok_or_else(no_host)? + 3 + in_authority;
+    match url.get(start..start + trimmed.len()) {
+        Some(found) if found == trimmed => Ok((start, trimmed.len())),
+        _ => Err(no_host()),
     }
 }
 
@@ -154,7 +177,11 @@ mod tests {
         assert_eq!(t.endpoint().port(), 9001);
         let t = Target::parse("ws://[::1]:80/").expect("valid");
         assert_eq!(t.host(), "::1");
-        let endpoint = t.endpoint();
+        let t = Target::parse("wss://user:pw@host.example:8443/x?token=host").expect("valid");
+        assert_eq!(t.host(), "host.example");
+        let t = Target::parse("ws://[::1]@127.0.0.1/").expect("valid");
+        assert_eq!(t.host(), "127.0.0.1");
+        let endpoint = Target::parse("ws://[::1]/").expect("valid").endpoint();
         assert_eq!((endpoint.host(), endpoint.port()), ("::1", 80));
     }
 
