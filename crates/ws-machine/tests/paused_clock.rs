@@ -103,6 +103,18 @@ async fn until_state(machine: &mut Machine, state: State) -> Status {
     panic!("no {state} within 100 statuses");
 }
 
+/// Lets the machine and the peer run until `input` holds `n` messages
+/// (bounded: at most 10,000 turns of the scheduler).
+async fn until_input_holds(input: &ws_machine::channel::Receiver<ws_machine::Message>, n: usize) {
+    for _ in 0..10_000 {
+        if input.len() >= n {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("input never held {n} messages");
+}
+
 #[tokio::test(start_paused = true)]
 async fn backoff_waits_follow_the_schedule_exactly() {
     let (_peer, builder) = Peer::builder();
@@ -385,7 +397,7 @@ async fn messages_held_across_a_reconnect_reach_input_in_order() {
     }
     // The machine reads 1 to 4 (into `input`) and 5 (held), then stops
     // reading; closing, it reads 6 to 8 (held: as many as `input` holds).
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    until_input_holds(&machine.input, 4).await;
     let old = tokio::spawn(async move { while let Some(Ok(_)) = server.next().await {} });
     let next = peer.offer();
     machine
@@ -498,8 +510,7 @@ async fn a_quit_during_a_flood_is_bounded_in_time_and_memory() {
     let (_peer, machine, server) =
         connected(|builder| builder.input_capacity(8).close_timeout(close)).await;
     let flooding = flood(server, 0, 200_000);
-    // The flood fills `input`, what the machine holds, and the pipe.
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    until_input_holds(&machine.input, 8).await;
     let Machine {
         mut input,
         command,
@@ -511,11 +522,8 @@ async fn a_quit_during_a_flood_is_bounded_in_time_and_memory() {
     let leftovers = timeout(Duration::from_secs(3600), stopped)
         .await
         .expect("the machine stops");
-    assert!(
-        quit_at.elapsed() <= close,
-        "stopping took {:?}",
-        quit_at.elapsed()
-    );
+    // The server never answers the close: the stop takes all its time.
+    assert_eq!(quit_at.elapsed(), close);
     let mut read = Vec::new();
     while let Ok(message) = input.try_recv() {
         read.push(flooded(&message));
@@ -542,7 +550,7 @@ async fn a_reconnect_during_a_flood_holds_no_more_than_input() {
     })
     .await;
     let old = flood(server, 0, 200_000);
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    until_input_holds(&machine.input, 8).await;
     let next = peer.offer();
     machine
         .command
@@ -592,7 +600,7 @@ async fn stopping_takes_at_most_the_close_timeout_whatever_waits() {
             .await
             .expect("send");
     }
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    until_input_holds(&machine.input, 1).await;
     let Machine {
         input,
         output,
@@ -607,13 +615,102 @@ async fn stopping_takes_at_most_the_close_timeout_whatever_waits() {
     let leftovers = timeout(Duration::from_secs(3600), stopped)
         .await
         .expect("the machine stops");
-    assert!(
-        quit_at.elapsed() <= close,
-        "stopping took {:?}",
-        quit_at.elapsed()
-    );
+    // Every wait took part of one close timeout, no more.
+    assert_eq!(quit_at.elapsed(), close);
     assert_eq!(input.len(), 1);
     assert_eq!(leftovers.received.len(), 1, "the held message comes back");
     drop(reserved);
     drop(server);
+}
+
+/// The same with a caller that reads slowly while the machine stops: the
+/// machine reads on as room appears (so the caller gets more), still holds
+/// no more than `input` does, and stops within the close timeout.
+#[tokio::test(start_paused = true)]
+async fn a_quit_during_a_flood_with_a_slow_reader_is_bounded_in_time_and_memory() {
+    let close = Duration::from_secs(1);
+    let (_peer, machine, server) =
+        connected(|builder| builder.input_capacity(8).close_timeout(close)).await;
+    let flooding = flood(server, 0, 200_000);
+    until_input_holds(&machine.input, 8).await;
+    let Machine {
+        mut input,
+        command,
+        stopped,
+        ..
+    } = machine;
+    command.send(Command::Quit).await.expect("running");
+    let quit_at = Instant::now();
+    // One message every 10 ms, until `input` closes.
+    let reader = tokio::spawn(async move {
+        let mut got = Vec::new();
+        for _ in 0..10_000 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            match input.recv().await {
+                Some(message) => got.push(flooded(&message)),
+                None => break,
+            }
+        }
+        got
+    });
+    let leftovers = timeout(Duration::from_secs(3600), stopped)
+        .await
+        .expect("the machine stops");
+    assert_eq!(quit_at.elapsed(), close);
+    assert!(
+        leftovers.received.len() <= 8,
+        "{}",
+        leftovers.received.len()
+    );
+    let mut all = timeout(Duration::from_secs(3600), reader)
+        .await
+        .expect("the reader ends")
+        .expect("no panic");
+    assert!(
+        all.len() > 16,
+        "the machine read on as the caller made room"
+    );
+    all.extend(leftovers.received.iter().map(flooded));
+    let expected: Vec<(u8, u32)> = (0..all.len() as u32).map(|n| (0, n)).collect();
+    assert_eq!(all, expected);
+    flooding.abort();
+}
+
+/// A quit that arrives while a reconnect closes the old connection stops
+/// the machine when that close is over, within its deadline: it does not
+/// get a close timeout of its own.
+#[tokio::test(start_paused = true)]
+async fn a_quit_during_a_reconnect_ends_within_the_close_timeout() {
+    let close = Duration::from_secs(1);
+    let (_peer, machine, mut server) =
+        connected(|builder| builder.input_capacity(1).close_timeout(close)).await;
+    // `input` full and a message held: the close waits for its deadline.
+    for n in 0..2u8 {
+        server
+            .send(tws::Message::binary(vec![n]))
+            .await
+            .expect("send");
+    }
+    until_input_holds(&machine.input, 1).await;
+    let Machine {
+        mut status,
+        input,
+        command,
+        stopped,
+        ..
+    } = machine;
+    command.send(Command::Reconnect).await.expect("running");
+    let reconnect_at = Instant::now();
+    command.send(Command::Quit).await.expect("running");
+    let _leftovers = timeout(Duration::from_secs(3600), stopped)
+        .await
+        .expect("the machine stops");
+    assert_eq!(reconnect_at.elapsed(), close);
+    // No reconnect was reported: the quit came first.
+    let mut states = Vec::new();
+    while let Ok(s) = status.try_recv() {
+        states.push(s.state);
+    }
+    assert_eq!(states, [State::Disconnected], "{states:?}");
+    drop((input, server));
 }

@@ -45,9 +45,16 @@ fn main() -> ExitCode {
         Err(err) if err.is_broken_pipe() => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("wsm-bench: error: {err}");
+            // ws-machine's messages include their cause's text: a cause
+            // already said is not printed again.
+            let mut said = err.to_string();
             let mut source = err.source();
             while let Some(cause) = source {
-                eprintln!("  caused by: {cause}");
+                let text = cause.to_string();
+                if !said.contains(&text) {
+                    eprintln!("  caused by: {text}");
+                }
+                said = text;
                 source = cause.source();
             }
             ExitCode::FAILURE

@@ -34,6 +34,14 @@ pub(crate) struct Socket {
 /// A frame ready to be handed to a [`Socket`].
 pub(crate) struct Frame(tws::Message);
 
+/// Why reading failed, and whether a close frame saying so waits to be
+/// flushed before the connection is dropped.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) error: Error,
+    pub(crate) close_queued: bool,
+}
+
 impl Socket {
     /// Queues a frame; [`Socket::poll_flush`] writes it.
     pub(crate) fn send(&mut self, frame: Frame) -> Result<(), Error> {
@@ -61,7 +69,7 @@ impl Socket {
     pub(crate) fn poll_next(
         &mut self,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Incoming, Error>>> {
+    ) -> Poll<Option<Result<Incoming, Failure>>> {
         let item = ready!(Pin::new(self.stream.as_mut()).poll_next(cx));
         Poll::Ready(item.map(|frame| match frame {
             Ok(frame) => Ok(incoming(frame)),
@@ -71,13 +79,24 @@ impl Socket {
                 // it. Queued here for both: refused, harmlessly, when the
                 // engine's is already queued.
                 let _ = self.send(too_big(max_len));
-                Err(Error::MessageTooLarge {
-                    direction: Direction::Incoming,
-                    size: len,
-                    max: max_len,
+                Err(Failure {
+                    error: Error::MessageTooLarge {
+                        direction: Direction::Incoming,
+                        size: len,
+                        max: max_len,
+                    },
+                    close_queued: true,
                 })
             }
-            Err(other) => Err(connection_error(other)),
+            // The engine queued the close frame that names the violation.
+            Err(e @ tws::Error::Protocol(_)) => Err(Failure {
+                error: connection_error(e),
+                close_queued: true,
+            }),
+            Err(other) => Err(Failure {
+                error: connection_error(other),
+                close_queued: false,
+            }),
         }))
     }
 

@@ -30,9 +30,10 @@ use crate::{
     types::{Error, Message},
 };
 
-/// Most frames read in one poll before the driver's loop looks at its
-/// other sources again: under load a larger batch means less work per
-/// message, and a command still waits at most one batch.
+/// Most frames read, or messages taken from `output`, in one go before the
+/// driver's loop looks at its other sources again: under load a larger
+/// batch means less work per message, and a command still waits at most one
+/// batch.
 pub(crate) const BATCH: usize = 256;
 
 /// What one poll of the socket achieved.
@@ -42,9 +43,9 @@ pub(crate) enum IoEvent {
     /// ping was answered (the next one is due sooner than the pong timeout
     /// the timer waits for), or a write is now watched.
     Progress { rearm: bool },
-    /// The connection failed. A close frame saying why may be queued:
-    /// [`Link::flush_until`] sends it.
-    Failed(Error),
+    /// The connection failed. With `close_queued`, a close frame saying why
+    /// waits: [`Link::flush_until`] sends it.
+    Failed { error: Error, close_queued: bool },
     /// The server ended the connection, with or without a close frame.
     Ended(Error),
 }
@@ -148,7 +149,10 @@ impl Link {
                     progress = true;
                 }
                 Poll::Ready(Err(error)) => {
-                    return Poll::Ready(IoEvent::Failed(self.end_error(error)));
+                    return Poll::Ready(IoEvent::Failed {
+                        error: self.end_error(error),
+                        close_queued: false,
+                    });
                 }
                 Poll::Pending => {
                     if self.writes.stalled() {
@@ -182,8 +186,11 @@ impl Link {
                             }
                         }
                     }
-                    Poll::Ready(Some(Err(error))) => {
-                        return Poll::Ready(IoEvent::Failed(self.end_error(error)));
+                    Poll::Ready(Some(Err(failure))) => {
+                        return Poll::Ready(IoEvent::Failed {
+                            error: self.end_error(failure.error),
+                            close_queued: failure.close_queued,
+                        });
                     }
                     Poll::Ready(None) => return Poll::Ready(IoEvent::Ended(self.ended())),
                     Poll::Pending => break,
@@ -210,10 +217,8 @@ impl Link {
     }
 
     /// Closes the connection with a close handshake, until `deadline`.
-    /// Messages that still arrive are handed over, or held while `input` is
-    /// full; once as many are held as `input` holds, reading stops (what is
-    /// not read stays in the kernel and dies with the connection), so a
-    /// server that floods cannot make the machine hold more.
+    /// Messages that still arrive are handed over, or held within the bound
+    /// of [`Inbox::can_hold_more`].
     pub(crate) async fn close(
         &mut self,
         deadline: Instant,
@@ -229,7 +234,7 @@ impl Link {
                 tokio::select! {
                     item = poll_fn(|cx| socket.poll_next(cx)), if inbox.can_hold_more() => match item {
                         None => return Ok(()),
-                        Some(Err(e)) => return Err(e),
+                        Some(Err(failure)) => return Err(failure.error),
                         Some(Ok(Incoming::Message(message))) => {
                             outbox.received(&message);
                             inbox.held.hand_over(&inbox.tx, message);

@@ -30,9 +30,14 @@ impl Tls {
         host: &str,
         stream: Tracked<S>,
     ) -> Result<TlsStream<Tracked<S>>, Error> {
+        // The URL's host was checked when the machine was built; this is
+        // reported, never a panic, all the same.
         let name =
             rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|e| Error::Tls {
-                source: with_context("not a valid TLS server name", e),
+                source: Arc::new(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{host:?} is not a valid TLS server name ({e})"),
+                )),
             })?;
         self.connector
             .connect(name, stream)

@@ -7,7 +7,7 @@ use super::{Driver, Flow};
 use crate::{
     connection::engine::Socket,
     handoff::input::room,
-    policy::command::{Action, Phase, decide},
+    policy::command::{self, Connecting},
     types::Error,
 };
 
@@ -53,10 +53,10 @@ impl Driver {
                 result = &mut connect => {
                     return Ok(result.unwrap_or(Err(Error::HandshakeTimeout(limit))));
                 }
-                command = self.commands.recv() => match decide(Phase::Connecting, command) {
-                    Action::Quit => return Err(Flow::Quit { deadline: self.close_deadline() }),
-                    Action::Switch(mode) => self.mode = mode,
-                    Action::Reconnect | Action::Ping | Action::Ignore => {}
+                command = self.commands.recv() => match command::connecting(command) {
+                    Connecting::Quit => return Err(Flow::Quit { deadline: self.close_deadline() }),
+                    Connecting::Switch(mode) => self.mode = mode,
+                    Connecting::Ignore => {}
                 },
                 () = self.status.drain_one(), if self.status.has_backlog() => {}
                 permit = room(&self.inbox.tx), if self.inbox.is_held_up() => {

@@ -16,7 +16,7 @@ use crate::{
         link::{BATCH, IoEvent, Link},
     },
     handoff::input::room,
-    policy::command::{Action, Phase, decide},
+    policy::command::{self, Closing, Connected},
     types::{Command, Error, Message},
 };
 
@@ -106,7 +106,14 @@ impl Driver {
                     timer.as_mut().reset(link.deadline());
                 }
             }
-            Event::Io(IoEvent::Failed(error)) => return Then::Finish(Finish::Failed(error)),
+            Event::Io(IoEvent::Failed {
+                error,
+                close_queued: true,
+            }) => return Then::Finish(Finish::Failed(error)),
+            Event::Io(IoEvent::Failed {
+                error,
+                close_queued: false,
+            }) => return Then::End(self.lost(error)),
             Event::Io(IoEvent::Ended(error)) => return Then::End(self.lost(error)),
             Event::Output(None) => self.feed = Feed::Ended,
             Event::Output(Some(message)) => {
@@ -132,36 +139,53 @@ impl Driver {
         link: &mut Link,
         timer: Pin<&mut Sleep>,
     ) -> Then {
-        match decide(Phase::Connected, command) {
-            Action::Quit => Then::Finish(Finish::Quit),
-            Action::Reconnect => Then::Finish(Finish::Reconnect),
-            Action::Ping => match link.ping(Instant::now()) {
+        match command::connected(command) {
+            Connected::Quit => Then::Finish(Finish::Quit),
+            Connected::Reconnect => Then::Finish(Finish::Reconnect),
+            Connected::Ping => match link.ping(Instant::now()) {
                 Ok(()) => {
                     timer.reset(link.deadline());
                     Then::Continue
                 }
                 Err(error) => Then::End(self.lost(error)),
             },
-            Action::Switch(mode) => {
+            Connected::Switch(mode) => {
                 self.mode = mode;
                 Then::Continue
             }
-            Action::Ignore => Then::Continue,
         }
     }
 
-    /// Ends the connection on a path that waits, within the close timeout.
+    /// Ends the connection on a path that waits, within the close timeout,
+    /// still serving commands: a quit meanwhile stops the machine once this
+    /// is over, within the same deadline.
     async fn finish(&mut self, finish: Finish, link: &mut Link) -> Flow {
         let deadline = self.close_deadline();
-        match finish {
-            Finish::Quit => {
-                link.close(deadline, &mut self.inbox, &mut self.outbox)
-                    .await;
-                Flow::Quit { deadline }
+        let mut quit = matches!(finish, Finish::Quit);
+        {
+            let (inbox, outbox) = (&mut self.inbox, &mut self.outbox);
+            let ending = async {
+                match &finish {
+                    Finish::Quit | Finish::Reconnect => link.close(deadline, inbox, outbox).await,
+                    Finish::Failed(_) => link.flush_until(deadline).await,
+                }
+            };
+            tokio::pin!(ending);
+            loop {
+                tokio::select! {
+                    () = &mut ending => break,
+                    command = self.commands.recv(), if !quit => match command::closing(command) {
+                        Closing::Quit => quit = true,
+                        Closing::Switch(mode) => self.mode = mode,
+                        Closing::Ignore => {}
+                    },
+                }
             }
+        }
+        match finish {
+            Finish::Quit => Flow::Quit { deadline },
+            Finish::Reconnect if quit => Flow::Quit { deadline },
             Finish::Reconnect => {
-                link.close(deadline, &mut self.inbox, &mut self.outbox)
-                    .await;
                 self.outbox.connection_lost();
                 Flow::Go(
                     self.lifecycle
@@ -169,8 +193,9 @@ impl Driver {
                 )
             }
             Finish::Failed(error) => {
-                link.flush_until(deadline).await;
-                self.lost(error)
+                // The loss is reported either way; then the stop, if asked.
+                let flow = self.lost(error);
+                if quit { Flow::Quit { deadline } } else { flow }
             }
         }
     }

@@ -8,7 +8,7 @@ use tokio::time::sleep;
 use super::{Driver, Flow};
 use crate::{
     handoff::input::room,
-    policy::command::{Action, Phase, decide},
+    policy::command::{self, Waiting},
 };
 
 impl Driver {
@@ -19,11 +19,11 @@ impl Driver {
         loop {
             tokio::select! {
                 () = &mut timer => break,
-                command = self.commands.recv() => match decide(Phase::Waiting, command) {
-                    Action::Quit => return Flow::Quit { deadline: self.close_deadline() },
-                    Action::Reconnect => break,
-                    Action::Switch(mode) => self.mode = mode,
-                    Action::Ping | Action::Ignore => {}
+                command = self.commands.recv() => match command::waiting(command) {
+                    Waiting::Quit => return Flow::Quit { deadline: self.close_deadline() },
+                    Waiting::Reconnect => break,
+                    Waiting::Switch(mode) => self.mode = mode,
+                    Waiting::Ignore => {}
                 },
                 () = self.status.drain_one(), if self.status.has_backlog() => {}
                 permit = room(&self.inbox.tx), if self.inbox.is_held_up() => {

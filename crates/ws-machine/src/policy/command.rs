@@ -1,57 +1,94 @@
-//! What each command means in each phase, decided in one place.
+//! What each command means in each phase, decided in one place (the table
+//! is in `docs/design.md`, "Commands mean one thing per phase"; the test
+//! below checks it row by row).
 //!
-//! The match below lists every [`Command`] and, where the meaning depends on
-//! the phase, every [`Phase`], without wildcard arms: adding a command does
-//! not compile until each phase has been given a meaning for it.
+//! Each phase has its own answer type, listing only what can happen in that
+//! phase, and each function below matches every [`Command`] without a
+//! wildcard arm: adding a command does not compile until every phase has
+//! been given a meaning for it, and a phase cannot be handed an answer it
+//! does not handle.
 
 use crate::types::{Command, Mode};
 
-/// The phase the machine is in when a command arrives.
+/// While an attempt (TCP, TLS, upgrade) is under way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
-    /// An attempt (TCP, TLS, upgrade) is under way.
-    Connecting,
-    /// Waiting before the next attempt.
-    Waiting,
-    /// The connection is open.
-    Connected,
-}
-
-/// What the phase must do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Action {
-    /// Stop the machine (closing the connection, if one is open).
+pub(crate) enum Connecting {
     Quit,
-    /// Connect again now: close the open connection, or end the wait.
-    Reconnect,
-    /// Send a ping.
-    Ping,
-    /// Send plain bytes in this mode from now on.
     Switch(Mode),
-    /// Nothing: the command means nothing in this phase.
     Ignore,
 }
 
-/// What `command` means in `phase`; `None` (every command sender gone)
-/// means quit.
-pub(crate) fn decide(phase: Phase, command: Option<Command>) -> Action {
-    let Some(command) = command else {
-        return Action::Quit;
-    };
+/// While waiting before the next attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Waiting {
+    Quit,
+    /// End the wait: connect now.
+    Reconnect,
+    Switch(Mode),
+    Ignore,
+}
+
+/// While the connection is open: every command means something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Connected {
+    /// Close, then stop.
+    Quit,
+    /// Close, then connect again at once.
+    Reconnect,
+    Ping,
+    Switch(Mode),
+}
+
+/// While the connection is being closed or a failed one flushes its close
+/// frame (its deadline is already set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Closing {
+    /// Stop once the close is over, within the deadline already set.
+    Quit,
+    Switch(Mode),
+    Ignore,
+}
+
+/// A command while connecting; `None` (every command sender gone) means
+/// quit, in this and every other phase.
+pub(crate) fn connecting(command: Option<Command>) -> Connecting {
     match command {
-        Command::Quit => Action::Quit,
-        Command::UseText => Action::Switch(Mode::Text),
-        Command::UseBinary => Action::Switch(Mode::Binary),
-        Command::Ping => match phase {
-            Phase::Connected => Action::Ping,
-            // A ping needs a connection.
-            Phase::Connecting | Phase::Waiting => Action::Ignore,
-        },
-        Command::Reconnect => match phase {
-            Phase::Connected | Phase::Waiting => Action::Reconnect,
-            // A new connection is already being made.
-            Phase::Connecting => Action::Ignore,
-        },
+        None | Some(Command::Quit) => Connecting::Quit,
+        Some(Command::UseText) => Connecting::Switch(Mode::Text),
+        Some(Command::UseBinary) => Connecting::Switch(Mode::Binary),
+        Some(Command::Ping | Command::Reconnect) => Connecting::Ignore,
+    }
+}
+
+/// A command while waiting.
+pub(crate) fn waiting(command: Option<Command>) -> Waiting {
+    match command {
+        None | Some(Command::Quit) => Waiting::Quit,
+        Some(Command::Reconnect) => Waiting::Reconnect,
+        Some(Command::UseText) => Waiting::Switch(Mode::Text),
+        Some(Command::UseBinary) => Waiting::Switch(Mode::Binary),
+        Some(Command::Ping) => Waiting::Ignore,
+    }
+}
+
+/// A command while connected.
+pub(crate) fn connected(command: Option<Command>) -> Connected {
+    match command {
+        None | Some(Command::Quit) => Connected::Quit,
+        Some(Command::Reconnect) => Connected::Reconnect,
+        Some(Command::Ping) => Connected::Ping,
+        Some(Command::UseText) => Connected::Switch(Mode::Text),
+        Some(Command::UseBinary) => Connected::Switch(Mode::Binary),
+    }
+}
+
+/// A command while closing.
+pub(crate) fn closing(command: Option<Command>) -> Closing {
+    match command {
+        None | Some(Command::Quit) => Closing::Quit,
+        Some(Command::UseText) => Closing::Switch(Mode::Text),
+        Some(Command::UseBinary) => Closing::Switch(Mode::Binary),
+        Some(Command::Ping | Command::Reconnect) => Closing::Ignore,
     }
 }
 
@@ -59,38 +96,75 @@ pub(crate) fn decide(phase: Phase, command: Option<Command>) -> Action {
 mod tests {
     use super::*;
 
+    /// The table of `docs/design.md`, row by row.
     #[test]
     fn the_table() {
-        use Action::{Ignore, Ping, Quit, Reconnect, Switch};
-        use Phase::{Connected, Connecting, Waiting};
+        let text = Mode::Text;
+        let binary = Mode::Binary;
         let rows = [
-            (Command::Quit, [Quit, Quit, Quit]),
-            (Command::Ping, [Ignore, Ignore, Ping]),
             (
-                Command::UseText,
-                [Switch(Mode::Text), Switch(Mode::Text), Switch(Mode::Text)],
+                Some(Command::Quit),
+                (
+                    Connecting::Quit,
+                    Waiting::Quit,
+                    Connected::Quit,
+                    Closing::Quit,
+                ),
             ),
             (
-                Command::UseBinary,
-                [
-                    Switch(Mode::Binary),
-                    Switch(Mode::Binary),
-                    Switch(Mode::Binary),
-                ],
+                None,
+                (
+                    Connecting::Quit,
+                    Waiting::Quit,
+                    Connected::Quit,
+                    Closing::Quit,
+                ),
             ),
-            (Command::Reconnect, [Ignore, Reconnect, Reconnect]),
+            (
+                Some(Command::Reconnect),
+                (
+                    Connecting::Ignore,
+                    Waiting::Reconnect,
+                    Connected::Reconnect,
+                    Closing::Ignore,
+                ),
+            ),
+            (
+                Some(Command::Ping),
+                (
+                    Connecting::Ignore,
+                    Waiting::Ignore,
+                    Connected::Ping,
+                    Closing::Ignore,
+                ),
+            ),
+            (
+                Some(Command::UseText),
+                (
+                    Connecting::Switch(text),
+                    Waiting::Switch(text),
+                    Connected::Switch(text),
+                    Closing::Switch(text),
+                ),
+            ),
+            (
+                Some(Command::UseBinary),
+                (
+                    Connecting::Switch(binary),
+                    Waiting::Switch(binary),
+                    Connected::Switch(binary),
+                    Closing::Switch(binary),
+                ),
+            ),
         ];
-        for (command, actions) in rows {
-            for (phase, action) in [Connecting, Waiting, Connected].into_iter().zip(actions) {
-                assert_eq!(
-                    decide(phase, Some(command)),
-                    action,
-                    "{command:?} {phase:?}"
-                );
-            }
-        }
-        for phase in [Connecting, Waiting, Connected] {
-            assert_eq!(decide(phase, None), Quit, "senders gone while {phase:?}");
+        for (command, expected) in rows {
+            let answers = (
+                connecting(command),
+                waiting(command),
+                connected(command),
+                closing(command),
+            );
+            assert_eq!(answers, expected, "{command:?}");
         }
     }
 }

@@ -161,8 +161,8 @@ impl Builder {
 
     /// A function called before every connection attempt; the headers it
     /// returns are added to the fixed ones (replacing every value of the
-    /// names it sets; repeated names keep all their values). Use it for credentials that change, such as a renewed token.
-    /// It runs on the machine's task, so it must be quick: refresh tokens
+    /// names it sets; repeated names keep all their values). Use it for
+    /// credentials that change, such as a renewed token. It runs on the machine's task, so it must be quick: refresh tokens
     /// elsewhere and only read the current one here. If it returns a header
     /// the handshake sets itself, the machine stops with a final
     /// [`Error::InvalidHeader`]. Default: none.

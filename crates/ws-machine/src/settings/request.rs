@@ -92,6 +92,8 @@ mod tests {
     #[test]
     fn computed_headers_replace_every_value_of_their_names_and_keep_their_own() {
         let mut fixed = HeaderMap::new();
+        fixed.append("x-trace", HeaderValue::from_static("old-1"));
+        fixed.append("x-trace", HeaderValue::from_static("old-2"));
         fixed.append("cookie", HeaderValue::from_static("a=1"));
         fixed.append("cookie", HeaderValue::from_static("b=2"));
         fixed.append("x-fixed", HeaderValue::from_static("kept"));

@@ -86,8 +86,11 @@ pub enum Error {
     #[error("no tokio runtime: start the machine from inside a tokio runtime")]
     NoRuntime,
 
-    /// The host name could not be resolved, or the TCP connection could not be
-    /// opened (refused, unreachable). Retried: the server may come back.
+    /// The byte stream to the server could not be opened: the host name could
+    /// not be resolved, the TCP connection was refused or the host is
+    /// unreachable, or the caller's dialer
+    /// ([`Builder::dialer`](crate::Builder::dialer)) failed. Retried: the
+    /// server may come back.
     #[error("cannot connect to {host}:{port}: {source}")]
     Connect {
         /// The host that was dialled.
@@ -153,7 +156,7 @@ pub enum Error {
 
     /// The connection broke: reset, or ended without a close frame. Retried.
     #[error("connection lost: {0}")]
-    ConnectionLost(Arc<io::Error>),
+    ConnectionLost(#[source] Arc<io::Error>),
 
     /// No frame (pong or anything else) arrived within the pong timeout after
     /// a ping: the peer is dead or frozen, even if TCP is still open. Retried.
@@ -208,7 +211,8 @@ pub enum Error {
     GaveUp {
         /// How many attempts failed in a row.
         attempts: u32,
-        /// The error of the last attempt.
+        /// The error of the last attempt (also its [`source`](std::error::Error::source)).
+        #[source]
         last: Box<Error>,
     },
 }
@@ -408,6 +412,20 @@ mod tests {
             "{text}"
         );
         let context = error.source().expect("the context");
+        assert!(
+            Error::ConnectionLost(Arc::new(io::Error::from(io::ErrorKind::ConnectionReset)))
+                .source()
+                .is_some()
+        );
+        let gave_up = Error::GaveUp {
+            attempts: 3,
+            last: Box::new(Error::HandshakeTimeout(Duration::from_secs(1))),
+        };
+        let last = gave_up.source().expect("the last attempt's error");
+        assert!(
+            last.to_string().contains("handshake did not complete"),
+            "{last}"
+        );
         let io = context
             .source()
             .and_then(|e| e.downcast_ref::<io::Error>())

@@ -115,10 +115,16 @@ fn host_range(url: &str, uri: &Uri) -> Result<(usize, usize), Error> {
     if trimmed.is_empty() {
         return Err(no_host());
     }
-    let in_authority = (host.as_ptr() as usize) - (authority.as_str().as_ptr() as usize)
-        + usize::from(host.starts_with('['));
-    let start = url.find("://").ok_or_else(no_host)? + 3 + in_authority;
-    match url.get(start..start + trimmed.len()) {
+    // A wrong offset (were `http` to return a copy) fails the check below.
+    let in_authority = (host.as_ptr() as usize)
+        .wrapping_sub(authority.as_str().as_ptr() as usize)
+        .wrapping_add(usize::from(host.starts_with('[')));
+    let start = url
+        .find("://")
+        .ok_or_else(no_host)?
+        .saturating_add(3)
+        .saturating_add(in_authority);
+    match url.get(start..start.saturating_add(trimmed.len())) {
         Some(found) if found == trimmed => Ok((start, trimmed.len())),
         _ => Err(no_host()),
     }
