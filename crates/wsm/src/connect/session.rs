@@ -220,7 +220,7 @@ pub(crate) async fn run(settings: Settings, console: Console) -> Result<Ending, 
     // Received but not handed over before `input` closed (the close timeout
     // cut it short): still printed, they arrived.
     for message in &leftovers.received {
-        session.print(message);
+        session.deliver(message);
     }
     let undelivered: Vec<Message> = leftovers
         .unsent
@@ -334,17 +334,23 @@ impl Session {
     }
 
     async fn on_message(&mut self, message: &Message) {
-        if self.count.is_some_and(|n| self.received >= n) {
-            // `-n` reached: the rest is not wanted.
-            return;
-        }
-        if !self.print(message) {
-            return;
-        }
-        self.received += 1;
-        if self.count == Some(self.received) {
+        if self.deliver(message) && self.count == Some(self.received) {
             self.quit(Reason::Count).await;
         }
+    }
+
+    /// Prints a received message and counts it, unless `-n` was reached;
+    /// whether it was printed.
+    fn deliver(&mut self, message: &Message) -> bool {
+        if self.count.is_some_and(|n| self.received >= n) {
+            // `-n` reached: the rest is not wanted.
+            return false;
+        }
+        if !self.print(message) {
+            return false;
+        }
+        self.received += 1;
+        true
     }
 
     /// Prints a received message; false if stdout failed (the session is
