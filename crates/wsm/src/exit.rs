@@ -81,7 +81,8 @@ impl Exit {
                 if line.len() + 1 + word.len() > 78 {
                     table.push_str(&line);
                     table.push('\n');
-                    line = " ".repeat(6);
+                    // Under the text of the first line.
+                    line = " ".repeat(7);
                 } else {
                     line.push(' ');
                 }
@@ -129,6 +130,16 @@ mod tests {
             );
         }
         assert!(table.lines().all(|line| line.len() <= 78), "{table}");
+    }
+
+    #[test]
+    fn the_readme_shows_the_same_table() {
+        let readme = include_str!("../../../README.md");
+        assert!(
+            readme.contains(&format!("```text\n{}```", Exit::table())),
+            "README.md's exit status section differs from:\n{}",
+            Exit::table()
+        );
     }
 
     #[test]
