@@ -16,6 +16,11 @@ pub struct Local {
 impl Local {
     /// A server on a port the system chooses.
     pub fn start() -> Self {
+        Self::start_with(Config::default())
+    }
+
+    /// A server with these faults, on a port the system chooses.
+    pub fn start_with(config: Config) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -23,7 +28,7 @@ impl Local {
             .expect("a runtime for the server");
         let server = {
             let _inside = rt.enter();
-            Server::start(Config::default()).expect("start the echo server")
+            Server::start(config).expect("start the echo server")
         };
         let addr = server.addr();
         Self {
