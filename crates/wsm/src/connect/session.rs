@@ -81,7 +81,8 @@ struct Session {
     phase: Phase,
     /// The machine's state, from the last status that changed it.
     state: Option<State>,
-    /// Messages read but not yet handed to `output` (it was full).
+    /// Messages read but not yet handed to `output` (at most one from a
+    /// pipe; typed lines wait here while `output` is full).
     pending: VecDeque<Message>,
     input_ended: bool,
     /// `Quit` has been sent (closing after a failed write waits for the
@@ -190,7 +191,8 @@ pub(crate) async fn run(settings: Settings, console: Console) -> Result<Ending, 
                 Some(message) => session.on_message(&message).await,
                 None => input_open = false,
             },
-            // Lines that did not fit go in as room appears.
+            // Lines read go to `output` as it has room; while it is full,
+            // no more are read.
             permit = output.reserve(), if output_open && !session.pending.is_empty() => match permit {
                 Ok(permit) => {
                     if let Some(message) = session.pending.pop_front() {
