@@ -156,7 +156,9 @@ mod tests {
         };
         assert_eq!(Exit::for_machine(&gave_up), Exit::GaveUp);
         assert_eq!(
-            Exit::for_machine(&ws_machine::Error::Tls("expired".into())),
+            Exit::for_machine(&ws_machine::Error::PongTimeout(
+                std::time::Duration::from_secs(1)
+            )),
             Exit::Failure
         );
     }
