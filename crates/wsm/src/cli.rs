@@ -1,24 +1,32 @@
 //! The command line: raw flags as clap parses them, and the one step that
-//! turns each subcommand's flags into the settings it runs with.
+//! turns each subcommand's flags into the settings it runs with (`wsm
+//! connect`'s flags live in `connect::args`).
 
-use std::{net::SocketAddr, time::Duration};
+use std::{ffi::OsString, net::SocketAddr, time::Duration};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::connect::args::ConnectArgs;
 
 /// The parsed command line.
 #[derive(Debug, Parser)]
 #[command(
     name = "wsm",
     version,
-    about = "A resilient WebSocket client, shown at work",
-    long_about = "A resilient WebSocket client, shown at work.\n\n\
-        ws-machine keeps a WebSocket connection up: it reconnects with \
-        backoff, detects dead peers with pings and never silently drops a \
-        message. `wsm demo` shows that against a local server it stops and \
-        restarts; `wsm echo-server` runs that server on its own.",
+    about = "A resilient WebSocket client",
+    long_about = "A resilient WebSocket client.\n\n\
+        `wsm connect URL` (or `wsm URL`) sends each line of stdin as a message \
+        and prints each message received, one per line. It stays up: it \
+        reconnects with backoff, detects dead peers with pings and delivers \
+        lines typed while disconnected once it is back. `wsm demo` shows that \
+        against a local server it stops and restarts; `wsm echo-server` runs \
+        that server on its own.",
     after_help = "Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=ws_machine=debug) \
-        to see more than warnings.",
-    propagate_version = true
+        to see more than warnings.\n\n\
+        Run `wsm connect --help` for every flag of the client, its examples \
+        and its exit codes.",
+    propagate_version = true,
+    arg_required_else_help = true
 )]
 pub(crate) struct Args {
     #[command(subcommand)]
@@ -28,6 +36,9 @@ pub(crate) struct Args {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Connect to a WebSocket server: stdin lines out, messages in (also
+    /// `wsm URL`).
+    Connect(Box<ConnectArgs>),
     /// Watch a machine lose its server, reconnect and deliver what was queued.
     ///
     /// Starts a local echo server on 127.0.0.1, connects a machine to it and
@@ -44,6 +55,56 @@ pub(crate) enum Command {
     /// `listening on ws://ADDR/` once it accepts connections. This is the
     /// neutral server of the benchmarks.
     EchoServer(EchoServerArgs),
+    /// Print a shell completion script to stdout.
+    ///
+    /// For example: `wsm completions bash > ~/.local/share/bash-completion/completions/wsm`.
+    Completions(CompletionsArgs),
+}
+
+/// Parses the process's arguments, with `wsm URL ...` read as
+/// `wsm connect URL ...`. Bad flags and `--help` end the process here, with
+/// clap's message and exit code (2 for bad usage).
+pub(crate) fn parse() -> Args {
+    Args::parse_from(with_shorthand(std::env::args_os()))
+}
+
+/// Inserts `connect` where `wsm ...` means it: `wsm ws://host/` and
+/// `wsm -b ws://host/` are `wsm connect ...`. That is when the first
+/// argument is not a subcommand and either is not a flag (anything else
+/// than a URL is then reported as an invalid URL, which says what a URL
+/// must look like) or is a flag other than help and version followed
+/// somewhere by a URL.
+pub(crate) fn with_shorthand(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut args: Vec<OsString> = args.into_iter().collect();
+    let Some(first) = args.get(1).and_then(|a| a.to_str()) else {
+        return args;
+    };
+    let command = Args::command();
+    let is_subcommand = first == "help"
+        || command
+            .get_subcommands()
+            .any(|sub| sub.get_name() == first || sub.get_all_aliases().any(|a| a == first));
+    let top_flag = ["-h", "--help", "-V", "--version"].contains(&first);
+    let has_url = args[1..]
+        .iter()
+        .any(|a| a.to_str().is_some_and(|a| a.contains("://")));
+    let connect = if first.starts_with('-') {
+        !top_flag && has_url
+    } else {
+        !is_subcommand
+    };
+    if connect {
+        args.insert(1, "connect".into());
+    }
+    args
+}
+
+/// Flags of `wsm completions`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell to write the script for.
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
 }
 
 /// Flags of `wsm demo`.
@@ -129,8 +190,40 @@ mod tests {
 
     #[test]
     fn clap_definition_is_valid() {
-        use clap::CommandFactory;
         Args::command().debug_assert();
+    }
+
+    fn shorthand(args: &[&str]) -> Vec<String> {
+        with_shorthand(args.iter().map(OsString::from))
+            .into_iter()
+            .map(|a| a.into_string().expect("UTF-8"))
+            .collect()
+    }
+
+    #[test]
+    fn a_url_first_means_connect() {
+        assert_eq!(
+            shorthand(&["wsm", "ws://127.0.0.1:1/", "-n", "1"]),
+            ["wsm", "connect", "ws://127.0.0.1:1/", "-n", "1"]
+        );
+        assert_eq!(
+            shorthand(&["wsm", "-H", "X: y", "ws://h/"]),
+            ["wsm", "connect", "-H", "X: y", "ws://h/"]
+        );
+        // Not a URL either: reported as an invalid URL by `connect`.
+        assert_eq!(shorthand(&["wsm", "localhost:80"])[1], "connect");
+        for kept in [
+            &["wsm", "demo", "--quick"][..],
+            &["wsm", "echo-server"],
+            &["wsm", "connect", "ws://x/"],
+            &["wsm", "help"],
+            &["wsm", "--help"],
+            &["wsm", "--version"],
+            &["wsm", "--bogus"],
+            &["wsm"],
+        ] {
+            assert_eq!(shorthand(kept), kept, "{kept:?}");
+        }
     }
 
     #[test]

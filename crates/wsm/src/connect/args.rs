@@ -1,0 +1,581 @@
+//! `wsm connect`'s flags as clap parses them, and the one step that turns
+//! them into [`Settings`].
+//!
+//! Names follow websocat and wscat where those tools have the flag
+//! (`-H/--header`, `--origin`, `--auth`, `-x/--execute`, `-w/--wait`,
+//! `--slash`, `-b/--binary`, `-t/--text`, `--binary-prefix`,
+//! `--ping-interval`), and the library's option names otherwise. Defaults
+//! are the library's, shown in `--help`; a unit test keeps them equal.
+
+use std::{fmt, path::PathBuf, time::Duration};
+
+use base64::Engine as _;
+use clap::{ValueEnum, builder::RangedU64ValueParser};
+use ws_machine::Message;
+
+use super::{
+    lines::{LineParser, Mode, Parsed},
+    settings::{Connection, Settings},
+};
+use crate::{error::Error, exit};
+
+/// Examples and slash commands, shown by `--help` after the flags.
+const EXAMPLES: &str = concat!(
+    "EXAMPLES:\n",
+    "  Talk to a server, one line per message:\n",
+    "    wsm wss://echo.example.com/\n",
+    "  Pipe into jq (each message is flushed at once):\n",
+    "    wsm --no-stdin wss://feed.example.com/prices | jq --unbuffered .price\n",
+    "  Subscribe on every (re)connection, stop after 10 messages:\n",
+    "    wsm -x '{\"op\":\"subscribe\",\"topic\":\"BTC-USD\"}' -n 10 --no-stdin wss://feed.example.com/\n",
+    "  A token that expires: fetched again before every attempt:\n",
+    "    wsm --header-cmd 'echo \"Authorization: Bearer $(get-token)\"' wss://api.example.com/ws\n",
+    "  Send a batch, wait 2 s for the answers, exit:\n",
+    "    wsm -w 2s ws://127.0.0.1:9001/ < requests.txt\n",
+    "  One binary message from a text line, binary answers as hex:\n",
+    "    echo 'base64:3q2+7w==' | wsm --binary-out hex ws://127.0.0.1:9001/\n",
+    "  Statuses as JSON lines for a script:\n",
+    "    wsm --status json ws://127.0.0.1:9001/ 2> >(jq -c 'select(.state == \"DISCONNECTED\")')\n",
+    "\n",
+    "INTERACTIVE USE (stdin is a terminal, or --slash):\n",
+    "  /ping                 send a ping (no answer within --pong-timeout: reconnect)\n",
+    "  /reconnect            close this connection and connect again at once\n",
+    "  /text, /binary        send the following lines as text or as binary\n",
+    "  /close                close the connection now and exit\n",
+    "  /quit                 deliver what is queued, close cleanly, exit (like Ctrl-D)\n",
+    "  /help                 list these commands\n",
+    "  //anything            send \"/anything\"\n",
+    "  Status lines are printed above the line being typed. Ctrl-C closes cleanly and\n",
+    "  prints what was not delivered; a second Ctrl-C exits at once.\n",
+    "\n",
+);
+
+/// What `--help` shows after the flags: examples, slash commands, and the
+/// exit codes (from [`exit::Exit`], their one source).
+fn after_long_help() -> String {
+    format!("{EXAMPLES}EXIT CODES:\n{}", exit::Exit::table())
+}
+
+/// Flags of `wsm connect`.
+#[derive(Debug, clap::Args)]
+#[command(
+    about = "Connect to a WebSocket server: stdin lines out, messages in",
+    long_about = "Connect to a WebSocket server and keep the connection up.\n\n\
+        Each line of stdin becomes a message; each message received goes to \
+        stdout, one per line, flushed at once. Every change of status goes to \
+        stderr. Through disconnects, lines typed meanwhile wait and are sent \
+        after reconnecting. When stdin ends, wsm delivers what is queued \
+        (reconnecting if it must), closes cleanly and exits 0.\n\n\
+        Binary messages received are printed as `base64:` and their Base64 by \
+        default (--binary-out), which never upsets a terminal and can be sent \
+        back as is: a line starting with the binary prefix is sent as one \
+        binary message.\n\n\
+        `wsm URL` is short for `wsm connect URL`.",
+    after_help = "Run with --help for examples, slash commands and exit codes.",
+    after_long_help = after_long_help()
+)]
+pub(crate) struct ConnectArgs {
+    /// The server's URL: ws://HOST:PORT/PATH or wss://HOST/PATH (the port is optional).
+    #[arg(value_name = "URL")]
+    pub(crate) url: String,
+
+    // ---- Messages -----------------------------------------------------
+    /// Send lines as text messages (the default).
+    #[arg(short = 't', long, help_heading = "Messages")]
+    pub(crate) text: bool,
+    /// Send lines as binary messages.
+    #[arg(short = 'b', long, conflicts_with = "text", help_heading = "Messages")]
+    pub(crate) binary: bool,
+    /// A line starting with PREFIX is Base64 after it and goes out as one
+    /// binary message; binary messages received are printed with it
+    /// (--binary-out base64). An empty PREFIX turns this off.
+    #[arg(
+        long,
+        value_name = "PREFIX",
+        default_value = "base64:",
+        help_heading = "Messages"
+    )]
+    pub(crate) binary_prefix: String,
+    /// How to print binary messages received: `base64` (the prefix and
+    /// Base64, one line each), `hex` (lowercase hex, one line each) or `raw`
+    /// (the bytes as they are, nothing added).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "MODE",
+        default_value_t = BinaryOut::Base64,
+        help_heading = "Messages"
+    )]
+    pub(crate) binary_out: BinaryOut,
+    /// A message sent first on every connection, before anything queued
+    /// (subscribe, authenticate). Repeatable; after those of --on-connect.
+    #[arg(
+        short = 'x',
+        long = "execute",
+        value_name = "MSG",
+        help_heading = "Messages"
+    )]
+    pub(crate) execute: Vec<String>,
+    /// A file whose lines are sent first on every connection, like -x.
+    #[arg(long, value_name = "FILE", help_heading = "Messages")]
+    pub(crate) on_connect: Option<PathBuf>,
+    /// Do not read stdin: only print what the server sends (feeds). Runs
+    /// until Ctrl-C, -n, or the connection fails for good.
+    #[arg(long, help_heading = "Messages")]
+    pub(crate) no_stdin: bool,
+    /// Read slash commands (/ping, /reconnect, ...) from stdin even when it
+    /// is not a terminal.
+    #[arg(long, help_heading = "Messages")]
+    pub(crate) slash: bool,
+
+    // ---- Ending -------------------------------------------------------
+    /// Exit (0) after N messages received.
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "N",
+        value_parser = RangedU64ValueParser::<u64>::new().range(1..),
+        help_heading = "Ending"
+    )]
+    pub(crate) count: Option<u64>,
+    /// After stdin ends and everything queued is sent, wait this long for
+    /// answers before closing (default: close at once).
+    #[arg(short = 'w', long, value_name = "DURATION", value_parser = duration, help_heading = "Ending")]
+    pub(crate) wait: Option<Duration>,
+
+    // ---- Status -------------------------------------------------------
+    /// How status lines are printed on stderr: `human`
+    /// (`12:00:01.234 CONNECTED ws://...`) or `json` (one object per line,
+    /// with the close code, HTTP status and error of each disconnection).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FORMAT",
+        default_value_t = StatusFormat::Human,
+        help_heading = "Status"
+    )]
+    pub(crate) status: StatusFormat,
+
+    // ---- Handshake ----------------------------------------------------
+    /// A request header, 'Name: value'. Repeatable.
+    #[arg(
+        short = 'H',
+        long = "header",
+        value_name = "NAME: VALUE",
+        value_parser = header,
+        help_heading = "Handshake"
+    )]
+    pub(crate) headers: Vec<HeaderArg>,
+    /// A shell command run before every connection attempt; each line it
+    /// prints is a header 'Name: value' (for tokens that expire). It must
+    /// finish within 5 s; while it runs nothing else is printed.
+    #[arg(long, value_name = "CMD", help_heading = "Handshake")]
+    pub(crate) header_cmd: Option<String>,
+    /// The Origin header.
+    #[arg(short = 'o', long, value_name = "ORIGIN", help_heading = "Handshake")]
+    pub(crate) origin: Option<String>,
+    /// Basic authentication: an `Authorization: Basic` header.
+    #[arg(long, value_name = "USER:PASS", value_parser = auth, help_heading = "Handshake")]
+    pub(crate) auth: Option<Secret>,
+
+    // ---- Connection ---------------------------------------------------
+    /// Send a ping after this long without receiving anything.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = positive_duration, help_heading = "Connection")]
+    pub(crate) ping_interval: Duration,
+    /// After a ping, the connection is dead if nothing arrives within this
+    /// long; wsm reconnects.
+    #[arg(long, visible_alias = "ping-timeout", value_name = "DURATION", default_value = "10s", value_parser = positive_duration, help_heading = "Connection")]
+    pub(crate) pong_timeout: Duration,
+    /// Limit for one attempt: DNS, TCP, TLS and the upgrade together.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive_duration, help_heading = "Connection")]
+    pub(crate) handshake_timeout: Duration,
+    /// The connection is dead if a write makes no progress for this long.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive_duration, help_heading = "Connection")]
+    pub(crate) write_timeout: Duration,
+    /// How long closing waits for the server's answer to the close frame.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = duration, help_heading = "Connection")]
+    pub(crate) close_timeout: Duration,
+    /// The shortest wait between failed attempts (exponential backoff with
+    /// jitter).
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = duration, help_heading = "Connection")]
+    pub(crate) backoff_initial: Duration,
+    /// The longest wait between failed attempts.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration, help_heading = "Connection")]
+    pub(crate) backoff_max: Duration,
+    /// Give up (exit 4) after N failed attempts in a row (default: never).
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = RangedU64ValueParser::<u32>::new().range(1..),
+        help_heading = "Connection"
+    )]
+    pub(crate) max_retries: Option<u32>,
+    /// A connection that lasted less than this counts as a failed attempt
+    /// (backoff instead of an immediate reconnect).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration, help_heading = "Connection")]
+    pub(crate) min_uptime: Duration,
+    /// How many messages can wait while disconnected; when full, wsm stops
+    /// reading stdin until there is room.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "1024",
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..),
+        help_heading = "Connection"
+    )]
+    pub(crate) queue: usize,
+    /// The largest message in either direction, in bytes (suffixes KiB,
+    /// MiB, GiB). A larger one received ends the connection (code 1009);
+    /// one to send is refused.
+    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = size, help_heading = "Connection")]
+    pub(crate) max_message_size: usize,
+}
+
+/// How binary messages received are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum BinaryOut {
+    /// The bytes as received, nothing added.
+    Raw,
+    /// The binary prefix and the Base64 of the bytes, one line each.
+    Base64,
+    /// The bytes in lowercase hex, one line each.
+    Hex,
+}
+
+/// How status lines are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum StatusFormat {
+    /// `12:00:01.234 CONNECTED ws://...`
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A text that must never be shown: header values and credentials. Its
+/// `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Secret(pub(crate) String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<hidden>")
+    }
+}
+
+/// One `-H 'Name: value'`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HeaderArg {
+    pub(crate) name: String,
+    pub(crate) value: Secret,
+}
+
+/// `Name: value` (one optional space after the colon, as curl and websocat
+/// take it). The value is never repeated in an error.
+pub(crate) fn header(text: &str) -> Result<HeaderArg, String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or("expected 'Name: value', with a colon after the name")?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err("expected 'Name: value': the name is empty".into());
+    }
+    Ok(HeaderArg {
+        name: name.to_owned(),
+        value: Secret(value.trim().to_owned()),
+    })
+}
+
+fn auth(text: &str) -> Result<Secret, String> {
+    if !text.contains(':') {
+        return Err("expected USER:PASS, with a colon between them".into());
+    }
+    Ok(Secret(text.to_owned()))
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{e}: expected a duration such as 500ms, 5s or 2m"))
+}
+
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match duration(text)? {
+        d if d.is_zero() => Err("must be longer than zero".into()),
+        d => Ok(d),
+    }
+}
+
+/// Bytes, with an optional binary suffix: `4096`, `64KiB`, `16MiB`.
+fn size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "KiB" | "K" | "k" => 10,
+        "MiB" | "M" => 20,
+        "GiB" | "G" => 30,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?}: use bytes or KiB, MiB, GiB"
+            ));
+        }
+    };
+    let number: usize = digits
+        .parse()
+        .map_err(|_| format!("expected a size such as 65536 or 16MiB, not {text:?}"))?;
+    match number.checked_shl(shift).filter(|n| n >> shift == number) {
+        Some(0) => Err("must be at least 1 byte".into()),
+        Some(n) => Ok(n),
+        None => Err(format!("{text} is too large")),
+    }
+}
+
+impl ConnectArgs {
+    /// Checks what clap cannot and reads `--on-connect`: the settings the
+    /// session runs with.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Usage`] for flags that do not fit together or a file that
+    /// cannot be read or holds a line that cannot be sent.
+    pub(crate) fn settings(self) -> Result<Settings, Error> {
+        if self.backoff_initial > self.backoff_max {
+            return Err(Error::Usage(format!(
+                "--backoff-initial ({}) is longer than --backoff-max ({})",
+                humantime::format_duration(self.backoff_initial),
+                humantime::format_duration(self.backoff_max)
+            )));
+        }
+        let mode = if self.binary {
+            Mode::Binary
+        } else {
+            Mode::Text
+        };
+        let prefix = (!self.binary_prefix.is_empty()).then_some(self.binary_prefix);
+        // Slash commands are for typed lines, not for -x or the file.
+        let parser = LineParser::new(mode, prefix.clone(), false);
+
+        let mut on_connect = Vec::new();
+        if let Some(path) = &self.on_connect {
+            let text = std::fs::read(path).map_err(|source| Error::File {
+                path: path.clone(),
+                source,
+            })?;
+            for (n, line) in text.split(|&b| b == b'\n').enumerate() {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                if line.is_empty() {
+                    continue;
+                }
+                on_connect.push(startup_message(&parser, line, || {
+                    format!("{} line {}", path.display(), n + 1)
+                })?);
+            }
+        }
+        for (n, text) in self.execute.iter().enumerate() {
+            on_connect.push(startup_message(&parser, text.as_bytes(), || {
+                format!("-x number {}", n + 1)
+            })?);
+        }
+
+        let mut headers: Vec<(String, Secret)> = self
+            .headers
+            .into_iter()
+            .map(|h| (h.name, h.value))
+            .collect();
+        if let Some(origin) = self.origin {
+            headers.push(("Origin".into(), Secret(origin)));
+        }
+        if let Some(Secret(credentials)) = self.auth {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+            headers.push(("Authorization".into(), Secret(format!("Basic {encoded}"))));
+        }
+
+        Ok(Settings {
+            url: self.url,
+            headers,
+            header_cmd: self.header_cmd,
+            on_connect,
+            connection: Connection {
+                ping_interval: self.ping_interval,
+                pong_timeout: self.pong_timeout,
+                handshake_timeout: self.handshake_timeout,
+                write_timeout: self.write_timeout,
+                close_timeout: self.close_timeout,
+                backoff_initial: self.backoff_initial,
+                backoff_max: self.backoff_max,
+                max_attempts: self.max_retries,
+                min_uptime: self.min_uptime,
+                queue_capacity: self.queue,
+                max_message_size: self.max_message_size,
+            },
+            mode,
+            binary_prefix: prefix,
+            binary_out: self.binary_out,
+            status: self.status,
+            read_stdin: !self.no_stdin,
+            slash: self.slash,
+            count: self.count,
+            wait: self.wait,
+        })
+    }
+}
+
+/// A message of `-x` or `--on-connect`, or a usage error saying which one is
+/// wrong.
+fn startup_message(
+    parser: &LineParser,
+    line: &[u8],
+    which: impl Fn() -> String,
+) -> Result<Message, Error> {
+    match parser.parse(line) {
+        Parsed::Send(message) => Ok(message),
+        Parsed::Refused(why) => Err(Error::Usage(format!("{}: {why}", which()))),
+        // Slash commands are off for these lines.
+        Parsed::Command(_) | Parsed::Unknown(_) => Err(Error::Usage(format!(
+            "{}: slash commands cannot be sent first",
+            which()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: ConnectArgs,
+    }
+
+    fn parse(args: &[&str]) -> ConnectArgs {
+        Wrapper::try_parse_from(std::iter::once("connect").chain(args.iter().copied()))
+            .expect("valid flags")
+            .args
+    }
+
+    #[test]
+    fn defaults_are_the_librarys() {
+        let url = "ws://127.0.0.1:9/";
+        let ours = parse(&[url]).settings().expect("valid").builder();
+        let library = ws_machine::Machine::builder(url);
+        assert_eq!(format!("{ours:?}"), format!("{library:?}"));
+    }
+
+    #[test]
+    fn headers_take_one_optional_space() {
+        let h = header("X-Token:  abc ").expect("valid");
+        assert_eq!((h.name.as_str(), h.value.0.as_str()), ("X-Token", "abc"));
+        let h = header("Accept:text/plain").expect("valid");
+        assert_eq!(h.value.0, "text/plain");
+        assert!(header("no colon").is_err());
+        assert!(header(": value").is_err());
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug() {
+        let args = parse(&[
+            "ws://127.0.0.1:9/",
+            "-H",
+            "Authorization: Bearer s3cret",
+            "--auth",
+            "me:pa55word",
+        ]);
+        let shown = format!("{args:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("pa55word"),
+            "{shown}"
+        );
+        let settings = args.settings().expect("valid");
+        let shown = format!("{:?}", settings.headers);
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("bWU6cGE1NXdvcmQ"),
+            "{shown}"
+        );
+        // The header itself is right.
+        assert_eq!(settings.headers[1].0, "Authorization");
+        assert_eq!(settings.headers[1].1.0, "Basic bWU6cGE1NXdvcmQ=");
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(size("4096"), Ok(4096));
+        assert_eq!(size("64KiB"), Ok(64 * 1024));
+        assert_eq!(size("16MiB"), Ok(16 * 1024 * 1024));
+        assert!(size("0").is_err());
+        assert!(size("12 parsecs").is_err());
+        assert!(size("99999999999999999999GiB").is_err());
+        assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(positive_duration("0s").is_err());
+        assert!(duration("soon").is_err());
+    }
+
+    #[test]
+    fn inverted_backoff_is_a_usage_error() {
+        let err = parse(&[
+            "ws://127.0.0.1:9/",
+            "--backoff-initial",
+            "2s",
+            "--backoff-max",
+            "1s",
+        ])
+        .settings()
+        .expect_err("inverted");
+        assert!(err.to_string().contains("--backoff-initial (2s)"), "{err}");
+    }
+
+    #[test]
+    fn execute_and_on_connect_file_are_sent_first_in_order() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("first.txt");
+        std::fs::write(&file, "auth token\r\n\nbase64:AAE=\n").expect("write");
+        let settings = parse(&[
+            "ws://127.0.0.1:9/",
+            "--on-connect",
+            file.to_str().expect("UTF-8 path"),
+            "-x",
+            "subscribe",
+        ])
+        .settings()
+        .expect("valid");
+        let first: Vec<_> = settings
+            .on_connect
+            .iter()
+            .map(|m| (m.kind(), m.payload().to_vec()))
+            .collect();
+        assert_eq!(
+            first,
+            [
+                (ws_machine::Kind::Text, b"auth token".to_vec()),
+                (ws_machine::Kind::Binary, vec![0, 1]),
+                (ws_machine::Kind::Text, b"subscribe".to_vec()),
+            ]
+        );
+        let err = parse(&["ws://127.0.0.1:9/", "-x", "base64:!!"])
+            .settings()
+            .expect_err("bad base64");
+        assert!(err.to_string().starts_with("-x number 1: "), "{err}");
+    }
+
+    #[test]
+    fn help_lists_every_exit_code() {
+        use clap::CommandFactory;
+        let help = Wrapper::command().render_long_help().to_string();
+        assert!(
+            help.contains("EXAMPLES:") && help.contains("/reconnect"),
+            "{help}"
+        );
+        for exit in exit::Exit::ALL {
+            let code = exit.code();
+            assert!(
+                help.contains(&format!("\n  {code:<4} ")),
+                "{code} missing:\n{help}"
+            );
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! The validated settings of `wsm connect`, and the machine they describe.
+
+use std::{fmt, time::Duration};
+
+use ws_machine::{Builder, Machine, Message};
+
+use super::{
+    args::{BinaryOut, Secret, StatusFormat},
+    lines::Mode,
+};
+
+/// Everything a session runs with, checked.
+pub(crate) struct Settings {
+    pub(crate) url: String,
+    /// `-H`, `--origin` and `--auth`, in that order.
+    pub(crate) headers: Vec<(String, Secret)>,
+    pub(crate) header_cmd: Option<String>,
+    /// `--on-connect` lines, then `-x` messages.
+    pub(crate) on_connect: Vec<Message>,
+    pub(crate) connection: Connection,
+    /// How lines are sent until `/text` or `/binary`.
+    pub(crate) mode: Mode,
+    /// Marks binary lines, in and out; `None` when empty.
+    pub(crate) binary_prefix: Option<String>,
+    pub(crate) binary_out: BinaryOut,
+    pub(crate) status: StatusFormat,
+    /// False with `--no-stdin`.
+    pub(crate) read_stdin: bool,
+    /// `--slash`: slash commands even when stdin is not a terminal.
+    pub(crate) slash: bool,
+    pub(crate) count: Option<u64>,
+    pub(crate) wait: Option<Duration>,
+}
+
+/// Header values, the command and the first messages may hold credentials:
+/// only their names and counts are shown.
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("url", &self.url)
+            .field(
+                "headers",
+                &self
+                    .headers
+                    .iter()
+                    .map(|(name, _)| name)
+                    .collect::<Vec<_>>(),
+            )
+            .field("header_cmd", &self.header_cmd.is_some())
+            .field("on_connect", &self.on_connect.len())
+            .field("connection", &self.connection)
+            .field("mode", &self.mode)
+            .field("binary_prefix", &self.binary_prefix)
+            .field("binary_out", &self.binary_out)
+            .field("status", &self.status)
+            .field("read_stdin", &self.read_stdin)
+            .field("slash", &self.slash)
+            .field("count", &self.count)
+            .field("wait", &self.wait)
+            .finish()
+    }
+}
+
+/// The library's options, one field per flag.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Connection {
+    pub(crate) ping_interval: Duration,
+    pub(crate) pong_timeout: Duration,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) write_timeout: Duration,
+    pub(crate) close_timeout: Duration,
+    pub(crate) backoff_initial: Duration,
+    pub(crate) backoff_max: Duration,
+    pub(crate) max_attempts: Option<u32>,
+    pub(crate) min_uptime: Duration,
+    pub(crate) queue_capacity: usize,
+    pub(crate) max_message_size: usize,
+}
+
+impl Settings {
+    /// The machine's builder: every flag mapped to its library option. The
+    /// `--header-cmd` hook is added by the session, which owns its notes.
+    pub(crate) fn builder(&self) -> Builder {
+        let c = self.connection;
+        let mut builder = Machine::builder(self.url.clone())
+            .ping_interval(c.ping_interval)
+            .pong_timeout(c.pong_timeout)
+            .handshake_timeout(c.handshake_timeout)
+            .write_timeout(c.write_timeout)
+            .close_timeout(c.close_timeout)
+            .backoff(c.backoff_initial, c.backoff_max)
+            .min_uptime(c.min_uptime)
+            .queue_capacity(c.queue_capacity)
+            .max_message_size(c.max_message_size);
+        if let Some(attempts) = c.max_attempts {
+            builder = builder.max_attempts(attempts);
+        }
+        for (name, Secret(value)) in &self.headers {
+            builder = builder.header(name, value);
+        }
+        if !self.on_connect.is_empty() {
+            builder = builder.on_connect(self.on_connect.clone());
+        }
+        builder
+    }
+}
