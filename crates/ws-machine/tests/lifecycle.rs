@@ -379,3 +379,29 @@ async fn quitting_at_any_moment_of_traffic_loses_nothing() {
         "the quits must land in real traffic: {total} sent"
     );
 }
+
+/// With reconnecting off, the one connection's end is the machine's end:
+/// the server's close comes back as the final status, and nothing is
+/// attempted again. `Reconnect` from the caller still reconnects.
+#[tokio::test]
+async fn without_reconnecting_the_first_end_is_final() {
+    let server = server();
+    let mut machine = connect(fast(server.url()).reconnect(false)).await;
+    command(&machine, Command::Reconnect).await;
+    wait_for_state(&mut machine, State::Connected).await;
+    echo(&mut machine, "second connection, asked for").await;
+    assert_eq!(server.close_all(), 1);
+    let last = wait_for_final(&mut machine).await;
+    assert!(
+        matches!(last.error, Some(Error::Closed { code: 1000, .. })),
+        "{last}"
+    );
+    assert_eq!(server.connections_accepted(), 2);
+
+    let mut refused = fast(closed_port_url().await)
+        .reconnect(false)
+        .spawn()
+        .expect("valid options");
+    let last = wait_for_final(&mut refused).await;
+    assert!(matches!(last.error, Some(Error::Connect { .. })), "{last}");
+}

@@ -20,6 +20,7 @@ pub(crate) fn run(args: Args) -> Exit {
         cli::Command::Connect(args) => connect::run(*args).map(|ending| match ending {
             Ending::Done => Exit::Success,
             Ending::Undelivered => Exit::Undelivered,
+            Ending::Ended => Exit::Ended,
             Ending::Interrupted | Ending::Abort => Exit::Interrupted,
         }),
         cli::Command::Completions(args) => {

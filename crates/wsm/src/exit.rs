@@ -19,19 +19,22 @@ pub(crate) enum Exit {
     GaveUp,
     /// The input ended but some messages were not delivered.
     Undelivered,
+    /// `--once`: the connection ended, or its attempt failed.
+    Ended,
     /// Ctrl-C.
     Interrupted,
 }
 
 impl Exit {
     /// Every exit, in the order of the table.
-    pub(crate) const ALL: [Exit; 7] = [
+    pub(crate) const ALL: [Exit; 8] = [
         Exit::Success,
         Exit::Failure,
         Exit::Usage,
         Exit::Rejected,
         Exit::GaveUp,
         Exit::Undelivered,
+        Exit::Ended,
         Exit::Interrupted,
     ];
 
@@ -45,6 +48,7 @@ impl Exit {
             Exit::Rejected => 3,
             Exit::GaveUp => 4,
             Exit::Undelivered => 5,
+            Exit::Ended => 6,
             Exit::Interrupted => 130,
         }
     }
@@ -65,6 +69,10 @@ impl Exit {
             Exit::Undelivered => {
                 "the input ended but not everything was delivered (refused, or lost while \
                  closing); what is known is listed on stderr"
+            }
+            Exit::Ended => {
+                "--once: the connection ended, or its attempt failed, before the input did \
+                 (the last status line says why; with --status json, the server's close code)"
             }
             Exit::Interrupted => {
                 "interrupted by Ctrl-C; what was not delivered is listed on stderr"

@@ -407,6 +407,37 @@ fn exhausted_retries_exit_4() {
     );
 }
 
+/// `--once`: the server's close ends wsm with 6 (the close code in the JSON
+/// status), and nothing reconnects; an attempt that fails ends it too.
+#[test]
+fn once_exits_6_when_the_connection_ends() {
+    let server = Local::start();
+    let url = server.url();
+    let mut once = Wsm::start(&args(&url, &["--once", "--status", "json"]));
+    once.send("hello");
+    once.out.wait_for("the echo", |l| l == "hello");
+    // The echo server closes the connection on this message.
+    once.send("/CLOSE");
+    let status = once.wait();
+    assert_eq!(status.code(), Some(6), "{}", once.err.rest().join("\n"));
+    let last = once
+        .err
+        .rest()
+        .iter()
+        .rev()
+        .find(|l| is_state(l, "DISCONNECTED"))
+        .map(|l| json(l))
+        .expect("a final status");
+    assert_eq!(last["final"], true, "{last}");
+    assert_eq!(last["close_code"], 1000, "{last}");
+    assert_eq!(server.server().connections_accepted(), 1);
+
+    let down = Local::not_yet();
+    let out = run_to_end(wsm(&args(&down.url(), &["--once"])), LIMIT);
+    assert_eq!(out.status.code(), Some(6), "{}", out.stderr);
+    assert!(out.stderr.contains("cannot connect to"), "{}", out.stderr);
+}
+
 #[test]
 fn a_refused_message_makes_the_end_exit_5() {
     let server = Local::start();

@@ -52,6 +52,8 @@ pub(crate) struct Lifecycle {
     attempt: u32,
     /// When the current connection was established.
     connected_at: Option<Instant>,
+    /// False: a lost connection or a failed attempt is final.
+    reconnect: bool,
     min_uptime: Duration,
     max_attempts: Option<u32>,
     backoff: Backoff,
@@ -67,6 +69,7 @@ impl Lifecycle {
             failures: 0,
             attempt: 0,
             connected_at: None,
+            reconnect: reconnect.enabled,
             min_uptime: reconnect.min_uptime,
             max_attempts: reconnect.max_attempts,
             backoff: Backoff::new(reconnect.backoff_initial, reconnect.backoff_max, rng),
@@ -131,6 +134,10 @@ impl Lifecycle {
                 out(self.enter(State::Connecting, None, None));
                 Next::Connect
             }
+            Some(error) if !self.reconnect => {
+                out(self.stop(Some(error)));
+                Next::Stop
+            }
             Some(error) if healthy && error.is_retryable() => {
                 out(self.enter(State::Disconnected, Some(error), None));
                 out(self.enter(State::Connecting, None, None));
@@ -147,7 +154,7 @@ impl Lifecycle {
     }
 
     fn after_failure(&mut self, error: Error, out: &mut impl FnMut(Status)) -> Next {
-        if !error.is_retryable() {
+        if !error.is_retryable() || !self.reconnect {
             out(self.stop(Some(error)));
             return Next::Stop;
         }
@@ -196,6 +203,7 @@ pub(crate) mod tests {
 
     pub(crate) fn lifecycle(min_uptime: Duration, max_attempts: Option<u32>) -> Lifecycle {
         Lifecycle::new(&Reconnect {
+            enabled: true,
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(10),
             min_uptime,
@@ -364,6 +372,47 @@ pub(crate) mod tests {
         assert_eq!(lc.connection_lost(None, t0, &mut out), Next::Connect);
         assert!(log[2].error.is_none());
         assert_eq!(log[3].state, State::Connecting);
+    }
+
+    #[test]
+    fn without_reconnecting_a_loss_or_a_failed_attempt_is_final() {
+        let once = || {
+            Lifecycle::new(&Reconnect {
+                enabled: false,
+                backoff_initial: Duration::from_millis(100),
+                backoff_max: Duration::from_secs(10),
+                min_uptime: Duration::ZERO,
+                max_attempts: None,
+                jitter_seed: Some(3),
+            })
+        };
+        let mut lc = once();
+        let mut log = Vec::new();
+        let mut out = |s| log.push(s);
+        lc.start(&mut out);
+        assert_eq!(lc.attempt_failed(refused(), &mut out), Next::Stop);
+        assert_eq!(states(&log), [State::Connecting, State::Disconnected]);
+        assert!(log[1].is_final() && log[1].error.is_some());
+
+        let mut lc = once();
+        let mut log = Vec::new();
+        let mut out = |s| log.push(s);
+        let t0 = Instant::now();
+        lc.start(&mut out);
+        lc.connected(t0, &mut out);
+        let lost = lc.connection_lost(Some(refused()), t0 + Duration::from_secs(60), &mut out);
+        assert_eq!(lost, Next::Stop, "even after a healthy connection");
+        assert!(
+            log.last()
+                .is_some_and(|s| s.is_final() && s.error.is_some())
+        );
+
+        // A reconnect the caller asks for still happens.
+        let mut lc = once();
+        let t0 = Instant::now();
+        lc.start(&mut |_| {});
+        lc.connected(t0, &mut |_| {});
+        assert_eq!(lc.connection_lost(None, t0, &mut |_| {}), Next::Connect);
     }
 
     #[test]

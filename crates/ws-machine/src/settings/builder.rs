@@ -110,6 +110,7 @@ impl Builder {
                 close: Duration::from_secs(1),
             },
             reconnect: Reconnect {
+                enabled: true,
                 backoff_initial: Duration::from_millis(100),
                 backoff_max: Duration::from_secs(30),
                 min_uptime: Duration::from_secs(5),
@@ -235,6 +236,35 @@ impl Builder {
     /// Default: 5 s.
     pub fn min_uptime(mut self, uptime: Duration) -> Self {
         self.reconnect.min_uptime = uptime;
+        self
+    }
+
+    /// Whether the machine connects again after a connection ends or an
+    /// attempt fails. With `false` it makes one connection: when that ends,
+    /// or when the attempt fails, its final status says why (the error that
+    /// ended it, retryable or not) and it stops. A
+    /// [`Command::Reconnect`](crate::Command::Reconnect) sent by the caller
+    /// still connects again. Default: `true`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// use ws_machine::{Error, Machine, State};
+    ///
+    /// // Nothing listens on this port: the one attempt fails, for good.
+    /// let mut machine = Machine::builder("ws://127.0.0.1:9/").reconnect(false).spawn()?;
+    /// let mut last = None;
+    /// while let Some(status) = machine.status.recv().await {
+    ///     last = Some(status);
+    /// }
+    /// let last = last.expect("statuses");
+    /// assert!(last.is_final());
+    /// assert!(matches!(last.error, Some(Error::Connect { .. })));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn reconnect(mut self, reconnect: bool) -> Self {
+        self.reconnect.enabled = reconnect;
         self
     }
 

@@ -62,6 +62,8 @@ pub(crate) struct Timeouts {
 /// When to try again, and when to give up.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Reconnect {
+    /// False: one connection, then stop.
+    pub(crate) enabled: bool,
     pub(crate) backoff_initial: Duration,
     pub(crate) backoff_max: Duration,
     pub(crate) min_uptime: Duration,

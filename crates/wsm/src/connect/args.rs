@@ -202,6 +202,10 @@ pub(crate) struct ConnectArgs {
     /// The longest wait between failed attempts.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration, help_heading = "Connection")]
     pub(crate) backoff_max: Duration,
+    /// Connect once: when the connection ends, or its attempt fails, exit
+    /// (code 6; the last status line says why) instead of reconnecting.
+    #[arg(long, help_heading = "Connection")]
+    pub(crate) once: bool,
     /// Give up (exit 4) after N failed attempts in a row (default: never).
     #[arg(
         long,
@@ -405,6 +409,7 @@ impl ConnectArgs {
                 close_timeout: self.close_timeout,
                 backoff_initial: self.backoff_initial,
                 backoff_max: self.backoff_max,
+                reconnect: !self.once,
                 max_attempts: self.max_retries,
                 min_uptime: self.min_uptime,
                 queue_capacity: self.queue,

@@ -38,6 +38,8 @@ pub(crate) enum Ending {
     Done,
     /// The input ended but some messages were not delivered.
     Undelivered,
+    /// `--once`: the connection ended on its own.
+    Ended,
     /// Ctrl-C, closed cleanly.
     Interrupted,
     /// A second Ctrl-C: out at once.
@@ -99,6 +101,8 @@ struct Session {
     failure: Option<Error>,
     /// The error the machine stopped with on its own.
     final_error: Option<ws_machine::Error>,
+    /// `--once`: the machine does not reconnect.
+    once: bool,
 }
 
 /// Runs `wsm connect` until the machine stops.
@@ -150,6 +154,7 @@ pub(crate) async fn run(settings: Settings, console: Console) -> Result<Ending, 
         refused: 0,
         failure: None,
         final_error: None,
+        once: !settings.connection.reconnect,
     };
 
     // Resolves once every slot of `output` is free; pinned once, polled
@@ -453,6 +458,11 @@ impl Session {
             return Err(failure);
         }
         if let Some(error) = self.final_error.take() {
+            // With `--once`, an end that would have been retried is the
+            // expected end; a final one (a 401) is reported as such.
+            if self.once && error.is_retryable() {
+                return Ok(Ending::Ended);
+            }
             return Err(Error::Stopped(error));
         }
         Ok(match self.phase {

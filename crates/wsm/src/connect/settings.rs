@@ -71,6 +71,8 @@ pub(crate) struct Connection {
     pub(crate) close_timeout: Duration,
     pub(crate) backoff_initial: Duration,
     pub(crate) backoff_max: Duration,
+    /// False with `--once`.
+    pub(crate) reconnect: bool,
     pub(crate) max_attempts: Option<u32>,
     pub(crate) min_uptime: Duration,
     pub(crate) queue_capacity: usize,
@@ -89,6 +91,7 @@ impl Settings {
             .write_timeout(c.write_timeout)
             .close_timeout(c.close_timeout)
             .backoff(c.backoff_initial, c.backoff_max)
+            .reconnect(c.reconnect)
             .min_uptime(c.min_uptime)
             .queue_capacity(c.queue_capacity)
             .max_message_size(c.max_message_size);
