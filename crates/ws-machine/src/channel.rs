@@ -81,8 +81,7 @@ fn with_queue<T>(capacity: usize, queue: Queue) -> (Sender<T>, Receiver<T>) {
             waiting: 0,
             waker: None,
             senders: 1,
-            closed: false,
-            gone: false,
+            reception: Reception::Open,
         }),
         room: Notify::new(),
         capacity,
@@ -133,11 +132,41 @@ struct State<T> {
     waker: Option<Waker>,
     /// Live senders; at zero, the receiver sees the end after the queue.
     senders: usize,
-    /// The receiver closed the channel (or is gone): no new slots.
-    closed: bool,
-    /// The receiver is gone: nothing is accepted, not even into a slot
+    /// What the receiving side still takes; changed only by
+    /// [`Shared::shut`].
+    reception: Reception,
+}
+
+/// What the receiving side still takes. It only moves forward (open,
+/// closed, gone), so "at least closed" is an order.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Reception {
+    /// Values are taken, in new slots and in reserved ones.
+    Open,
+    /// The receiver closed the channel: no new slots, but values sent into
+    /// slots reserved before are still taken.
+    Closed,
+    /// The receiver is gone: nothing is taken, not even into a slot
     /// reserved before.
-    gone: bool,
+    Gone,
+}
+
+impl Reception {
+    /// Whether a sender may take a new slot.
+    fn gives_slots(self) -> bool {
+        match self {
+            Self::Open => true,
+            Self::Closed | Self::Gone => false,
+        }
+    }
+
+    /// Whether a value put in a slot already taken is kept.
+    fn keeps_values(self) -> bool {
+        match self {
+            Self::Open | Self::Closed => true,
+            Self::Gone => false,
+        }
+    }
 }
 
 impl<T> Shared<T> {
@@ -153,7 +182,7 @@ impl<T> Shared<T> {
     /// closed.)
     fn push(&self, value: T) -> Result<(), T> {
         let mut state = self.lock();
-        if state.gone {
+        if !state.reception.keeps_values() {
             let wake = Self::free_slot(&mut state);
             drop(state);
             self.wake_sender(wake);
@@ -170,6 +199,13 @@ impl<T> Shared<T> {
             self.armed.store(false, Ordering::Release);
         }
         waker
+    }
+
+    /// The one place the receiving side changes: moves it on to `to` (never
+    /// back) and sends the lock-free readers to look under the lock.
+    fn shut(&self, state: &mut State<T>, to: Reception) {
+        state.reception = state.reception.max(to);
+        self.maybe_ended.store(true, Ordering::Release);
     }
 
     /// Appends a value into a slot already taken, releases the lock and
@@ -192,7 +228,7 @@ impl<T> Shared<T> {
     /// Takes a free slot and fills it, in one lock: what `try_send` does.
     fn try_push(&self, value: T) -> Result<(), TrySendError<T>> {
         let mut state = self.lock();
-        if state.closed {
+        if !state.reception.gives_slots() {
             return Err(TrySendError::Closed(value));
         }
         if state.free == 0 {
@@ -223,7 +259,7 @@ impl<T> Shared<T> {
     fn give_back(&self) {
         let mut state = self.lock();
         let wake = Self::free_slot(&mut state);
-        let waker = if state.closed || state.senders == 0 {
+        let waker = if !state.reception.gives_slots() || state.senders == 0 {
             self.take_waker(&mut state)
         } else {
             None
@@ -241,7 +277,7 @@ impl<T> Shared<T> {
     fn ended(&self, state: &State<T>) -> bool {
         state.queue.is_empty()
             && state.free == self.capacity
-            && (state.senders == 0 || state.closed)
+            && (state.senders == 0 || !state.reception.gives_slots())
     }
 
     /// Takes the oldest value from the locked state and frees its slot;
@@ -259,7 +295,7 @@ impl<T> Shared<T> {
     /// Takes one free slot without waiting.
     fn try_take_slot(&self) -> Result<(), TrySendError<()>> {
         let mut state = self.lock();
-        if state.closed {
+        if !state.reception.gives_slots() {
             Err(TrySendError::Closed(()))
         } else if state.free == 0 {
             Err(TrySendError::Full(()))
@@ -286,7 +322,7 @@ impl<T> Shared<T> {
             notified.as_mut().enable();
             {
                 let mut state = self.lock();
-                if state.closed {
+                if !state.reception.gives_slots() {
                     return false;
                 }
                 if state.free > 0 {
@@ -469,7 +505,7 @@ impl<T> Sender<T> {
     /// `command`: the machine is stopping or has stopped).
     #[must_use]
     pub fn is_closed(&self) -> bool {
-        self.shared.lock().closed
+        !self.shared.lock().reception.gives_slots()
     }
 }
 
@@ -626,8 +662,7 @@ impl<T> Receiver<T> {
     /// sent, and those of senders already holding a reserved slot, can
     /// still be received.
     pub fn close(&mut self) {
-        self.shared.lock().closed = true;
-        self.shared.maybe_ended.store(true, Ordering::Release);
+        self.shared.shut(&mut self.shared.lock(), Reception::Closed);
         // Every waiting sender looks again, finds the channel closed and
         // gives up.
         self.shared.room.notify_waiters();
@@ -641,13 +676,11 @@ impl<T> Drop for Receiver<T> {
         // owner or the last reference to a task).
         let (queued, waker) = {
             let mut state = self.shared.lock();
-            state.gone = true;
-            state.closed = true;
+            self.shared.shut(&mut state, Reception::Gone);
             let queued = std::mem::take(&mut state.queue);
             // Their slots are free again, as in tokio's channels.
             state.free += queued.len();
             self.shared.len.store(0, Ordering::Release);
-            self.shared.maybe_ended.store(true, Ordering::Release);
             (queued, self.shared.take_waker(&mut state))
         };
         // Every waiting sender looks again and finds the receiver gone.

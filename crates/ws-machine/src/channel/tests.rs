@@ -767,3 +767,27 @@ fn replacing_the_receivers_waker_drops_the_old_one_outside_the_lock() {
         "replacing the waker deadlocked (or panicked)"
     );
 }
+
+// ----- The receiving side's states.
+
+#[test]
+fn the_receiving_side_only_moves_forward() {
+    let (tx, mut rx) = channel::<u32>(2);
+    let permit = tx.try_reserve_owned().expect("room");
+    assert_eq!(rx.shared.lock().reception, Reception::Open);
+    assert!(!tx.is_closed());
+    rx.close();
+    rx.close();
+    assert_eq!(rx.shared.lock().reception, Reception::Closed);
+    assert!(tx.is_closed());
+    let shared = Arc::clone(&rx.shared);
+    drop(rx);
+    assert_eq!(shared.lock().reception, Reception::Gone);
+    // Closing cannot bring a receiver back.
+    shared.shut(&mut shared.lock(), Reception::Closed);
+    assert_eq!(shared.lock().reception, Reception::Gone);
+    // A slot reserved before: its value is dropped, the slot comes back.
+    permit.send(1);
+    assert_eq!(tx.capacity(), 2);
+    assert!(matches!(tx.try_send(2), Err(TrySendError::Closed(2))));
+}
