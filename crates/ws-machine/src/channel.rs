@@ -6,13 +6,19 @@
 //! [`Message`](crate::Message)s (measured with 2,000 idle machines), and a
 //! machine has four. That was most of an idle machine's memory, for queues
 //! that are empty nearly all the time. These channels keep one small shared
-//! header (about 130 bytes) and allocate their queue only when values wait
-//! in it.
+//! header (144 bytes on 64-bit targets) and allocate their queue only when
+//! values wait in it.
 //!
 //! How they work: the values wait in a `VecDeque` behind a mutex, which
 //! also counts the free slots and holds the receiver's waker, so sending is
 //! one lock (check room, push, take the waker) and so is receiving; the
 //! mutex is never held across an `.await` or while a value is dropped.
+//! Whether the receiver is to be woken is settled only under that lock: it
+//! stores its waker there, and a sender takes it there. The queue's length
+//! and whether the channel may have ended are mirrored in atomics for
+//! [`Receiver::try_recv`], [`Receiver::len`] and [`Receiver::is_empty`],
+//! which read them without the lock; they never wait, so a stale read is
+//! only an answer from just before a concurrent send or drop.
 //! Senders that find no room wait on a tokio [`Notify`]: a freed slot wakes
 //! one of them (only when one waits), and a waiter that is cancelled after
 //! being woken passes the wake-up on, so a cancelled [`Sender::send`] or
@@ -87,9 +93,7 @@ fn with_queue<T>(capacity: usize, queue: Queue) -> (Sender<T>, Receiver<T>) {
         capacity,
         release: queue == Queue::Release,
         len: AtomicUsize::new(0),
-        armed: AtomicBool::new(false),
         maybe_ended: AtomicBool::new(false),
-        waker_id: [AtomicUsize::new(0), AtomicUsize::new(0)],
     });
     (
         Sender {
@@ -107,19 +111,12 @@ struct Shared<T> {
     capacity: usize,
     /// Free the queue's allocation whenever it empties.
     release: bool,
-    /// The queue's length, mirrored for the receiver's lock-free look.
+    /// The queue's length, mirrored (written under the lock) for the
+    /// receiver's look without it.
     len: AtomicUsize,
-    /// The receiver's waker is stored (no sender has taken it since).
-    armed: AtomicBool,
-    /// Every sender may be gone, or the channel closed: the receiver must
-    /// look under the lock.
+    /// Every sender may be gone, or the channel closed: an empty channel's
+    /// `try_recv` must look under the lock. Set under the lock, never unset.
     maybe_ended: AtomicBool,
-    /// Which waker the receiver stored last (`Waker::data` and
-    /// `Waker::vtable` as addresses): while it is still stored, a poll of an
-    /// empty channel from the same task needs no lock. Only the receiver
-    /// reads and writes it (kept here, not in the receiver, so that a
-    /// receiver stays one pointer).
-    waker_id: [AtomicUsize; 2],
 }
 
 struct State<T> {
@@ -193,12 +190,8 @@ impl<T> Shared<T> {
     }
 
     /// Takes the receiver's waker, to wake it once the lock is released.
-    fn take_waker(&self, state: &mut State<T>) -> Option<Waker> {
-        let waker = state.waker.take();
-        if waker.is_some() {
-            self.armed.store(false, Ordering::Release);
-        }
-        waker
+    fn take_waker(state: &mut State<T>) -> Option<Waker> {
+        state.waker.take()
     }
 
     /// The one place the receiving side changes: moves it on to `to` (never
@@ -218,7 +211,7 @@ impl<T> Shared<T> {
         }
         state.queue.push_back(value);
         self.len.store(state.queue.len(), Ordering::Release);
-        let waker = self.take_waker(&mut state);
+        let waker = Self::take_waker(&mut state);
         drop(state);
         if let Some(waker) = waker {
             waker.wake();
@@ -260,7 +253,7 @@ impl<T> Shared<T> {
         let mut state = self.lock();
         let wake = Self::free_slot(&mut state);
         let waker = if !state.reception.gives_slots() || state.senders == 0 {
-            self.take_waker(&mut state)
+            Self::take_waker(&mut state)
         } else {
             None
         };
@@ -334,31 +327,6 @@ impl<T> Shared<T> {
             let _waiting = Waiting(self);
             notified.await;
         }
-    }
-}
-
-/// A waker's identity, as `Waker::will_wake` compares it.
-fn waker_id(waker: &Waker) -> [usize; 2] {
-    [
-        waker.data() as usize,
-        std::ptr::from_ref(waker.vtable()) as usize,
-    ]
-}
-
-impl<T> Shared<T> {
-    /// Whether `waker` is the one the receiver stored last. (Whether it is
-    /// still stored is `armed`.)
-    fn is_stored_waker(&self, waker: &Waker) -> bool {
-        let [data, vtable] = waker_id(waker);
-        self.waker_id[0].load(Ordering::Relaxed) == data
-            && self.waker_id[1].load(Ordering::Relaxed) == vtable
-    }
-
-    /// Notes which waker the receiver stored.
-    fn note_stored_waker(&self, waker: &Waker) {
-        let [data, vtable] = waker_id(waker);
-        self.waker_id[0].store(data, Ordering::Relaxed);
-        self.waker_id[1].store(vtable, Ordering::Relaxed);
     }
 }
 
@@ -560,7 +528,7 @@ impl<T> Drop for Sender<T> {
             state.senders -= 1;
             if state.senders == 0 {
                 self.shared.maybe_ended.store(true, Ordering::Release);
-                self.shared.take_waker(&mut state)
+                Shared::take_waker(&mut state)
             } else {
                 None
             }
@@ -576,48 +544,65 @@ impl<T> Receiver<T> {
     /// nothing more can come: every sender is gone or the channel was
     /// [closed](Receiver::close), and no reserved slot is held.
     /// Cancel-safe: a cancelled wait takes nothing.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (tx, mut rx) = ws_machine::channel::channel::<u32>(8);
+    /// tokio::spawn(async move {
+    ///     for i in 0..3 {
+    ///         tx.send(i).await.expect("the receiver is alive");
+    ///     }
+    /// });
+    /// let mut sum = 0;
+    /// while let Some(i) = rx.recv().await {
+    ///     sum += i;
+    /// }
+    /// assert_eq!(sum, 3);
+    /// # }
+    /// ```
     pub async fn recv(&mut self) -> Option<T> {
         poll_fn(|cx| self.poll_recv(cx)).await
     }
 
     /// Polls for the next value; registers the task to be woken when one
     /// arrives or the last sender goes.
+    ///
+    /// ```
+    /// use std::{future::poll_fn, task::Poll};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (tx, mut rx) = ws_machine::channel::channel::<u32>(2);
+    /// // Nothing yet: `Pending`, and this task is woken by the next send.
+    /// let first = poll_fn(|cx| Poll::Ready(rx.poll_recv(cx))).await;
+    /// assert!(first.is_pending());
+    /// tx.try_send(7).expect("room");
+    /// assert_eq!(poll_fn(|cx| rx.poll_recv(cx)).await, Some(7));
+    /// # }
+    /// ```
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        // Nothing queued, the channel open and this task's waker still
-        // stored: a sender will take and wake it, so the lock is not needed.
-        // (Whoever takes the waker wakes it, so this cannot miss a value.)
-        if self.shared.len.load(Ordering::Acquire) == 0
-            && self.shared.armed.load(Ordering::Acquire)
-            && !self.shared.maybe_ended.load(Ordering::Acquire)
-            && self.shared.is_stored_waker(cx.waker())
-        {
+        // Always under the lock. A look without it ("empty, and this task's
+        // waker still stored") saved about 10 ns per poll of an empty
+        // channel but nothing measurable per message, for 16 bytes per
+        // channel and a wake-up protocol in atomics (see docs/design.md).
+        let mut state = self.shared.lock();
+        if !self.shared.ended(&state) && state.queue.is_empty() {
+            // A replaced waker is dropped once the lock is released: its
+            // drop may run arbitrary code (the last reference to a task).
+            let replaced = match &state.waker {
+                Some(waker) if waker.will_wake(cx.waker()) => None,
+                _ => state.waker.replace(cx.waker().clone()),
+            };
+            drop(state);
+            drop(replaced);
             return Poll::Pending;
         }
-        let mut state = self.shared.lock();
         let mut wake = false;
-        if let Some(value) = self.shared.take(&mut state, &mut wake) {
-            drop(state);
-            self.shared.wake_sender(wake);
-            return Poll::Ready(Some(value));
-        }
-        if self.shared.ended(&state) {
-            return Poll::Ready(None);
-        }
-        // A replaced waker is dropped once the lock is released: its drop
-        // may run arbitrary code (the last reference to a task).
-        let replaced = match &state.waker {
-            Some(waker) if waker.will_wake(cx.waker()) => None,
-            _ => state.waker.replace(cx.waker().clone()),
-        };
-        // The identity of the waker actually stored: it keeps its address
-        // from being reused while it is stored.
-        if let Some(stored) = &state.waker {
-            self.shared.note_stored_waker(stored);
-        }
-        self.shared.armed.store(true, Ordering::Release);
+        let value = self.shared.take(&mut state, &mut wake);
         drop(state);
-        drop(replaced);
-        Poll::Pending
+        self.shared.wake_sender(wake);
+        Poll::Ready(value)
     }
 
     /// The next value if one waits now.
@@ -681,7 +666,7 @@ impl<T> Drop for Receiver<T> {
             // Their slots are free again, as in tokio's channels.
             state.free += queued.len();
             self.shared.len.store(0, Ordering::Release);
-            (queued, self.shared.take_waker(&mut state))
+            (queued, Shared::take_waker(&mut state))
         };
         // Every waiting sender looks again and finds the receiver gone.
         self.shared.room.notify_waiters();

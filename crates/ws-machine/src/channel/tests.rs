@@ -269,7 +269,7 @@ fn the_receiver_registers_whichever_waker_polls_it_last() {
     let (a, a_count) = counting();
     let (b, b_count) = counting();
     assert!(poll_with(&mut rx, &a).is_pending());
-    // The same waker again: the lock-free path.
+    // The same waker again: stored once.
     assert!(poll_with(&mut rx, &a).is_pending());
     // Moved to another task: its waker replaces the first.
     assert!(poll_with(&mut rx, &b).is_pending());
@@ -285,7 +285,7 @@ fn the_receiver_registers_whichever_waker_polls_it_last() {
     assert_eq!(poll_with(&mut rx, &a), Poll::Ready(Some(2)));
 
     // A sender took a's waker (and woke it): the next poll from a must
-    // store it again, not take the lock-free path.
+    // store it again.
     assert!(poll_with(&mut rx, &a).is_pending());
     tx.try_send(3).expect("room");
     assert_eq!(a_count.count(), 2);
@@ -296,7 +296,7 @@ fn the_receiver_registers_whichever_waker_polls_it_last() {
     assert_eq!(a_count.count(), 3, "woken again after registering again");
     assert_eq!(poll_with(&mut rx, &a), Poll::Ready(Some(4)));
 
-    // The last sender's drop wakes a receiver registered lock-free too.
+    // The last sender's drop wakes a receiver polled twice with one waker.
     assert!(poll_with(&mut rx, &a).is_pending());
     assert!(poll_with(&mut rx, &a).is_pending());
     drop(tx);
@@ -694,8 +694,7 @@ async fn stress_closing_under_load_keeps_every_value_accepted() {
     }
 }
 
-// ----- Regression tests for problems found in review; they fail until
-// the fixes proposed with them are applied (run with `--ignored`).
+// ----- Regression tests for problems found in review.
 
 #[test]
 fn an_owned_permit_outliving_the_last_sender_is_not_the_end() {
@@ -768,7 +767,7 @@ fn replacing_the_receivers_waker_drops_the_old_one_outside_the_lock() {
     );
 }
 
-// ----- The receiving side's states.
+// ----- The receiving side's states, the size.
 
 #[test]
 fn the_receiving_side_only_moves_forward() {
@@ -790,4 +789,16 @@ fn the_receiving_side_only_moves_forward() {
     permit.send(1);
     assert_eq!(tx.capacity(), 2);
     assert!(matches!(tx.try_send(2), Err(TrySendError::Closed(2))));
+}
+
+#[test]
+fn a_receiver_and_a_sender_are_one_pointer() {
+    assert_eq!(
+        std::mem::size_of::<Receiver<crate::Message>>(),
+        std::mem::size_of::<usize>()
+    );
+    assert_eq!(
+        std::mem::size_of::<Sender<crate::Message>>(),
+        std::mem::size_of::<usize>()
+    );
 }
