@@ -24,6 +24,10 @@
 //! being woken passes the wake-up on, so a cancelled [`Sender::send`] or
 //! [`Sender::reserve`] loses no slot.
 //!
+//! Receiving takes part in tokio's cooperative scheduling, as tokio's
+//! `mpsc` does, so a task looping over a channel that never runs dry still
+//! lets the other tasks of its thread run (see [`Receiver::poll_recv`]).
+//!
 //! The API follows tokio's `mpsc` (`send`, `try_send`, `reserve`, `recv`,
 //! `try_recv`, `close`), and a [`Receiver`] is a
 //! [`Stream`](futures_core::Stream), so it fits `tokio_stream::StreamMap`
@@ -545,6 +549,10 @@ impl<T> Receiver<T> {
     /// [closed](Receiver::close), and no reserved slot is held.
     /// Cancel-safe: a cancelled wait takes nothing.
     ///
+    /// Uses the task's cooperative budget as described for
+    /// [`Receiver::poll_recv`], so a loop like the one below yields to the
+    /// other tasks of its thread now and then even if values never run out.
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
@@ -568,6 +576,13 @@ impl<T> Receiver<T> {
     /// Polls for the next value; registers the task to be woken when one
     /// arrives or the last sender goes.
     ///
+    /// Takes part in tokio's cooperative scheduling, as tokio's `mpsc`
+    /// does: handing out a value (or the end) uses one unit of the task's
+    /// budget, and once the task has spent its budget this returns
+    /// `Pending`, with the task scheduled to run again, even if a value
+    /// waits. A poll that finds nothing uses none. Outside a tokio runtime
+    /// there is no budget.
+    ///
     /// ```
     /// use std::{future::poll_fn, task::Poll};
     ///
@@ -587,7 +602,7 @@ impl<T> Receiver<T> {
         // channel but nothing measurable per message, for 16 bytes per
         // channel and a wake-up protocol in atomics (see docs/design.md).
         let mut state = self.shared.lock();
-        if !self.shared.ended(&state) && state.queue.is_empty() {
+        if state.queue.is_empty() && !self.shared.ended(&state) {
             // A replaced waker is dropped once the lock is released: its
             // drop may run arbitrary code (the last reference to a task).
             let replaced = match &state.waker {
@@ -598,14 +613,35 @@ impl<T> Receiver<T> {
             drop(replaced);
             return Poll::Pending;
         }
+        // Something to hand out, which uses a unit of the task's budget.
+        // (Looked at only now: polling an empty channel, what a `select!`
+        // does most, needs none.)
+        if !tokio::task::coop::has_budget_remaining() {
+            drop(state);
+            // None left: the value stays, and tokio wakes the task once it
+            // has yielded (outside the lock: a wake-up may run any code).
+            if tokio::task::coop::poll_proceed(cx).is_ready() {
+                // Not reached (no budget is no budget), but never a lost
+                // wake-up.
+                cx.waker().wake_by_ref();
+            }
+            return Poll::Pending;
+        }
         let mut wake = false;
         let value = self.shared.take(&mut state, &mut wake);
         drop(state);
+        // Uses the unit seen above (on this thread, nothing took it since).
+        if let Poll::Ready(coop) = tokio::task::coop::poll_proceed(cx) {
+            coop.made_progress();
+        }
         self.shared.wake_sender(wake);
         Poll::Ready(value)
     }
 
     /// The next value if one waits now.
+    ///
+    /// Like tokio's `try_recv`, this uses none of the task's cooperative
+    /// budget: it never returns `Pending`, so it cannot make a task yield.
     ///
     /// # Errors
     ///

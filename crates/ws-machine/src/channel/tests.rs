@@ -767,7 +767,96 @@ fn replacing_the_receivers_waker_drops_the_old_one_outside_the_lock() {
     );
 }
 
-// ----- The receiving side's states, the size.
+// ----- The cooperative budget, the receiving side's states, the size.
+
+/// Receives from a channel that is never empty (a value goes in before
+/// each receive) until a task spawned first has run: how many values that
+/// took, or `None` if it did not run within `LIMIT`. With `as_stream`,
+/// through the `Stream` impl instead of `recv`.
+async fn receives_until_another_task_runs(as_stream: bool) -> Option<usize> {
+    const LIMIT: usize = 100_000;
+    let (tx, mut rx) = channel::<usize>(1);
+    let ran = Arc::new(AtomicBool::new(false));
+    tokio::spawn({
+        let ran = Arc::clone(&ran);
+        async move { ran.store(true, Ordering::SeqCst) }
+    });
+    for received in 0..LIMIT {
+        if ran.load(Ordering::SeqCst) {
+            return Some(received);
+        }
+        tx.try_send(received).expect("room: one value in, one out");
+        let value = if as_stream {
+            futures_util::StreamExt::next(&mut rx).await
+        } else {
+            rx.recv().await
+        };
+        // A receive sent back to the scheduler keeps its value for later.
+        assert_eq!(value, Some(received));
+    }
+    None
+}
+
+#[tokio::test]
+async fn a_receive_loop_that_never_waits_still_lets_other_tasks_run() {
+    for as_stream in [false, true] {
+        let received = timeout(WAIT, receives_until_another_task_runs(as_stream))
+            .await
+            .expect("the loop finished");
+        assert!(
+            received.is_some_and(|received| received > 0),
+            "the other task ran after some values, not never ({received:?}, stream: {as_stream})"
+        );
+    }
+}
+
+#[tokio::test]
+async fn try_recv_and_a_poll_that_finds_nothing_use_no_budget() {
+    let (tx, mut rx) = channel::<u32>(1);
+    // Many more than a task's budget (tokio's is 128 per turn).
+    for i in 0..1_000 {
+        tx.try_send(i).expect("room");
+        assert_eq!(rx.try_recv(), Ok(i));
+        assert!(
+            poll_fn(|cx| Poll::Ready(rx.poll_recv(cx)))
+                .await
+                .is_pending()
+        );
+    }
+    assert!(tokio::task::coop::has_budget_remaining());
+
+    // Values handed out do use it: the receiver says `Pending` with a
+    // value waiting once it is spent, and the value stays.
+    let mut handed_out = 0;
+    let mut sent = 0;
+    loop {
+        if rx.is_empty() {
+            tx.try_send(sent).expect("room");
+            sent += 1;
+        }
+        match poll_fn(|cx| Poll::Ready(rx.poll_recv(cx))).await {
+            Poll::Ready(value) => {
+                assert_eq!(value, Some(handed_out));
+                handed_out += 1;
+            }
+            Poll::Pending => break,
+        }
+        assert!(handed_out < 100_000, "the budget never ran out");
+    }
+    assert!(handed_out > 0);
+    assert!(!tokio::task::coop::has_budget_remaining());
+    assert_eq!(rx.len(), 1, "the value not handed out still waits");
+    assert_eq!(rx.try_recv(), Ok(handed_out), "try_recv takes it anyway");
+}
+
+#[test]
+fn outside_a_runtime_there_is_no_budget() {
+    let (tx, mut rx) = channel::<u32>(1);
+    for i in 0..1_000 {
+        tx.try_send(i).expect("room");
+        assert_eq!(poll_with(&mut rx, Waker::noop()), Poll::Ready(Some(i)));
+    }
+}
 
 #[test]
 fn the_receiving_side_only_moves_forward() {
