@@ -2,8 +2,10 @@
 //! baseline it replaces or wraps, measured in the same run:
 //!
 //! - `handoff`: passing messages between the caller and the machine's task
-//!   through the crate's channels, against tokio's `mpsc` (which they
-//!   replace to save memory: this shows what that costs in speed);
+//!   through the crate's channels, and polling one with nothing in it (as a
+//!   machine's task does every turn for the channels that are idle),
+//!   against tokio's `mpsc` (which they replace to save memory: this shows
+//!   what that costs in speed);
 //! - `message`: building a [`Message`] from the caller's buffer (a `Bytes`
 //!   clone: no copy of the payload);
 //! - `round_trip`: 1,000 messages of 64 bytes through a machine to an echo
@@ -34,10 +36,31 @@ fn runtime() -> Runtime {
 }
 
 /// The hand-off benchmarks for one kind of channel: `$make(capacity)`
-/// returns `(sender, receiver)` with the `send`/`try_send`/`recv`/`try_recv`
-/// of tokio's `mpsc`. (A macro because the two kinds share no trait.)
+/// returns `(sender, receiver)` with the `send`/`try_send`/`recv`/`try_recv`/
+/// `poll_recv` of tokio's `mpsc`. (A macro because the two kinds share no
+/// trait.)
 macro_rules! handoff_benches {
     ($group:expr, $rt:expr, $payload:expr, $name:literal, $make:path) => {
+        // What a machine's task does on every turn of its loop for the
+        // channels with nothing in them: poll, find nothing, keep the
+        // waker stored by the first poll. In a spawned task, as a
+        // machine's is (`block_on`'s waker differs from its clones).
+        $group.bench_function(concat!($name, ", poll an empty channel"), |b| {
+            b.to_async($rt).iter(|| async {
+                tokio::spawn(async {
+                    let (_tx, mut rx) = $make(64);
+                    for _ in 0..BATCH {
+                        let polled = std::future::poll_fn(|cx| {
+                            std::task::Poll::Ready(rx.poll_recv(cx).is_pending())
+                        })
+                        .await;
+                        assert!(std::hint::black_box(polled), "nothing was sent");
+                    }
+                })
+                .await
+                .expect("no panic");
+            });
+        });
         $group.bench_function(concat!($name, ", try_send/try_recv"), |b| {
             let (tx, mut rx) = $make(BATCH);
             b.iter(|| {
@@ -72,8 +95,9 @@ macro_rules! handoff_benches {
     };
 }
 
-/// Filling a channel with a batch and emptying it, and the same between
-/// two tasks with waiting (`send().await` against `recv().await`).
+/// Polling a channel with nothing in it, filling a channel with a batch and
+/// emptying it, and the same between two tasks with waiting
+/// (`send().await` against `recv().await`).
 fn handoff(c: &mut Criterion) {
     let payload = Bytes::from_static(&[7; 64]);
     let rt = runtime();

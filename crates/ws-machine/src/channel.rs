@@ -6,17 +6,27 @@
 //! [`Message`](crate::Message)s (measured with 2,000 idle machines), and a
 //! machine has four. That was most of an idle machine's memory, for queues
 //! that are empty nearly all the time. These channels keep one small shared
-//! header (about 130 bytes) and allocate their queue only when values wait
-//! in it.
+//! header (144 bytes on 64-bit targets) and allocate their queue only when
+//! values wait in it.
 //!
 //! How they work: the values wait in a `VecDeque` behind a mutex, which
 //! also counts the free slots and holds the receiver's waker, so sending is
 //! one lock (check room, push, take the waker) and so is receiving; the
 //! mutex is never held across an `.await` or while a value is dropped.
+//! Whether the receiver is to be woken is settled only under that lock: it
+//! stores its waker there, and a sender takes it there. The queue's length
+//! and whether the channel may have ended are mirrored in atomics for
+//! [`Receiver::try_recv`], [`Receiver::len`] and [`Receiver::is_empty`],
+//! which read them without the lock; they never wait, so a stale read is
+//! only an answer from just before a concurrent send or drop.
 //! Senders that find no room wait on a tokio [`Notify`]: a freed slot wakes
 //! one of them (only when one waits), and a waiter that is cancelled after
 //! being woken passes the wake-up on, so a cancelled [`Sender::send`] or
 //! [`Sender::reserve`] loses no slot.
+//!
+//! Receiving takes part in tokio's cooperative scheduling, as tokio's
+//! `mpsc` does, so a task looping over a channel that never runs dry still
+//! lets the other tasks of its thread run (see [`Receiver::poll_recv`]).
 //!
 //! The API follows tokio's `mpsc` (`send`, `try_send`, `reserve`, `recv`,
 //! `try_recv`, `close`), and a [`Receiver`] is a
@@ -81,16 +91,13 @@ fn with_queue<T>(capacity: usize, queue: Queue) -> (Sender<T>, Receiver<T>) {
             waiting: 0,
             waker: None,
             senders: 1,
-            closed: false,
-            gone: false,
+            reception: Reception::Open,
         }),
         room: Notify::new(),
         capacity,
         release: queue == Queue::Release,
         len: AtomicUsize::new(0),
-        armed: AtomicBool::new(false),
         maybe_ended: AtomicBool::new(false),
-        waker_id: [AtomicUsize::new(0), AtomicUsize::new(0)],
     });
     (
         Sender {
@@ -108,19 +115,12 @@ struct Shared<T> {
     capacity: usize,
     /// Free the queue's allocation whenever it empties.
     release: bool,
-    /// The queue's length, mirrored for the receiver's lock-free look.
+    /// The queue's length, mirrored (written under the lock) for the
+    /// receiver's look without it.
     len: AtomicUsize,
-    /// The receiver's waker is stored (no sender has taken it since).
-    armed: AtomicBool,
-    /// Every sender may be gone, or the channel closed: the receiver must
-    /// look under the lock.
+    /// Every sender may be gone, or the channel closed: an empty channel's
+    /// `try_recv` must look under the lock. Set under the lock, never unset.
     maybe_ended: AtomicBool,
-    /// Which waker the receiver stored last (`Waker::data` and
-    /// `Waker::vtable` as addresses): while it is still stored, a poll of an
-    /// empty channel from the same task needs no lock. Only the receiver
-    /// reads and writes it (kept here, not in the receiver, so that a
-    /// receiver stays one pointer).
-    waker_id: [AtomicUsize; 2],
 }
 
 struct State<T> {
@@ -133,11 +133,41 @@ struct State<T> {
     waker: Option<Waker>,
     /// Live senders; at zero, the receiver sees the end after the queue.
     senders: usize,
-    /// The receiver closed the channel (or is gone): no new slots.
-    closed: bool,
-    /// The receiver is gone: nothing is accepted, not even into a slot
+    /// What the receiving side still takes; changed only by
+    /// [`Shared::shut`].
+    reception: Reception,
+}
+
+/// What the receiving side still takes. It only moves forward (open,
+/// closed, gone), so "at least closed" is an order.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Reception {
+    /// Values are taken, in new slots and in reserved ones.
+    Open,
+    /// The receiver closed the channel: no new slots, but values sent into
+    /// slots reserved before are still taken.
+    Closed,
+    /// The receiver is gone: nothing is taken, not even into a slot
     /// reserved before.
-    gone: bool,
+    Gone,
+}
+
+impl Reception {
+    /// Whether a sender may take a new slot.
+    fn gives_slots(self) -> bool {
+        match self {
+            Self::Open => true,
+            Self::Closed | Self::Gone => false,
+        }
+    }
+
+    /// Whether a value put in a slot already taken is kept.
+    fn keeps_values(self) -> bool {
+        match self {
+            Self::Open | Self::Closed => true,
+            Self::Gone => false,
+        }
+    }
 }
 
 impl<T> Shared<T> {
@@ -153,7 +183,7 @@ impl<T> Shared<T> {
     /// closed.)
     fn push(&self, value: T) -> Result<(), T> {
         let mut state = self.lock();
-        if state.gone {
+        if !state.reception.keeps_values() {
             let wake = Self::free_slot(&mut state);
             drop(state);
             self.wake_sender(wake);
@@ -164,12 +194,15 @@ impl<T> Shared<T> {
     }
 
     /// Takes the receiver's waker, to wake it once the lock is released.
-    fn take_waker(&self, state: &mut State<T>) -> Option<Waker> {
-        let waker = state.waker.take();
-        if waker.is_some() {
-            self.armed.store(false, Ordering::Release);
-        }
-        waker
+    fn take_waker(state: &mut State<T>) -> Option<Waker> {
+        state.waker.take()
+    }
+
+    /// The one place the receiving side changes: moves it on to `to` (never
+    /// back) and sends the lock-free readers to look under the lock.
+    fn shut(&self, state: &mut State<T>, to: Reception) {
+        state.reception = state.reception.max(to);
+        self.maybe_ended.store(true, Ordering::Release);
     }
 
     /// Appends a value into a slot already taken, releases the lock and
@@ -182,7 +215,7 @@ impl<T> Shared<T> {
         }
         state.queue.push_back(value);
         self.len.store(state.queue.len(), Ordering::Release);
-        let waker = self.take_waker(&mut state);
+        let waker = Self::take_waker(&mut state);
         drop(state);
         if let Some(waker) = waker {
             waker.wake();
@@ -192,7 +225,7 @@ impl<T> Shared<T> {
     /// Takes a free slot and fills it, in one lock: what `try_send` does.
     fn try_push(&self, value: T) -> Result<(), TrySendError<T>> {
         let mut state = self.lock();
-        if state.closed {
+        if !state.reception.gives_slots() {
             return Err(TrySendError::Closed(value));
         }
         if state.free == 0 {
@@ -223,8 +256,8 @@ impl<T> Shared<T> {
     fn give_back(&self) {
         let mut state = self.lock();
         let wake = Self::free_slot(&mut state);
-        let waker = if state.closed || state.senders == 0 {
-            self.take_waker(&mut state)
+        let waker = if !state.reception.gives_slots() || state.senders == 0 {
+            Self::take_waker(&mut state)
         } else {
             None
         };
@@ -241,7 +274,7 @@ impl<T> Shared<T> {
     fn ended(&self, state: &State<T>) -> bool {
         state.queue.is_empty()
             && state.free == self.capacity
-            && (state.senders == 0 || state.closed)
+            && (state.senders == 0 || !state.reception.gives_slots())
     }
 
     /// Takes the oldest value from the locked state and frees its slot;
@@ -259,7 +292,7 @@ impl<T> Shared<T> {
     /// Takes one free slot without waiting.
     fn try_take_slot(&self) -> Result<(), TrySendError<()>> {
         let mut state = self.lock();
-        if state.closed {
+        if !state.reception.gives_slots() {
             Err(TrySendError::Closed(()))
         } else if state.free == 0 {
             Err(TrySendError::Full(()))
@@ -286,7 +319,7 @@ impl<T> Shared<T> {
             notified.as_mut().enable();
             {
                 let mut state = self.lock();
-                if state.closed {
+                if !state.reception.gives_slots() {
                     return false;
                 }
                 if state.free > 0 {
@@ -298,31 +331,6 @@ impl<T> Shared<T> {
             let _waiting = Waiting(self);
             notified.await;
         }
-    }
-}
-
-/// A waker's identity, as `Waker::will_wake` compares it.
-fn waker_id(waker: &Waker) -> [usize; 2] {
-    [
-        waker.data() as usize,
-        std::ptr::from_ref(waker.vtable()) as usize,
-    ]
-}
-
-impl<T> Shared<T> {
-    /// Whether `waker` is the one the receiver stored last. (Whether it is
-    /// still stored is `armed`.)
-    fn is_stored_waker(&self, waker: &Waker) -> bool {
-        let [data, vtable] = waker_id(waker);
-        self.waker_id[0].load(Ordering::Relaxed) == data
-            && self.waker_id[1].load(Ordering::Relaxed) == vtable
-    }
-
-    /// Notes which waker the receiver stored.
-    fn note_stored_waker(&self, waker: &Waker) {
-        let [data, vtable] = waker_id(waker);
-        self.waker_id[0].store(data, Ordering::Relaxed);
-        self.waker_id[1].store(vtable, Ordering::Relaxed);
     }
 }
 
@@ -469,7 +477,7 @@ impl<T> Sender<T> {
     /// `command`: the machine is stopping or has stopped).
     #[must_use]
     pub fn is_closed(&self) -> bool {
-        self.shared.lock().closed
+        !self.shared.lock().reception.gives_slots()
     }
 }
 
@@ -524,7 +532,7 @@ impl<T> Drop for Sender<T> {
             state.senders -= 1;
             if state.senders == 0 {
                 self.shared.maybe_ended.store(true, Ordering::Release);
-                self.shared.take_waker(&mut state)
+                Shared::take_waker(&mut state)
             } else {
                 None
             }
@@ -540,51 +548,100 @@ impl<T> Receiver<T> {
     /// nothing more can come: every sender is gone or the channel was
     /// [closed](Receiver::close), and no reserved slot is held.
     /// Cancel-safe: a cancelled wait takes nothing.
+    ///
+    /// Uses the task's cooperative budget as described for
+    /// [`Receiver::poll_recv`], so a loop like the one below yields to the
+    /// other tasks of its thread now and then even if values never run out.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (tx, mut rx) = ws_machine::channel::channel::<u32>(8);
+    /// tokio::spawn(async move {
+    ///     for i in 0..3 {
+    ///         tx.send(i).await.expect("the receiver is alive");
+    ///     }
+    /// });
+    /// let mut sum = 0;
+    /// while let Some(i) = rx.recv().await {
+    ///     sum += i;
+    /// }
+    /// assert_eq!(sum, 3);
+    /// # }
+    /// ```
     pub async fn recv(&mut self) -> Option<T> {
         poll_fn(|cx| self.poll_recv(cx)).await
     }
 
     /// Polls for the next value; registers the task to be woken when one
     /// arrives or the last sender goes.
+    ///
+    /// Takes part in tokio's cooperative scheduling, as tokio's `mpsc`
+    /// does: handing out a value (or the end) uses one unit of the task's
+    /// budget, and once the task has spent its budget this returns
+    /// `Pending`, with the task scheduled to run again, even if a value
+    /// waits. A poll that finds nothing uses none. Outside a tokio runtime
+    /// there is no budget.
+    ///
+    /// ```
+    /// use std::{future::poll_fn, task::Poll};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (tx, mut rx) = ws_machine::channel::channel::<u32>(2);
+    /// // Nothing yet: `Pending`, and this task is woken by the next send.
+    /// let first = poll_fn(|cx| Poll::Ready(rx.poll_recv(cx))).await;
+    /// assert!(first.is_pending());
+    /// tx.try_send(7).expect("room");
+    /// assert_eq!(poll_fn(|cx| rx.poll_recv(cx)).await, Some(7));
+    /// # }
+    /// ```
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        // Nothing queued, the channel open and this task's waker still
-        // stored: a sender will take and wake it, so the lock is not needed.
-        // (Whoever takes the waker wakes it, so this cannot miss a value.)
-        if self.shared.len.load(Ordering::Acquire) == 0
-            && self.shared.armed.load(Ordering::Acquire)
-            && !self.shared.maybe_ended.load(Ordering::Acquire)
-            && self.shared.is_stored_waker(cx.waker())
-        {
+        // Always under the lock. A look without it ("empty, and this task's
+        // waker still stored") saved about 10 ns per poll of an empty
+        // channel but nothing measurable per message, for 16 bytes per
+        // channel and a wake-up protocol in atomics (see docs/design.md).
+        let mut state = self.shared.lock();
+        if state.queue.is_empty() && !self.shared.ended(&state) {
+            // A replaced waker is dropped once the lock is released: its
+            // drop may run arbitrary code (the last reference to a task).
+            let replaced = match &state.waker {
+                Some(waker) if waker.will_wake(cx.waker()) => None,
+                _ => state.waker.replace(cx.waker().clone()),
+            };
+            drop(state);
+            drop(replaced);
             return Poll::Pending;
         }
-        let mut state = self.shared.lock();
-        let mut wake = false;
-        if let Some(value) = self.shared.take(&mut state, &mut wake) {
+        // Something to hand out, which uses a unit of the task's budget.
+        // (Looked at only now: polling an empty channel, what a `select!`
+        // does most, needs none.)
+        if !tokio::task::coop::has_budget_remaining() {
             drop(state);
-            self.shared.wake_sender(wake);
-            return Poll::Ready(Some(value));
+            // None left: the value stays, and tokio wakes the task once it
+            // has yielded (outside the lock: a wake-up may run any code).
+            if tokio::task::coop::poll_proceed(cx).is_ready() {
+                // Not reached (no budget is no budget), but never a lost
+                // wake-up.
+                cx.waker().wake_by_ref();
+            }
+            return Poll::Pending;
         }
-        if self.shared.ended(&state) {
-            return Poll::Ready(None);
-        }
-        // A replaced waker is dropped once the lock is released: its drop
-        // may run arbitrary code (the last reference to a task).
-        let replaced = match &state.waker {
-            Some(waker) if waker.will_wake(cx.waker()) => None,
-            _ => state.waker.replace(cx.waker().clone()),
-        };
-        // The identity of the waker actually stored: it keeps its address
-        // from being reused while it is stored.
-        if let Some(stored) = &state.waker {
-            self.shared.note_stored_waker(stored);
-        }
-        self.shared.armed.store(true, Ordering::Release);
+        let mut wake = false;
+        let value = self.shared.take(&mut state, &mut wake);
         drop(state);
-        drop(replaced);
-        Poll::Pending
+        // Uses the unit seen above (on this thread, nothing took it since).
+        if let Poll::Ready(coop) = tokio::task::coop::poll_proceed(cx) {
+            coop.made_progress();
+        }
+        self.shared.wake_sender(wake);
+        Poll::Ready(value)
     }
 
     /// The next value if one waits now.
+    ///
+    /// Like tokio's `try_recv`, this uses none of the task's cooperative
+    /// budget: it never returns `Pending`, so it cannot make a task yield.
     ///
     /// # Errors
     ///
@@ -626,8 +683,7 @@ impl<T> Receiver<T> {
     /// sent, and those of senders already holding a reserved slot, can
     /// still be received.
     pub fn close(&mut self) {
-        self.shared.lock().closed = true;
-        self.shared.maybe_ended.store(true, Ordering::Release);
+        self.shared.shut(&mut self.shared.lock(), Reception::Closed);
         // Every waiting sender looks again, finds the channel closed and
         // gives up.
         self.shared.room.notify_waiters();
@@ -641,14 +697,12 @@ impl<T> Drop for Receiver<T> {
         // owner or the last reference to a task).
         let (queued, waker) = {
             let mut state = self.shared.lock();
-            state.gone = true;
-            state.closed = true;
+            self.shared.shut(&mut state, Reception::Gone);
             let queued = std::mem::take(&mut state.queue);
             // Their slots are free again, as in tokio's channels.
             state.free += queued.len();
             self.shared.len.store(0, Ordering::Release);
-            self.shared.maybe_ended.store(true, Ordering::Release);
-            (queued, self.shared.take_waker(&mut state))
+            (queued, Shared::take_waker(&mut state))
         };
         // Every waiting sender looks again and finds the receiver gone.
         self.shared.room.notify_waiters();

@@ -269,7 +269,7 @@ fn the_receiver_registers_whichever_waker_polls_it_last() {
     let (a, a_count) = counting();
     let (b, b_count) = counting();
     assert!(poll_with(&mut rx, &a).is_pending());
-    // The same waker again: the lock-free path.
+    // The same waker again: stored once.
     assert!(poll_with(&mut rx, &a).is_pending());
     // Moved to another task: its waker replaces the first.
     assert!(poll_with(&mut rx, &b).is_pending());
@@ -285,7 +285,7 @@ fn the_receiver_registers_whichever_waker_polls_it_last() {
     assert_eq!(poll_with(&mut rx, &a), Poll::Ready(Some(2)));
 
     // A sender took a's waker (and woke it): the next poll from a must
-    // store it again, not take the lock-free path.
+    // store it again.
     assert!(poll_with(&mut rx, &a).is_pending());
     tx.try_send(3).expect("room");
     assert_eq!(a_count.count(), 2);
@@ -296,7 +296,7 @@ fn the_receiver_registers_whichever_waker_polls_it_last() {
     assert_eq!(a_count.count(), 3, "woken again after registering again");
     assert_eq!(poll_with(&mut rx, &a), Poll::Ready(Some(4)));
 
-    // The last sender's drop wakes a receiver registered lock-free too.
+    // The last sender's drop wakes a receiver polled twice with one waker.
     assert!(poll_with(&mut rx, &a).is_pending());
     assert!(poll_with(&mut rx, &a).is_pending());
     drop(tx);
@@ -694,8 +694,7 @@ async fn stress_closing_under_load_keeps_every_value_accepted() {
     }
 }
 
-// ----- Regression tests for problems found in review; they fail until
-// the fixes proposed with them are applied (run with `--ignored`).
+// ----- Regression tests for problems found in review.
 
 #[test]
 fn an_owned_permit_outliving_the_last_sender_is_not_the_end() {
@@ -765,5 +764,130 @@ fn replacing_the_receivers_waker_drops_the_old_one_outside_the_lock() {
     assert!(
         finished.recv_timeout(WAIT).is_ok(),
         "replacing the waker deadlocked (or panicked)"
+    );
+}
+
+// ----- The cooperative budget, the receiving side's states, the size.
+
+/// Receives from a channel that is never empty (a value goes in before
+/// each receive) until a task spawned first has run: how many values that
+/// took, or `None` if it did not run within `LIMIT`. With `as_stream`,
+/// through the `Stream` impl instead of `recv`.
+async fn receives_until_another_task_runs(as_stream: bool) -> Option<usize> {
+    const LIMIT: usize = 100_000;
+    let (tx, mut rx) = channel::<usize>(1);
+    let ran = Arc::new(AtomicBool::new(false));
+    tokio::spawn({
+        let ran = Arc::clone(&ran);
+        async move { ran.store(true, Ordering::SeqCst) }
+    });
+    for received in 0..LIMIT {
+        if ran.load(Ordering::SeqCst) {
+            return Some(received);
+        }
+        tx.try_send(received).expect("room: one value in, one out");
+        let value = if as_stream {
+            futures_util::StreamExt::next(&mut rx).await
+        } else {
+            rx.recv().await
+        };
+        // A receive sent back to the scheduler keeps its value for later.
+        assert_eq!(value, Some(received));
+    }
+    None
+}
+
+#[tokio::test]
+async fn a_receive_loop_that_never_waits_still_lets_other_tasks_run() {
+    for as_stream in [false, true] {
+        let received = timeout(WAIT, receives_until_another_task_runs(as_stream))
+            .await
+            .expect("the loop finished");
+        assert!(
+            received.is_some_and(|received| received > 0),
+            "the other task ran after some values, not never ({received:?}, stream: {as_stream})"
+        );
+    }
+}
+
+#[tokio::test]
+async fn try_recv_and_a_poll_that_finds_nothing_use_no_budget() {
+    let (tx, mut rx) = channel::<u32>(1);
+    // Many more than a task's budget (tokio's is 128 per turn).
+    for i in 0..1_000 {
+        tx.try_send(i).expect("room");
+        assert_eq!(rx.try_recv(), Ok(i));
+        assert!(
+            poll_fn(|cx| Poll::Ready(rx.poll_recv(cx)))
+                .await
+                .is_pending()
+        );
+    }
+    assert!(tokio::task::coop::has_budget_remaining());
+
+    // Values handed out do use it: the receiver says `Pending` with a
+    // value waiting once it is spent, and the value stays.
+    let mut handed_out = 0;
+    let mut sent = 0;
+    loop {
+        if rx.is_empty() {
+            tx.try_send(sent).expect("room");
+            sent += 1;
+        }
+        match poll_fn(|cx| Poll::Ready(rx.poll_recv(cx))).await {
+            Poll::Ready(value) => {
+                assert_eq!(value, Some(handed_out));
+                handed_out += 1;
+            }
+            Poll::Pending => break,
+        }
+        assert!(handed_out < 100_000, "the budget never ran out");
+    }
+    assert!(handed_out > 0);
+    assert!(!tokio::task::coop::has_budget_remaining());
+    assert_eq!(rx.len(), 1, "the value not handed out still waits");
+    assert_eq!(rx.try_recv(), Ok(handed_out), "try_recv takes it anyway");
+}
+
+#[test]
+fn outside_a_runtime_there_is_no_budget() {
+    let (tx, mut rx) = channel::<u32>(1);
+    for i in 0..1_000 {
+        tx.try_send(i).expect("room");
+        assert_eq!(poll_with(&mut rx, Waker::noop()), Poll::Ready(Some(i)));
+    }
+}
+
+#[test]
+fn the_receiving_side_only_moves_forward() {
+    let (tx, mut rx) = channel::<u32>(2);
+    let permit = tx.try_reserve_owned().expect("room");
+    assert_eq!(rx.shared.lock().reception, Reception::Open);
+    assert!(!tx.is_closed());
+    rx.close();
+    rx.close();
+    assert_eq!(rx.shared.lock().reception, Reception::Closed);
+    assert!(tx.is_closed());
+    let shared = Arc::clone(&rx.shared);
+    drop(rx);
+    assert_eq!(shared.lock().reception, Reception::Gone);
+    // Closing cannot bring a receiver back.
+    shared.shut(&mut shared.lock(), Reception::Closed);
+    assert_eq!(shared.lock().reception, Reception::Gone);
+    // A slot reserved before: its value is dropped, the slot comes back.
+    permit.send(1);
+    assert_eq!(tx.capacity(), 2);
+    assert!(matches!(tx.try_send(2), Err(TrySendError::Closed(2))));
+}
+
+#[test]
+fn a_receiver_and_a_sender_are_one_pointer() {
+    assert_eq!(
+        std::mem::size_of::<Receiver<crate::Message>>(),
+        std::mem::size_of::<usize>()
+    );
+    assert_eq!(
+        std::mem::size_of::<Sender<crate::Message>>(),
+        std::mem::size_of::<usize>()
     );
 }
