@@ -8,15 +8,15 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    WAIT, accept_peer, command, connect, echo, fast, ms, next_status, number, peer_close_code,
-    peer_send, recv, send, show, states, status_within, wait_for_state,
+    Peer, WAIT, accept_peer, accept_peer_with, command, connect, echo, fast, ms, next_status,
+    number, peer_close_code, peer_send, recv, send, show, states, status_within, wait_for_state,
 };
 use futures_util::StreamExt;
 use tokio::{
     net::TcpListener,
     time::{Instant, timeout},
 };
-use ws_machine::{Command, Direction, Error, Kind, Message, State};
+use ws_machine::{Command, Direction, Error, Kind, Machine, Message, State};
 use wsm_server::{Config, Server};
 
 fn server() -> Server {
@@ -243,19 +243,29 @@ async fn an_oversized_incoming_message_drops_the_connection_not_the_machine() {
     echo(&mut machine, "small").await;
 }
 
-/// The documented promise: "a larger incoming message closes the connection
-/// with code 1009". A scripted peer sees what the machine sends.
-#[tokio::test]
-async fn an_oversized_incoming_message_is_answered_with_close_1009() {
+/// A machine that accepts messages of up to 1,024 bytes, connected to a
+/// scripted peer that sends in frames of up to `frame_size` bytes.
+async fn limited_machine_and_peer(frame_size: usize) -> (Machine, Peer) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("ws://{}/", listener.local_addr().expect("address"));
     let mut machine = fast(url)
         .max_message_size(1024)
         .spawn()
         .expect("valid options");
-    let mut peer = accept_peer(&listener).await;
+    let peer = accept_peer_with(
+        &listener,
+        tokio_websockets::Config::default().frame_size(frame_size),
+    )
+    .await;
     wait_for_state(&mut machine, State::Connected).await;
+    (machine, peer)
+}
 
+/// The documented promise: "a larger incoming message closes the connection
+/// with code 1009". A scripted peer sees what the machine sends.
+#[tokio::test]
+async fn an_oversized_incoming_message_is_answered_with_close_1009() {
+    let (_machine, mut peer) = limited_machine_and_peer(64 * 1024).await;
     peer_send(
         &mut peer,
         tokio_websockets::Message::binary(vec![7u8; 4096]),
@@ -269,28 +279,7 @@ async fn an_oversized_incoming_message_is_answered_with_close_1009() {
 /// frame by itself; the machine sends the 1009 for this case.
 #[tokio::test]
 async fn an_oversized_fragmented_incoming_message_is_answered_with_close_1009() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("ws://{}/", listener.local_addr().expect("address"));
-    let mut machine = fast(url)
-        .max_message_size(1024)
-        .spawn()
-        .expect("valid options");
-    let (stream, _) = timeout(WAIT, listener.accept())
-        .await
-        .expect("a connection in time")
-        .expect("accept");
-    // The peer splits what it sends into frames of 256 bytes.
-    let (_request, mut peer) = timeout(
-        WAIT,
-        tokio_websockets::ServerBuilder::new()
-            .config(tokio_websockets::Config::default().frame_size(256))
-            .accept(stream),
-    )
-    .await
-    .expect("an upgrade in time")
-    .expect("upgrade");
-    wait_for_state(&mut machine, State::Connected).await;
-
+    let (mut machine, mut peer) = limited_machine_and_peer(256).await;
     peer_send(
         &mut peer,
         tokio_websockets::Message::binary(vec![7u8; 4096]),

@@ -500,32 +500,52 @@ fn flooded(message: &ws_machine::Message) -> (u8, u32) {
     (bytes.first().copied().unwrap_or(u8::MAX), number)
 }
 
-/// A quit while the server floods and the caller reads nothing: stopping
-/// takes at most the close timeout, and the machine holds no more messages
-/// than `input` does (before, it read on until the server's close reply and
-/// held everything). What it read is all accounted for, in order.
-#[tokio::test(start_paused = true)]
-async fn a_quit_during_a_flood_is_bounded_in_time_and_memory() {
-    let close = Duration::from_secs(1);
-    let (_peer, machine, server) =
+/// A machine (`input_capacity(8)`) whose server floods, told to quit once
+/// `input` is full.
+struct QuitDuringAFlood {
+    input: ws_machine::channel::Receiver<ws_machine::Message>,
+    stopped: ws_machine::Stopped,
+    quit_at: Instant,
+    flooding: tokio::task::JoinHandle<()>,
+    _peer: Peer,
+}
+
+async fn quit_during_a_flood(close: Duration) -> QuitDuringAFlood {
+    let (peer, machine, server) =
         connected(|builder| builder.input_capacity(8).close_timeout(close)).await;
     let flooding = flood(server, 0, 200_000);
     until_input_holds(&machine.input, 8).await;
     let Machine {
-        mut input,
+        input,
         command,
         stopped,
         ..
     } = machine;
     command.send(Command::Quit).await.expect("running");
-    let quit_at = Instant::now();
-    let leftovers = timeout(Duration::from_secs(3600), stopped)
+    QuitDuringAFlood {
+        input,
+        stopped,
+        quit_at: Instant::now(),
+        flooding,
+        _peer: peer,
+    }
+}
+
+/// A quit while the server floods and the caller reads nothing: stopping
+/// takes the close timeout (the server never answers the close), and the
+/// machine holds no more messages than `input` does (before, it read on
+/// until the server's close reply and held everything). What it read is
+/// all accounted for, in order.
+#[tokio::test(start_paused = true)]
+async fn a_quit_during_a_flood_is_bounded_in_time_and_memory() {
+    let close = Duration::from_secs(1);
+    let mut quit = quit_during_a_flood(close).await;
+    let leftovers = timeout(Duration::from_secs(3600), &mut quit.stopped)
         .await
         .expect("the machine stops");
-    // The server never answers the close: the stop takes all its time.
-    assert_eq!(quit_at.elapsed(), close);
+    assert_eq!(quit.quit_at.elapsed(), close);
     let mut read = Vec::new();
-    while let Ok(message) = input.try_recv() {
+    while let Ok(message) = quit.input.try_recv() {
         read.push(flooded(&message));
     }
     assert_eq!(read.len(), 8, "input is full");
@@ -533,6 +553,54 @@ async fn a_quit_during_a_flood_is_bounded_in_time_and_memory() {
     read.extend(leftovers.received.iter().map(flooded));
     let expected: Vec<(u8, u32)> = (0..16).map(|n| (0, n)).collect();
     assert_eq!(read, expected);
+    quit.flooding.abort();
+}
+
+/// The same with a caller that reads slowly while the machine stops: the
+/// machine reads on as room appears (so the caller gets more), still holds
+/// no more than `input` does, and stops within the close timeout.
+#[tokio::test(start_paused = true)]
+async fn a_quit_during_a_flood_with_a_slow_reader_is_bounded_in_time_and_memory() {
+    let close = Duration::from_secs(1);
+    let QuitDuringAFlood {
+        mut input,
+        stopped,
+        quit_at,
+        flooding,
+        _peer,
+    } = quit_during_a_flood(close).await;
+    // One message every 10 ms, until `input` closes.
+    let reader = tokio::spawn(async move {
+        let mut got = Vec::new();
+        for _ in 0..10_000 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            match input.recv().await {
+                Some(message) => got.push(flooded(&message)),
+                None => break,
+            }
+        }
+        got
+    });
+    let leftovers = timeout(Duration::from_secs(3600), stopped)
+        .await
+        .expect("the machine stops");
+    assert_eq!(quit_at.elapsed(), close);
+    assert!(
+        leftovers.received.len() <= 8,
+        "{}",
+        leftovers.received.len()
+    );
+    let mut all = timeout(Duration::from_secs(3600), reader)
+        .await
+        .expect("the reader ends")
+        .expect("no panic");
+    assert!(
+        all.len() > 16,
+        "the machine read on as the caller made room"
+    );
+    all.extend(leftovers.received.iter().map(flooded));
+    let expected: Vec<(u8, u32)> = (0..all.len() as u32).map(|n| (0, n)).collect();
+    assert_eq!(all, expected);
     flooding.abort();
 }
 
@@ -584,16 +652,13 @@ async fn a_reconnect_during_a_flood_holds_no_more_than_input() {
     old.abort();
 }
 
-/// Every wait of a stop shares one deadline: a peer that never answers the
-/// close, received messages the caller does not read, and a reserved
-/// `output` slot never used, together, still end within the close timeout
-/// (each used to get a close timeout of its own).
-#[tokio::test(start_paused = true)]
-async fn stopping_takes_at_most_the_close_timeout_whatever_waits() {
-    let close = Duration::from_secs(2);
-    let (_peer, machine, mut server) =
+/// A machine (`input_capacity(1)`) with `input` full and one more message
+/// held; the server never reads again, so a close is never answered.
+async fn connected_with_one_held(
+    close: Duration,
+) -> (Peer, Machine, tws::WebSocketStream<DuplexStream>) {
+    let (peer, machine, mut server) =
         connected(|builder| builder.input_capacity(1).close_timeout(close)).await;
-    // Two messages: one fills `input`, the machine holds the other.
     for n in 0..2u8 {
         server
             .send(tws::Message::binary(vec![n]))
@@ -601,6 +666,17 @@ async fn stopping_takes_at_most_the_close_timeout_whatever_waits() {
             .expect("send");
     }
     until_input_holds(&machine.input, 1).await;
+    (peer, machine, server)
+}
+
+/// Every wait of a stop shares one deadline: a peer that never answers the
+/// close, received messages the caller does not read, and a reserved
+/// `output` slot never used, together, still end within the close timeout
+/// (each used to get a close timeout of its own).
+#[tokio::test(start_paused = true)]
+async fn stopping_takes_at_most_the_close_timeout_whatever_waits() {
+    let close = Duration::from_secs(2);
+    let (_peer, machine, server) = connected_with_one_held(close).await;
     let Machine {
         input,
         output,
@@ -623,75 +699,14 @@ async fn stopping_takes_at_most_the_close_timeout_whatever_waits() {
     drop(server);
 }
 
-/// The same with a caller that reads slowly while the machine stops: the
-/// machine reads on as room appears (so the caller gets more), still holds
-/// no more than `input` does, and stops within the close timeout.
-#[tokio::test(start_paused = true)]
-async fn a_quit_during_a_flood_with_a_slow_reader_is_bounded_in_time_and_memory() {
-    let close = Duration::from_secs(1);
-    let (_peer, machine, server) =
-        connected(|builder| builder.input_capacity(8).close_timeout(close)).await;
-    let flooding = flood(server, 0, 200_000);
-    until_input_holds(&machine.input, 8).await;
-    let Machine {
-        mut input,
-        command,
-        stopped,
-        ..
-    } = machine;
-    command.send(Command::Quit).await.expect("running");
-    let quit_at = Instant::now();
-    // One message every 10 ms, until `input` closes.
-    let reader = tokio::spawn(async move {
-        let mut got = Vec::new();
-        for _ in 0..10_000 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            match input.recv().await {
-                Some(message) => got.push(flooded(&message)),
-                None => break,
-            }
-        }
-        got
-    });
-    let leftovers = timeout(Duration::from_secs(3600), stopped)
-        .await
-        .expect("the machine stops");
-    assert_eq!(quit_at.elapsed(), close);
-    assert!(
-        leftovers.received.len() <= 8,
-        "{}",
-        leftovers.received.len()
-    );
-    let mut all = timeout(Duration::from_secs(3600), reader)
-        .await
-        .expect("the reader ends")
-        .expect("no panic");
-    assert!(
-        all.len() > 16,
-        "the machine read on as the caller made room"
-    );
-    all.extend(leftovers.received.iter().map(flooded));
-    let expected: Vec<(u8, u32)> = (0..all.len() as u32).map(|n| (0, n)).collect();
-    assert_eq!(all, expected);
-    flooding.abort();
-}
-
 /// A quit that arrives while a reconnect closes the old connection stops
 /// the machine when that close is over, within its deadline: it does not
 /// get a close timeout of its own.
 #[tokio::test(start_paused = true)]
 async fn a_quit_during_a_reconnect_ends_within_the_close_timeout() {
     let close = Duration::from_secs(1);
-    let (_peer, machine, mut server) =
-        connected(|builder| builder.input_capacity(1).close_timeout(close)).await;
-    // `input` full and a message held: the close waits for its deadline.
-    for n in 0..2u8 {
-        server
-            .send(tws::Message::binary(vec![n]))
-            .await
-            .expect("send");
-    }
-    until_input_holds(&machine.input, 1).await;
+    // The close waits for its deadline.
+    let (_peer, machine, server) = connected_with_one_held(close).await;
     let Machine {
         mut status,
         input,

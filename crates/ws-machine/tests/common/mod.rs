@@ -217,14 +217,25 @@ pub type Peer<S = TcpStream> = tokio_websockets::WebSocketStream<S>;
 
 /// Accepts one WebSocket connection on `listener`, within [`WAIT`].
 pub async fn accept_peer(listener: &TcpListener) -> Peer {
+    accept_peer_with(listener, tokio_websockets::Config::default()).await
+}
+
+/// [`accept_peer`], with the peer's own engine configuration (for example a
+/// small frame size, so that it sends long messages in fragments).
+pub async fn accept_peer_with(listener: &TcpListener, config: tokio_websockets::Config) -> Peer {
     let (stream, _) = timeout(WAIT, listener.accept())
         .await
         .expect("no connection in time")
         .expect("accept");
-    let (_request, ws) = timeout(WAIT, tokio_websockets::ServerBuilder::new().accept(stream))
-        .await
-        .expect("no upgrade in time")
-        .expect("upgrade");
+    let (_request, ws) = timeout(
+        WAIT,
+        tokio_websockets::ServerBuilder::new()
+            .config(config)
+            .accept(stream),
+    )
+    .await
+    .expect("no upgrade in time")
+    .expect("upgrade");
     ws
 }
 
