@@ -44,7 +44,7 @@ enum Then {
 enum Finish {
     Quit,
     Reconnect,
-    /// The connection failed: a close frame saying why may be queued.
+    /// The connection failed with a close frame saying why queued.
     Failed(Error),
 }
 
