@@ -89,5 +89,5 @@ pub use settings::{Builder, default_retry_status};
 /// [`Builder::tls_config`].
 pub use tokio_rustls::rustls;
 pub use types::{
-    Cause, Command, Direction, Endpoint, Error, Kind, Leftovers, Message, State, Status,
+    Cause, Command, Direction, Endpoint, Error, Kind, Leftovers, Message, State, Status, TlsProblem,
 };

@@ -110,7 +110,7 @@ async fn an_untrusted_certificate_is_a_final_error() {
     assert_eq!(last.state, State::Disconnected);
     assert!(last.is_final());
     match last.error {
-        Some(Error::Tls { source }) => {
+        Some(Error::Tls { source, .. }) => {
             // The cause is rustls' own error, kept as the source.
             let rustls_error = source
                 .downcast_ref::<ws_machine::rustls::Error>()

@@ -19,8 +19,11 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use tokio::time::Instant;
 use tokio_websockets as tws;
 
-use super::{stream::Io, transport::Transport};
-use crate::types::{Direction, Error, Kind, Message, Mode, Target, with_context};
+use super::{stream::Io, tls::final_tls_error, transport::Transport};
+use crate::{
+    settings::{Protocols, accept_unoffered},
+    types::{Direction, Error, Kind, Message, Mode, Target, with_context},
+};
 
 /// An open WebSocket connection, seen through what the machine needs:
 /// hand over frames, flush, read.
@@ -104,15 +107,24 @@ impl Socket {
     pub(crate) fn last_write(&self) -> Option<Instant> {
         self.stream.get_ref().last_write()
     }
+
+    /// The subprotocol the server chose, once (kept in the socket's box
+    /// until then, so it costs the driver's task nothing).
+    pub(crate) fn take_protocol(&mut self) -> Option<Arc<str>> {
+        self.stream.get_mut().take_protocol()
+    }
 }
 
-/// The HTTP upgrade on an opened stream.
+/// The HTTP upgrade on an opened stream, offering `protocols` if any. The
+/// subprotocol the server chose waits in the socket
+/// ([`Socket::take_protocol`]).
 pub(crate) async fn upgrade(
     io: Box<dyn Io>,
     target: &Target,
     headers: &HeaderMap,
     max_message_size: usize,
     retry_status: fn(u16) -> bool,
+    protocols: Option<&Protocols>,
 ) -> Result<Socket, Error> {
     let (transport, mut recording) = Transport::recording(io);
     let mut builder = tws::ClientBuilder::from_uri(target.uri()?)
@@ -123,14 +135,25 @@ pub(crate) async fn upgrade(
     for (name, value) in one_line_per_name(headers)? {
         builder = builder
             .add_header(name.clone(), value)
-            .map_err(|_| Error::InvalidHeader {
-                name: name.to_string(),
-                reason: "the WebSocket handshake sets this header itself: remove it".into(),
-            })?;
+            .map_err(|_| disallowed(name))?;
+    }
+    if let Some(protocols) = protocols {
+        let name = http::header::SEC_WEBSOCKET_PROTOCOL;
+        builder = builder
+            .add_header(name.clone(), protocols.header().clone())
+            .map_err(|_| disallowed(&name))?;
     }
     match builder.connect_on(transport).await {
-        Ok((mut stream, _response)) => {
-            stream.get_mut().upgraded();
+        Ok((mut stream, response)) => {
+            let chosen = response
+                .headers()
+                .get(http::header::SEC_WEBSOCKET_PROTOCOL)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            let protocol = match protocols {
+                Some(protocols) => protocols.accept(chosen.as_deref())?,
+                None => accept_unoffered(chosen.as_deref())?,
+            };
+            stream.get_mut().upgraded(protocol);
             Ok(Socket {
                 stream: Box::new(stream),
             })
@@ -141,7 +164,15 @@ pub(crate) async fn upgrade(
             e,
             &recording.try_recv().unwrap_or_default(),
             retry_status,
+            target.tls(),
         )),
+    }
+}
+
+fn disallowed(name: &HeaderName) -> Error {
+    Error::InvalidHeader {
+        name: name.to_string(),
+        reason: "the WebSocket handshake sets this header itself: remove it".into(),
     }
 }
 
@@ -179,7 +210,12 @@ fn one_line_per_name(headers: &HeaderMap) -> Result<Vec<(&HeaderName, HeaderValu
         .collect()
 }
 
-fn handshake_error(error: tws::Error, answer: &[u8], retry_status: fn(u16) -> bool) -> Error {
+fn handshake_error(
+    error: tws::Error,
+    answer: &[u8],
+    retry_status: fn(u16) -> bool,
+    tls: bool,
+) -> Error {
     match error {
         tws::Error::Upgrade(tws::upgrade::Error::DidNotSwitchProtocols(status)) => {
             Error::HandshakeRejected {
@@ -188,13 +224,33 @@ fn handshake_error(error: tws::Error, answer: &[u8], retry_status: fn(u16) -> bo
                 retryable: retry_status(status),
             }
         }
-        tws::Error::Io(e) => Error::Handshake {
-            source: with_context("connection failed during the upgrade", e),
+        // A server refusing the client's certificate says so with an alert
+        // that arrives here under TLS 1.3: final.
+        tws::Error::Io(e) => match final_tls_error(e) {
+            Ok(tls_error) => tls_error,
+            Err(e) if !tls && e.kind() == io::ErrorKind::UnexpectedEof => Error::Handshake {
+                source: with_context(
+                    "the server closed the connection without answering the upgrade (if it expects TLS, use wss://)",
+                    e,
+                ),
+            },
+            Err(e) => Error::Handshake {
+                source: with_context("connection failed during the upgrade", e),
+            },
+        },
+        other if !tls && speaks_tls(answer) => Error::Handshake {
+            source: with_context("the server answered in TLS: use a wss:// URL", other),
         },
         other => Error::Handshake {
             source: Arc::new(other),
         },
     }
+}
+
+/// Whether an answer starts like a TLS record (a handshake or an alert,
+/// TLS 1.x): what a TLS server sends to a plain-text request.
+fn speaks_tls(answer: &[u8]) -> bool {
+    matches!(answer, [0x15 | 0x16, 0x03, ..])
 }
 
 /// The `Retry-After` of a rejected upgrade, in seconds (the HTTP-date form
@@ -328,6 +384,24 @@ mod tests {
         let no_header = b"HTTP/1.1 503 Service Unavailable\r\n\r\n";
         assert_eq!(retry_after(no_header), None);
         assert_eq!(retry_after(b"garbage"), None);
+    }
+
+    #[test]
+    fn a_tls_answer_to_a_plain_request_says_to_use_wss() {
+        let parse_error =
+            || tws::Error::Upgrade(tws::upgrade::Error::Parsing(httparse::Error::Version));
+        let alert = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32];
+        let error = handshake_error(parse_error(), &alert, |_| true, false);
+        assert!(error.to_string().contains("use a wss:// URL"), "{error}");
+        let error = handshake_error(parse_error(), b"garbage", |_| true, false);
+        assert!(!error.to_string().contains("wss://"), "{error}");
+        let eof = tws::Error::Io(io::ErrorKind::UnexpectedEof.into());
+        let error = handshake_error(eof, b"", |_| true, false);
+        assert!(
+            error.to_string().contains("if it expects TLS, use wss://"),
+            "{error}"
+        );
+        assert!(error.is_retryable());
     }
 
     #[test]

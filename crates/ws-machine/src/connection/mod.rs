@@ -1,11 +1,12 @@
 //! The open connection's I/O: opening one ([`connector`]: a dialed byte
-//! stream, TLS over it, the upgrade), the engine behind it ([`engine`]), and
+//! stream, a proxy's tunnel over it, TLS over that, the upgrade), the engine behind it ([`engine`]), and
 //! running it ([`link`]: reading, writing, the keep-alive and write
 //! timers, the close handshake).
 
 pub(crate) mod connector;
 pub(crate) mod engine;
 pub(crate) mod link;
+mod proxy;
 mod stream;
 mod tls;
 mod transport;

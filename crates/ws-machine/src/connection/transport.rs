@@ -11,6 +11,7 @@
 use std::{
     io,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -34,9 +35,15 @@ const MAX_HANDSHAKE_ANSWER: usize = 64 * 1024;
 /// The byte stream under the engine.
 pub(crate) struct Transport {
     io: Box<dyn Io>,
-    /// Records the bytes read while the handshake is under way (boxed: it
-    /// outlives the handshake only as `None`).
-    recorder: Option<Box<Recorder>>,
+    /// While the handshake is under way, the recorder of the bytes read;
+    /// after it, the subprotocol the server chose, until the driver takes
+    /// it. Boxed: most of a connection's life it is `None`.
+    handshake: Option<Box<Handshake>>,
+}
+
+enum Handshake {
+    Recording(Recorder),
+    Chosen(Arc<str>),
 }
 
 /// The answer to the upgrade request as read so far. The engine drops the
@@ -64,15 +71,27 @@ impl Transport {
         (
             Self {
                 io,
-                recorder: Some(Box::new(recorder)),
+                handshake: Some(Box::new(Handshake::Recording(recorder))),
             },
             recording,
         )
     }
 
-    /// The upgrade succeeded: stop recording.
-    pub(crate) fn upgraded(&mut self) {
-        self.recorder = None;
+    /// The upgrade succeeded, with this subprotocol: stop recording.
+    pub(crate) fn upgraded(&mut self, protocol: Option<Arc<str>>) {
+        self.handshake = protocol.map(|p| Box::new(Handshake::Chosen(p)));
+    }
+
+    /// The subprotocol the server chose, once.
+    pub(crate) fn take_protocol(&mut self) -> Option<Arc<str>> {
+        match self.handshake.take().map(|h| *h) {
+            Some(Handshake::Chosen(protocol)) => Some(protocol),
+            Some(recording @ Handshake::Recording(_)) => {
+                self.handshake = Some(Box::new(recording));
+                None
+            }
+            None => None,
+        }
     }
 
     /// When the socket last accepted a byte.
@@ -83,7 +102,7 @@ impl Transport {
 
 impl Drop for Transport {
     fn drop(&mut self) {
-        if let Some(recorder) = self.recorder.take() {
+        if let Some(Handshake::Recording(recorder)) = self.handshake.take().map(|h| *h) {
             // Nobody waits for it once the handshake succeeded or was abandoned.
             let _ = recorder.on_drop.send(recorder.bytes);
         }
@@ -124,7 +143,8 @@ impl AsyncRead for Transport {
         let this = self.get_mut();
         let before = buf.filled().len();
         let result = Pin::new(this.io.as_mut()).poll_read(cx, buf);
-        if let (Poll::Ready(Ok(())), Some(recorder)) = (&result, &mut this.recorder)
+        if let (Poll::Ready(Ok(())), Some(Handshake::Recording(recorder))) =
+            (&result, this.handshake.as_deref_mut())
             && let Err(e) = recorder.note(&buf.filled()[before..])
         {
             return Poll::Ready(Err(e));

@@ -1,13 +1,16 @@
 //! The attempt phase: one connection attempt, served beside commands and
 //! the hand-over to the caller.
 
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout};
 
 use super::{Driver, Flow};
 use crate::{
     connection::engine::Socket,
     handoff::input::room,
-    policy::command::{self, Connecting},
+    policy::{
+        after,
+        command::{self, Connecting},
+    },
     types::Error,
 };
 
@@ -45,8 +48,9 @@ impl Driver {
     async fn open(&mut self, headers: http::HeaderMap) -> Result<Result<Socket, Error>, Flow> {
         tracing::debug!(url = self.target.url(), "connecting");
         let limit = self.timeouts.handshake;
+        let deadline = after(Instant::now(), limit);
         let (connector, target) = (&self.connector, &self.target);
-        let connect = timeout(limit, connector.connect(target, &headers));
+        let connect = timeout(limit, connector.connect(target, &headers, deadline));
         tokio::pin!(connect);
         loop {
             tokio::select! {

@@ -52,8 +52,7 @@ impl Driver {
     /// The connection is open: run it until it ends.
     pub(super) async fn connected(&mut self, socket: Socket) -> Flow {
         let now = Instant::now();
-        self.lifecycle.connected(now, &mut |s| self.status.emit(s));
-        let mut link = Link::new(socket, &self.timeouts, now);
+        let mut link = self.report_connected(now, socket);
         if let Err(error) = self.write_on_connect(&mut link) {
             return self.lost(error);
         }
@@ -75,6 +74,17 @@ impl Driver {
                 Then::Finish(finish) => return Box::pin(self.finish(finish, &mut link)).await,
             }
         }
+    }
+
+    /// Reports `Connected`, with the subprotocol the server chose, and
+    /// starts running the connection. Not async, so the task keeps no room
+    /// for the subprotocol.
+    fn report_connected(&mut self, now: Instant, mut socket: Socket) -> Link {
+        let mut protocol = socket.take_protocol();
+        self.lifecycle.connected(now, &mut |s| {
+            self.status.emit(s.with_protocol(protocol.take()));
+        });
+        Link::new(socket, &self.timeouts, now)
     }
 
     /// Waits for the next thing to do.

@@ -5,15 +5,15 @@
 //! header is an error the caller sees at once, never a loop of failing
 //! connection attempts.
 
-use std::{fmt, future::Future, io, sync::Arc, time::Duration};
+use std::{fmt, future::Future, io, path::PathBuf, sync::Arc, time::Duration};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::rustls;
 
 use super::{
-    Capacities, Connection, Delivery, Dialer, HeadersFn, Reconnect, Request, Settings, Timeouts,
-    check_headers,
+    Capacities, Connection, Delivery, Dialer, HeadersFn, Pem, ProxyChoice, Reconnect, Request,
+    Settings, Timeouts, TransportOptions, check_headers,
 };
 use crate::types::{Endpoint, Error, Message, Target};
 
@@ -63,6 +63,7 @@ pub struct Builder {
     reconnect: Reconnect,
     delivery: Delivery,
     capacities: Capacities,
+    transport: TransportOptions,
 }
 
 impl fmt::Debug for Builder {
@@ -83,6 +84,7 @@ impl fmt::Debug for Builder {
             .field("ack_key", &self.delivery.ack_key.is_some())
             .field("ack_window", &self.delivery.ack_window)
             .field("capacities", &self.capacities)
+            .field("transport", &self.transport)
             .finish_non_exhaustive()
     }
 }
@@ -101,6 +103,7 @@ impl Builder {
                 tls_config: None,
                 max_message_size: 16 * 1024 * 1024,
                 retry_status: default_retry_status,
+                extras: None,
             },
             timeouts: Timeouts {
                 ping_interval: Duration::from_secs(30),
@@ -126,6 +129,7 @@ impl Builder {
                 input: 1024,
                 status: 32,
             },
+            transport: TransportOptions::default(),
         }
     }
 
@@ -398,11 +402,252 @@ impl Builder {
         self
     }
 
-    /// The TLS configuration for `wss://` URLs (custom trust roots, client
-    /// certificates). Default: rustls with the Mozilla roots of
-    /// `webpki-roots`, certificate verification on.
+    /// The whole TLS configuration for `wss://` URLs, for full control
+    /// (protocol versions, ALPN, a verifier of your own). It replaces
+    /// [`ca_file`](Builder::ca_file), [`ca_pem`](Builder::ca_pem),
+    /// [`native_roots`](Builder::native_roots) and the client certificate
+    /// options (setting both is an [`Error::InvalidConfig`]); for many
+    /// machines with the same options, build one configuration and share it.
+    /// Default: rustls with the Mozilla roots of `webpki-roots`, certificate
+    /// verification on.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// use std::sync::Arc;
+    /// use ws_machine::rustls;
+    ///
+    /// let roots = rustls::RootCertStore {
+    ///     roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    /// };
+    /// let provider = Arc::new(rustls::crypto::ring::default_provider());
+    /// let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    ///     .with_protocol_versions(&[&rustls::version::TLS13])
+    ///     .expect("ring supports TLS 1.3")
+    ///     .with_root_certificates(roots)
+    ///     .with_no_client_auth();
+    /// config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    /// let machine = ws_machine::Machine::builder("wss://127.0.0.1:9/")
+    ///     .tls_config(Arc::new(config))
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
         self.connection.tls_config = Some(config);
+        self
+    }
+
+    /// Trusts the CA certificates in this PEM file (one or more
+    /// `BEGIN CERTIFICATE` blocks) for `wss://`, in place of the Mozilla
+    /// roots (as curl's `--cacert`; add [`native_roots`](Builder::native_roots)
+    /// to keep the system's too). Repeatable. The file is read by
+    /// [`Builder::spawn`]: a missing file or one without a certificate is an
+    /// [`Error::InvalidConfig`] there. Default: the Mozilla roots.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// let machine = ws_machine::Machine::builder("wss://feed.internal.example/")
+    ///     .ca_file("/etc/company/ca.pem")
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.transport.tls.cas.push(Pem::File(path.into()));
+        self
+    }
+
+    /// Like [`ca_file`](Builder::ca_file), with the PEM text itself (for
+    /// example embedded with `include_bytes!`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// // Not PEM: refused when the machine is built, never retried.
+    /// let err = ws_machine::Machine::builder("wss://127.0.0.1:9/")
+    ///     .ca_pem("not a certificate")
+    ///     .spawn()
+    ///     .expect_err("no certificate in it");
+    /// assert!(err.to_string().contains("ca_pem"));
+    /// # }
+    /// ```
+    pub fn ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.transport.tls.cas.push(Pem::Bytes(pem.into()));
+        self
+    }
+
+    /// Trusts the operating system's certificate store for `wss://`
+    /// (`rustls-native-certs`: on Linux the distribution's bundle, or the
+    /// files `SSL_CERT_FILE` and `SSL_CERT_DIR` name), in place of the
+    /// Mozilla roots; CAs of [`ca_file`](Builder::ca_file) are added to it.
+    /// The store is read once per process. Default: off.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// let machine = ws_machine::Machine::builder("wss://feed.example.com/")
+    ///     .native_roots(true)
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn native_roots(mut self, on: bool) -> Self {
+        self.transport.tls.native_roots = on;
+        self
+    }
+
+    /// A client certificate (mutual TLS): `cert` holds the certificate
+    /// chain in PEM, leaf first; `key` its private key in PEM (PKCS#8,
+    /// PKCS#1 or SEC1). Read by [`Builder::spawn`], where a missing file or
+    /// a key that does not fit is an [`Error::InvalidConfig`]. A server that
+    /// refuses it fails the attempt with a final [`Error::Tls`]
+    /// ([`TlsProblem::ClientCertificateRefused`](crate::TlsProblem::ClientCertificateRefused)).
+    /// Default: none.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// let machine = ws_machine::Machine::builder("wss://broker.internal.example/")
+    ///     .ca_file("ca.pem")
+    ///     .client_cert_files("client.pem", "client.key")
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn client_cert_files(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.transport.tls.client_cert = Some((Pem::File(cert.into()), Pem::File(key.into())));
+        self
+    }
+
+    /// Like [`client_cert_files`](Builder::client_cert_files), with the PEM
+    /// text itself.
+    pub fn client_cert_pem(mut self, cert: impl Into<Vec<u8>>, key: impl Into<Vec<u8>>) -> Self {
+        self.transport.tls.client_cert = Some((Pem::Bytes(cert.into()), Pem::Bytes(key.into())));
+        self
+    }
+
+    /// The name TLS sends (SNI) and checks the server's certificate
+    /// against, instead of the URL's host: for a server reached by an
+    /// address, or through a name its certificate does not carry. Default:
+    /// the URL's host.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// let machine = ws_machine::Machine::builder("wss://127.0.0.1:9/")
+    ///     .tls_server_name("feed.internal.example")
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn tls_server_name(mut self, name: impl Into<String>) -> Self {
+        self.transport.server_name = Some(name.into());
+        self
+    }
+
+    /// Subprotocols to offer (`Sec-WebSocket-Protocol`), in order of
+    /// preference. The server's choice is reported with
+    /// [`State::Connected`](crate::State::Connected) in
+    /// [`Status::protocol`](crate::Status::protocol); a server that
+    /// chooses one that was not offered fails with a final
+    /// [`Error::Subprotocol`]. Names must be HTTP tokens, each given once.
+    /// Default: none offered (and a server that chooses one anyway fails).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// use ws_machine::{Machine, State};
+    ///
+    /// let mut machine = Machine::builder("ws://127.0.0.1:9/")
+    ///     .protocols(["graphql-transport-ws", "graphql-ws"])
+    ///     .require_protocol(true)
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn protocols<S: Into<String>>(mut self, protocols: impl IntoIterator<Item = S>) -> Self {
+        self.transport.protocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Whether a server that chooses none of the
+    /// [`protocols`](Builder::protocols) fails the connection (a final
+    /// [`Error::Subprotocol`]) rather than connecting without one.
+    /// Default: `false` (as Python's `websockets`).
+    pub fn require_protocol(mut self, required: bool) -> Self {
+        self.transport.require_protocol = required;
+        self
+    }
+
+    /// Connects through this proxy: `http://[user:password@]host[:port]`
+    /// (an HTTP `CONNECT` tunnel, with Basic authentication), or
+    /// `socks5://` (the server's name resolved here) or `socks5h://`
+    /// (resolved by the proxy), with an optional user name and password.
+    /// Without a scheme, `http://`; default ports 80 and 1080. Credentials
+    /// may be percent-encoded and never appear in `Debug`, errors, statuses
+    /// or logs. `wss://` runs TLS with the server through the tunnel, so
+    /// the proxy sees only encrypted bytes. The [`dialer`](Builder::dialer),
+    /// if any, is asked for the proxy's address. A proxy that cannot be
+    /// reached is retried ([`Error::Proxy`]); one that refuses the tunnel
+    /// fails with [`Error::ProxyRefused`], final for rejected credentials.
+    /// Default: no proxy.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// let machine = ws_machine::Machine::builder("wss://feed.example.com/")
+    ///     .proxy("http://me:s3cret@127.0.0.1:3128")
+    ///     .no_proxy("localhost, .internal.example")
+    ///     .spawn()?;
+    /// assert!(!format!("{machine:?}").contains("s3cret"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.transport.proxy = Some(ProxyChoice::Url(url.into()));
+        self
+    }
+
+    /// Takes the proxy from the environment when the machine is built, as
+    /// curl does: `https_proxy` or `HTTPS_PROXY` for `wss://`; `http_proxy`,
+    /// or `HTTP_PROXY` outside CGI programs, for `ws://`; then `all_proxy`
+    /// or `ALL_PROXY`; with the exceptions of `no_proxy` or `NO_PROXY` (see
+    /// [`no_proxy`](Builder::no_proxy)). Lower case first; empty values
+    /// count as unset; without any, no proxy. Replaces
+    /// [`proxy`](Builder::proxy). Default: the environment is not read.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// let machine = ws_machine::Machine::builder("wss://feed.example.com/")
+    ///     .proxy_from_env()
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn proxy_from_env(mut self) -> Self {
+        self.transport.proxy = Some(ProxyChoice::Env);
+        self
+    }
+
+    /// Hosts reached directly, not through the proxy, in curl's `NO_PROXY`
+    /// format: comma-separated names, each matching itself and the names
+    /// under it (`example.com` and `.example.com` both match
+    /// `api.example.com`), IP addresses and CIDR networks (`10.0.0.0/8`),
+    /// or `*` for all. With [`proxy_from_env`](Builder::proxy_from_env) it
+    /// replaces the environment's list (as curl's `--noproxy`). Decided
+    /// once, for the URL's host. Default: none.
+    pub fn no_proxy(mut self, list: impl Into<String>) -> Self {
+        self.transport.no_proxy = Some(list.into());
         self
     }
 
@@ -461,6 +706,10 @@ impl Builder {
             return Err(error);
         }
         check_headers(&self.headers)?;
+        let mut connection = self.connection;
+        connection.extras =
+            self.transport
+                .build(&target, &self.headers, &mut connection.tls_config)?;
         let timeouts = self.timeouts;
         let positive = [
             ("ping_interval", timeouts.ping_interval),
@@ -491,7 +740,7 @@ impl Builder {
             ("input_capacity", self.capacities.input, 1),
             ("status_capacity", self.capacities.status, 2),
             ("ack_window", self.delivery.ack_window, 1),
-            ("max_message_size", self.connection.max_message_size, 1),
+            ("max_message_size", connection.max_message_size, 1),
         ];
         for (option, value, min) in capacities {
             if value < min {
@@ -509,7 +758,7 @@ impl Builder {
         }
         Ok(Settings {
             target,
-            connection: self.connection,
+            connection,
             request: Request::new(self.headers, self.headers_fn),
             on_connect: self.on_connect,
             timeouts,

@@ -8,7 +8,11 @@
 
 mod builder;
 mod dialer;
+mod protocols;
+mod proxy;
 mod request;
+mod tls;
+mod transport;
 
 use std::{sync::Arc, time::Duration};
 
@@ -18,7 +22,12 @@ use crate::types::{Message, Target};
 
 pub use builder::{Builder, default_retry_status};
 pub(crate) use dialer::{ByteStream, Dialer};
+pub(crate) use protocols::{Protocols, accept_unoffered};
+pub(crate) use proxy::{Proxy, Scheme as ProxyScheme};
 pub(crate) use request::{HeadersFn, Request, check_headers};
+use tls::Pem;
+pub(crate) use tls::{config as tls_client_config, mozilla_roots};
+pub(crate) use transport::{Extras, ProxyChoice, TransportOptions};
 
 /// Computes the messages sent first on one connection.
 pub(crate) type OnConnectFn = Arc<dyn Fn() -> Vec<Message> + Send + Sync>;
@@ -46,6 +55,9 @@ pub(crate) struct Connection {
     pub(crate) tls_config: Option<Arc<rustls::ClientConfig>>,
     pub(crate) max_message_size: usize,
     pub(crate) retry_status: fn(u16) -> bool,
+    /// A proxy, a TLS server name, subprotocols: boxed, `None` for the
+    /// machines that use none of them.
+    pub(crate) extras: Option<Box<Extras>>,
 }
 
 /// The timeouts of one connection and of stopping.

@@ -133,16 +133,64 @@ pub enum Error {
         source: Cause,
     },
 
-    /// The TLS handshake failed for a reason that retrying will not fix, such
-    /// as an untrusted or expired certificate or a name mismatch. Fix the
-    /// server's certificate or the trust roots
-    /// ([`Builder::tls_config`](crate::Builder::tls_config)). Final.
-    #[error("TLS failed: {source}")]
+    /// The TLS handshake failed for a reason that retrying will not fix:
+    /// [`problem`](TlsProblem) says which (an untrusted or expired
+    /// certificate, a name mismatch, a client certificate the server
+    /// refused) and what to change. Final.
+    #[error("TLS failed: {problem}: {source}")]
     Tls {
+        /// What failed, in words that say what to do.
+        problem: TlsProblem,
         /// The TLS library's error (a [`rustls::Error`](crate::rustls::Error)
         /// for certificate problems).
         #[source]
         source: Cause,
+    },
+
+    /// The proxy ([`Builder::proxy`](crate::Builder::proxy)) could not be
+    /// reached, or the connection to it broke before the tunnel was open.
+    /// Retried: the proxy may come back. The proxy is named without its
+    /// credentials.
+    #[error("cannot reach proxy {proxy}: {source}")]
+    Proxy {
+        /// The proxy, as `scheme://host:port`.
+        proxy: Box<str>,
+        /// The operating system's reason.
+        #[source]
+        source: Arc<io::Error>,
+    },
+
+    /// The proxy answered but did not open the tunnel: an HTTP proxy's
+    /// status other than 2xx, or a SOCKS5 failure. Rejected credentials
+    /// (HTTP 407, a failed SOCKS5 login) and refusals that asking again will
+    /// not change (403, a SOCKS5 rule) are final; a proxy that could not
+    /// reach the server (HTTP 5xx, SOCKS5 "connection refused" or
+    /// "unreachable") is retried.
+    #[error("proxy {proxy} refused the tunnel: {answer}{}", proxy_final_note(*.retryable))]
+    ProxyRefused {
+        /// The proxy, as `scheme://host:port`.
+        proxy: Box<str>,
+        /// What it said: `HTTP 407 Proxy Authentication Required`, or the
+        /// SOCKS5 failure.
+        answer: Box<str>,
+        /// Whether the machine will try again.
+        retryable: bool,
+        /// The SOCKS library's error, for a SOCKS5 proxy.
+        #[source]
+        source: Option<Cause>,
+    },
+
+    /// The server's answer about subprotocols breaks the negotiation: it
+    /// chose one that was not offered ([`Builder::protocols`](crate::Builder::protocols)),
+    /// or none while one is required
+    /// ([`Builder::require_protocol`](crate::Builder::require_protocol)).
+    /// Final: the server does not speak what the client offers.
+    #[error("{}", subprotocol_message(.chosen.as_deref(), .offered))]
+    Subprotocol {
+        /// What the server chose (its `Sec-WebSocket-Protocol`), if anything.
+        chosen: Option<String>,
+        /// What the client offered, in order.
+        offered: Vec<String>,
     },
 
     /// The server closed the connection with a close frame. Retried.
@@ -217,6 +265,54 @@ pub enum Error {
     },
 }
 
+/// What a final TLS failure was about (see [`Error::Tls`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsProblem {
+    /// The server's certificate does not lead to a trusted root: add its CA
+    /// ([`Builder::ca_file`](crate::Builder::ca_file),
+    /// [`Builder::ca_pem`](crate::Builder::ca_pem)) or trust the operating
+    /// system's store ([`Builder::native_roots`](crate::Builder::native_roots)).
+    UnknownIssuer,
+    /// The server's certificate has expired (or is not valid yet): renew it,
+    /// or check this machine's clock.
+    Expired,
+    /// The server's certificate is not valid for the name checked: the
+    /// URL's host, or [`Builder::tls_server_name`](crate::Builder::tls_server_name).
+    NameMismatch,
+    /// The server refused the client certificate, or asked for one and got
+    /// none: check [`Builder::client_cert_files`](crate::Builder::client_cert_files)
+    /// and the CA the server trusts.
+    ClientCertificateRefused,
+    /// Another certificate problem (a bad signature, a revoked or unusable
+    /// certificate); the source says which.
+    Certificate,
+    /// The TLS server name cannot be used (an invalid
+    /// [`Builder::tls_server_name`](crate::Builder::tls_server_name)).
+    ServerName,
+}
+
+impl fmt::Display for TlsProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::UnknownIssuer => {
+                "the server's certificate is not signed by a trusted CA (add its CA, or use the system's trust store)"
+            }
+            Self::Expired => {
+                "the server's certificate has expired or is not valid yet (renew it, or check the clock)"
+            }
+            Self::NameMismatch => {
+                "the server's certificate is not valid for this host name (check the URL's host or the TLS server name)"
+            }
+            Self::ClientCertificateRefused => {
+                "the server refused the client certificate, or required one (check the client certificate and the CA the server trusts)"
+            }
+            Self::Certificate => "the server's certificate was rejected",
+            Self::ServerName => "the TLS server name is not valid",
+        })
+    }
+}
+
 /// Which way a message was travelling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -240,8 +336,9 @@ impl Error {
     ///
     /// Final errors are configuration errors, TLS certificate failures,
     /// handshake rejections the retry policy does not retry (by default every
-    /// 4xx except 408 and 429) and [`Error::GaveUp`]. Everything else is
-    /// retried.
+    /// 4xx except 408 and 429), a proxy's final refusal (rejected
+    /// credentials), a failed subprotocol negotiation and [`Error::GaveUp`].
+    /// Everything else is retried.
     #[must_use]
     pub fn is_retryable(&self) -> bool {
         // Every variant is listed: a new one must be decided here.
@@ -251,9 +348,13 @@ impl Error {
             | Self::InvalidConfig { .. }
             | Self::NoRuntime
             | Self::Tls { .. }
+            | Self::Subprotocol { .. }
             | Self::GaveUp { .. } => false,
-            Self::HandshakeRejected { retryable, .. } => *retryable,
+            Self::HandshakeRejected { retryable, .. } | Self::ProxyRefused { retryable, .. } => {
+                *retryable
+            }
             Self::Connect { .. }
+            | Self::Proxy { .. }
             | Self::HandshakeTimeout(_)
             | Self::Handshake { .. }
             | Self::Closed { .. }
@@ -280,6 +381,9 @@ impl Error {
             | Self::HandshakeTimeout(_)
             | Self::Handshake { .. }
             | Self::Tls { .. }
+            | Self::Proxy { .. }
+            | Self::ProxyRefused { .. }
+            | Self::Subprotocol { .. }
             | Self::Closed { .. }
             | Self::ConnectionLost(_)
             | Self::PongTimeout(_)
@@ -345,6 +449,33 @@ fn final_note(retryable: bool) -> &'static str {
     }
 }
 
+fn proxy_final_note(retryable: bool) -> &'static str {
+    if retryable {
+        ""
+    } else {
+        " (not retried: check the proxy URL and its credentials)"
+    }
+}
+
+fn subprotocol_message(chosen: Option<&str>, offered: &[String]) -> String {
+    let list = offered
+        .iter()
+        .map(|p| format!("{p:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match chosen {
+        Some(chosen) if offered.is_empty() => {
+            format!("server chose subprotocol {chosen:?}, but none was offered (not retried)")
+        }
+        Some(chosen) => format!(
+            "server chose subprotocol {chosen:?}, which was not offered (offered: {list}; not retried)"
+        ),
+        None => format!(
+            "server chose no subprotocol, but one is required (offered: {list}; not retried)"
+        ),
+    }
+}
+
 fn reason_note(reason: &str) -> String {
     if reason.is_empty() {
         String::new()
@@ -394,6 +525,7 @@ mod tests {
         );
         assert!(!Error::invalid_url("x", "no scheme").is_retryable());
         let tls = Error::Tls {
+            problem: TlsProblem::Certificate,
             source: Arc::new(io::Error::other("bad certificate")),
         };
         assert!(!tls.is_retryable());

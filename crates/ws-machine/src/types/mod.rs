@@ -11,7 +11,7 @@ mod target;
 
 pub use command::Command;
 pub(crate) use error::with_context;
-pub use error::{Cause, Direction, Error};
+pub use error::{Cause, Direction, Error, TlsProblem};
 pub use leftovers::Leftovers;
 pub(crate) use message::Mode;
 pub use message::{Kind, Message};

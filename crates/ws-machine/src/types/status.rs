@@ -1,6 +1,6 @@
 //! The connection's state, and the reports the machine makes about it.
 
-use std::{fmt, time::Duration};
+use std::{fmt, sync::Arc, time::Duration};
 
 use super::error::Error;
 
@@ -63,6 +63,10 @@ pub struct Status {
     /// With [`State::Waiting`]: how long the machine waits before the next
     /// attempt.
     pub delay: Option<Duration>,
+    /// With [`State::Connected`]: the subprotocol the server chose from
+    /// those offered ([`Builder::protocols`](crate::Builder::protocols)),
+    /// if it chose one.
+    pub protocol: Option<Arc<str>>,
     last: bool,
 }
 
@@ -78,8 +82,14 @@ impl Status {
             error,
             attempt,
             delay,
+            protocol: None,
             last: false,
         }
+    }
+
+    /// This status, with the subprotocol the connection speaks.
+    pub(crate) fn with_protocol(self, protocol: Option<Arc<str>>) -> Self {
+        Self { protocol, ..self }
     }
 
     /// This status, marked as the machine's last.
@@ -100,6 +110,9 @@ impl fmt::Display for Status {
         write!(f, "{}", self.state)?;
         if self.state == State::Connecting {
             write!(f, " (attempt {})", self.attempt)?;
+        }
+        if let Some(protocol) = &self.protocol {
+            write!(f, " (subprotocol {protocol})")?;
         }
         if let Some(delay) = self.delay {
             write!(f, " {delay:?}")?;
@@ -140,5 +153,8 @@ mod tests {
         let last = Status::new(State::Disconnected, None, 2, None).into_last();
         assert!(last.is_final());
         assert_eq!(last.to_string(), "DISCONNECTED");
+        let connected =
+            Status::new(State::Connected, None, 1, None).with_protocol(Some("chat.v2".into()));
+        assert_eq!(connected.to_string(), "CONNECTED (subprotocol chat.v2)");
     }
 }

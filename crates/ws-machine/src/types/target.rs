@@ -87,10 +87,7 @@ impl Target {
 
     /// What a dialer must reach for this URL.
     pub(crate) fn endpoint(&self) -> Endpoint {
-        Endpoint {
-            host: self.host().to_owned(),
-            port: self.port,
-        }
+        Endpoint::new(self.host().to_owned(), self.port)
     }
 
     /// The URL as a [`Uri`] for the upgrade request.
@@ -155,6 +152,10 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    pub(crate) fn new(host: String, port: u16) -> Self {
+        Self { host, port }
+    }
+
     /// The host name or IP address (an IPv6 address without brackets).
     #[must_use]
     pub fn host(&self) -> &str {
