@@ -53,6 +53,12 @@ pub struct Config {
     ///
     /// Default: [`DEFAULT_RECORD_LIMIT`] (10 000).
     pub record_limit: usize,
+    /// Subprotocols the server speaks. It answers with the first one the
+    /// client offers (`Sec-WebSocket-Protocol`, in the client's order) that
+    /// is in this list, and with none when there is no common one.
+    ///
+    /// Default: empty (no subprotocol is ever chosen).
+    pub protocols: Vec<String>,
 }
 
 impl Default for Config {
@@ -62,6 +68,7 @@ impl Default for Config {
             freeze_after: None,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             record_limit: DEFAULT_RECORD_LIMIT,
+            protocols: Vec::new(),
         }
     }
 }
@@ -92,6 +99,18 @@ impl Config {
     #[must_use]
     pub fn record_limit(mut self, messages: usize) -> Self {
         self.record_limit = messages;
+        self
+    }
+
+    /// Sets [`Config::protocols`].
+    ///
+    /// ```
+    /// let config = wsm_server::Config::default().protocols(["chat.v2", "chat.v1"]);
+    /// assert_eq!(config.protocols, ["chat.v2", "chat.v1"]);
+    /// ```
+    #[must_use]
+    pub fn protocols<S: Into<String>>(mut self, protocols: impl IntoIterator<Item = S>) -> Self {
+        self.protocols = protocols.into_iter().map(Into::into).collect();
         self
     }
 }

@@ -103,8 +103,11 @@ async fn serve_inner(shared: &Shared, mut stream: TcpStream) {
 
     let (registration, commands, kill) = shared.register();
     tracing::Span::current().record("id", registration.id);
+    let protocol = shared
+        .forced_protocol()
+        .or_else(|| handshake::choose_protocol(&request.headers, &shared.config.protocols));
     if let Err(err) = stream
-        .write_all(&handshake::switching_protocols(&accept))
+        .write_all(&handshake::switching_protocols(&accept, protocol.as_deref()))
         .await
     {
         debug!(cause = %err, "writing 101 failed");

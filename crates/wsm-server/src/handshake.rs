@@ -142,12 +142,28 @@ pub(crate) fn accept_key(key: &[u8]) -> String {
     STANDARD.encode(sha1.digest().bytes())
 }
 
-/// The `101 Switching Protocols` response.
-pub(crate) fn switching_protocols(accept: &str) -> Vec<u8> {
+/// The `101 Switching Protocols` response, with the chosen subprotocol.
+pub(crate) fn switching_protocols(accept: &str, protocol: Option<&str>) -> Vec<u8> {
+    let protocol = protocol
+        .filter(|p| !p.contains(['\r', '\n']))
+        .map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n"))
+        .unwrap_or_default();
     format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n{protocol}\r\n"
     )
     .into_bytes()
+}
+
+/// The first subprotocol the client offers that the server speaks.
+pub(crate) fn choose_protocol(headers: &HeaderMap, supported: &[String]) -> Option<String> {
+    headers
+        .get_all(http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .find(|offered| supported.iter().any(|s| s == offered))
+        .map(str::to_owned)
 }
 
 /// The response refusing an upgrade as `rejection` says.
@@ -228,6 +244,18 @@ pub(crate) async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> io::Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_offered_subprotocol_the_server_speaks_is_chosen() {
+        let mut headers = HeaderMap::new();
+        headers.append("sec-websocket-protocol", HeaderValue::from_static("b, x"));
+        headers.append("sec-websocket-protocol", HeaderValue::from_static("a"));
+        let supported = ["a".to_owned(), "b".to_owned()];
+        assert_eq!(choose_protocol(&headers, &supported).as_deref(), Some("b"));
+        assert_eq!(choose_protocol(&headers, &[]), None);
+        let answer = String::from_utf8(switching_protocols("k", Some("b"))).expect("ASCII");
+        assert!(answer.contains("\r\nSec-WebSocket-Protocol: b\r\n\r\n"), "{answer}");
+    }
 
     const REQUEST: &str = "GET /chat HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
         Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\

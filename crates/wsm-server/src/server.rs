@@ -145,6 +145,13 @@ impl Server {
         self.shared.paused.send_replace(paused);
     }
 
+    /// Answers new upgrades with this subprotocol whatever the client
+    /// offered (a server that breaks the negotiation), or chooses from
+    /// [`Config::protocols`] again with `None`.
+    pub fn force_protocol(&self, protocol: Option<&str>) {
+        self.shared.set_forced_protocol(protocol.map(str::to_owned));
+    }
+
     /// When `true`, every new connection gets its 101 and then, at once, a
     /// normal close frame: a server that keeps hanging up (reconnect
     /// storms). Such connections count as accepted.

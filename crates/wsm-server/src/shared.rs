@@ -60,6 +60,8 @@ pub(crate) struct Shared {
     rejection: Mutex<Option<Rejection>>,
     /// Close each new connection right after its upgrade.
     accept_then_close: AtomicBool,
+    /// A subprotocol to answer with whatever the client offers.
+    forced_protocol: Mutex<Option<String>>,
     /// While `true` the accept loop stops calling `accept`.
     pub(crate) paused: watch::Sender<bool>,
     /// Upgrades answered with 101.
@@ -93,6 +95,7 @@ impl Shared {
             next_id: AtomicU64::new(1),
             rejection: Mutex::new(None),
             accept_then_close: AtomicBool::new(false),
+            forced_protocol: Mutex::new(None),
             paused: watch::Sender::new(false),
             accepted: watch::Sender::new(0),
             handshakes: watch::Sender::new(0),
@@ -124,6 +127,16 @@ impl Shared {
     /// Whether new connections are closed right after their upgrade.
     pub(crate) fn accept_then_close(&self) -> bool {
         self.accept_then_close.load(Ordering::Relaxed)
+    }
+
+    /// The subprotocol to answer with whatever the client offers, if set.
+    pub(crate) fn forced_protocol(&self) -> Option<String> {
+        lock(&self.forced_protocol).clone()
+    }
+
+    /// Sets or clears the forced subprotocol.
+    pub(crate) fn set_forced_protocol(&self, protocol: Option<String>) {
+        *lock(&self.forced_protocol) = protocol;
     }
 
     /// Sets [`Shared::accept_then_close`].
