@@ -107,7 +107,10 @@ async fn serve_inner(shared: &Shared, mut stream: TcpStream) {
         .forced_protocol()
         .or_else(|| handshake::choose_protocol(&request.headers, &shared.config.protocols));
     if let Err(err) = stream
-        .write_all(&handshake::switching_protocols(&accept, protocol.as_deref()))
+        .write_all(&handshake::switching_protocols(
+            &accept,
+            protocol.as_deref(),
+        ))
         .await
     {
         debug!(cause = %err, "writing 101 failed");

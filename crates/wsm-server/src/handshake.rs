@@ -254,7 +254,10 @@ mod tests {
         assert_eq!(choose_protocol(&headers, &supported).as_deref(), Some("b"));
         assert_eq!(choose_protocol(&headers, &[]), None);
         let answer = String::from_utf8(switching_protocols("k", Some("b"))).expect("ASCII");
-        assert!(answer.contains("\r\nSec-WebSocket-Protocol: b\r\n\r\n"), "{answer}");
+        assert!(
+            answer.contains("\r\nSec-WebSocket-Protocol: b\r\n\r\n"),
+            "{answer}"
+        );
     }
 
     const REQUEST: &str = "GET /chat HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
