@@ -16,12 +16,11 @@ use std::{
 
 use support::process::{Finished, Running, run_to_end};
 
-/// A `wsm` command with a clean environment for logging.
+/// A `wsm` command with a clean environment for logging and no proxy from
+/// the environment.
 fn wsm(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_wsm"));
+    let mut command = support::child::wsm(args);
     command
-        .args(args)
-        .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -90,6 +90,10 @@ fn typing_slash_commands_and_lines_printed_above_the_input() {
         })
         .expect("open a pseudo-terminal");
     let mut command = CommandBuilder::new(env!("CARGO_BIN_EXE_wsm"));
+    // The server is local: no proxy from the environment.
+    for name in support::child::PROXY_VARIABLES {
+        command.env_remove(name);
+    }
     command.args([
         url.as_str(),
         // Only /ping sends pings here; an unanswered one is noticed quickly.

@@ -234,6 +234,27 @@ fn handshake_error(
                     e,
                 ),
             },
+            // Under TLS 1.3 a server refuses a client certificate after
+            // the client's side of the handshake is done; its alert is
+            // often lost when it resets the connection with the upgrade
+            // request unread. Likely, not certain: retried.
+            Err(e)
+                if tls
+                    && answer.is_empty()
+                    && matches!(
+                        e.kind(),
+                        io::ErrorKind::UnexpectedEof
+                            | io::ErrorKind::ConnectionReset
+                            | io::ErrorKind::ConnectionAborted
+                    ) =>
+            {
+                Error::Handshake {
+                    source: with_context(
+                        "the server closed the connection right after TLS, without answering the upgrade (a server that refuses the client certificate does this)",
+                        e,
+                    ),
+                }
+            }
             Err(e) => Error::Handshake {
                 source: with_context("connection failed during the upgrade", e),
             },

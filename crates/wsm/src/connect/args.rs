@@ -15,7 +15,7 @@ use ws_machine::Message;
 
 use super::{
     lines::{LineParser, Mode, Parsed},
-    settings::{Connection, Settings},
+    settings::{Connection, Settings, Transport},
 };
 use crate::{error::Error, exit};
 
@@ -233,6 +233,58 @@ pub(crate) struct ConnectArgs {
     /// one to send is refused.
     #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = size, help_heading = "Connection")]
     pub(crate) max_message_size: usize,
+
+    // ---- Proxy and TLS ------------------------------------------------
+    /// Connect through this proxy: `http://[USER:PASS@]HOST[:PORT]` (a
+    /// CONNECT tunnel), socks5://... (the name resolved here) or
+    /// socks5h://... (resolved by the proxy). An empty URL: no proxy.
+    /// Default: the environment's, as curl reads it (https_proxy for wss://,
+    /// http_proxy for ws://, all_proxy; except the hosts of no_proxy).
+    #[arg(long, value_name = "URL", value_parser = secret, help_heading = "Proxy and TLS")]
+    pub(crate) proxy: Option<Secret>,
+    /// Hosts reached without the proxy: comma-separated names (each also
+    /// matching the names under it), IP addresses, CIDR networks, or `*`.
+    /// Replaces no_proxy/NO_PROXY.
+    #[arg(long, value_name = "LIST", help_heading = "Proxy and TLS")]
+    pub(crate) noproxy: Option<String>,
+    /// Trust the CA certificates in this PEM file for wss://, in place of
+    /// the built-in (Mozilla) roots. Repeatable.
+    #[arg(long, value_name = "FILE", help_heading = "Proxy and TLS")]
+    pub(crate) cacert: Vec<PathBuf>,
+    /// A client certificate chain in PEM, for servers that ask for one
+    /// (mutual TLS). Needs --key.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "key",
+        help_heading = "Proxy and TLS"
+    )]
+    pub(crate) cert: Option<PathBuf>,
+    /// The private key of --cert, in PEM.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "cert",
+        help_heading = "Proxy and TLS"
+    )]
+    pub(crate) key: Option<PathBuf>,
+    /// Do not check the server's certificate. Dangerous: anyone on the way
+    /// can read and change the connection. wsm says so on stderr.
+    #[arg(
+        short = 'k',
+        long,
+        conflicts_with = "cacert",
+        help_heading = "Proxy and TLS"
+    )]
+    pub(crate) insecure: bool,
+    /// A subprotocol to offer (Sec-WebSocket-Protocol), in order of
+    /// preference. Repeatable. The server's choice is shown with CONNECTED.
+    #[arg(long = "protocol", value_name = "NAME", help_heading = "Proxy and TLS")]
+    pub(crate) protocols: Vec<String>,
+    /// Fail, for good, when the server chooses none of the --protocol
+    /// names.
+    #[arg(long, requires = "protocols", help_heading = "Proxy and TLS")]
+    pub(crate) require_protocol: bool,
 }
 
 /// How binary messages received are printed.
@@ -287,6 +339,10 @@ pub(crate) fn header(text: &str) -> Result<HeaderArg, String> {
         name: name.to_owned(),
         value: Secret(value.trim().to_owned()),
     })
+}
+
+fn secret(text: &str) -> Result<Secret, String> {
+    Ok(Secret(text.to_owned()))
 }
 
 fn auth(text: &str) -> Result<Secret, String> {
@@ -415,6 +471,15 @@ impl ConnectArgs {
                 queue_capacity: self.queue,
                 max_message_size: self.max_message_size,
             },
+            transport: Transport {
+                proxy: self.proxy,
+                noproxy: self.noproxy,
+                cacerts: self.cacert,
+                client_cert: self.cert.zip(self.key),
+                insecure: self.insecure,
+                protocols: self.protocols,
+                require_protocol: self.require_protocol,
+            },
             mode,
             binary_prefix: prefix,
             binary_out: self.binary_out,
@@ -466,8 +531,14 @@ mod tests {
     #[test]
     fn defaults_are_the_librarys() {
         let url = "ws://127.0.0.1:9/";
-        let ours = parse(&[url]).settings().expect("valid").builder();
-        let library = ws_machine::Machine::builder(url);
+        let ours = parse(&[url])
+            .settings()
+            .expect("valid")
+            .builder()
+            .expect("valid");
+        // Beyond the library's defaults, wsm takes the environment's proxy,
+        // as curl does.
+        let library = ws_machine::Machine::builder(url).proxy_from_env();
         assert_eq!(format!("{ours:?}"), format!("{library:?}"));
     }
 

@@ -16,6 +16,7 @@
 pub(crate) mod args;
 mod console;
 mod header_cmd;
+mod insecure;
 mod lines;
 mod session;
 mod settings;

@@ -115,7 +115,7 @@ struct Session {
 /// fails, [`Error::Signal`] if Ctrl-C cannot be watched.
 pub(crate) async fn run(settings: Settings, console: Console) -> Result<Ending, Error> {
     let (notes, mut notes_rx) = mpsc::unbounded_channel();
-    let mut builder = settings.builder();
+    let mut builder = settings.builder()?;
     if let Some(command) = &settings.header_cmd {
         let header_cmd = HeaderCmd::start(command.clone(), notes)?;
         builder = builder.headers_fn(move || header_cmd.headers());
@@ -156,6 +156,9 @@ pub(crate) async fn run(settings: Settings, console: Console) -> Result<Ending, 
         final_error: None,
         once: !settings.connection.reconnect,
     };
+    if settings.transport.insecure {
+        session.note(Note::Warning(super::insecure::WARNING));
+    }
 
     // Resolves once every slot of `output` is free; pinned once, polled
     // only while draining.

@@ -1,13 +1,15 @@
 //! The validated settings of `wsm connect`, and the machine they describe.
 
-use std::{fmt, time::Duration};
+use std::{fmt, path::PathBuf, time::Duration};
 
 use ws_machine::{Builder, Machine, Message};
 
 use super::{
     args::{BinaryOut, Secret, StatusFormat},
+    insecure,
     lines::Mode,
 };
+use crate::error::Error;
 
 /// Everything a session runs with, checked.
 pub(crate) struct Settings {
@@ -18,6 +20,7 @@ pub(crate) struct Settings {
     /// `--on-connect` lines, then `-x` messages.
     pub(crate) on_connect: Vec<Message>,
     pub(crate) connection: Connection,
+    pub(crate) transport: Transport,
     /// How lines are sent until `/text` or `/binary`.
     pub(crate) mode: Mode,
     /// Marks binary lines, in and out; `None` when empty.
@@ -49,6 +52,7 @@ impl fmt::Debug for Settings {
             .field("header_cmd", &self.header_cmd.is_some())
             .field("on_connect", &self.on_connect.len())
             .field("connection", &self.connection)
+            .field("transport", &self.transport)
             .field("mode", &self.mode)
             .field("binary_prefix", &self.binary_prefix)
             .field("binary_out", &self.binary_out)
@@ -79,10 +83,62 @@ pub(crate) struct Connection {
     pub(crate) max_message_size: usize,
 }
 
+/// The proxy and TLS flags.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Transport {
+    /// `--proxy`: `None` takes the environment's; empty means none.
+    pub(crate) proxy: Option<Secret>,
+    pub(crate) noproxy: Option<String>,
+    pub(crate) cacerts: Vec<PathBuf>,
+    /// `--cert` and `--key`.
+    pub(crate) client_cert: Option<(PathBuf, PathBuf)>,
+    pub(crate) insecure: bool,
+    pub(crate) protocols: Vec<String>,
+    pub(crate) require_protocol: bool,
+}
+
+impl Transport {
+    /// The flags as the library's options.
+    fn apply(&self, mut builder: Builder) -> Result<Builder, Error> {
+        builder = match &self.proxy {
+            None => builder.proxy_from_env(),
+            Some(Secret(url)) if url.is_empty() => builder,
+            Some(Secret(url)) => builder.proxy(url.clone()),
+        };
+        if let Some(list) = &self.noproxy {
+            builder = builder.no_proxy(list.clone());
+        }
+        if self.insecure {
+            let client = self
+                .client_cert
+                .as_ref()
+                .map(|(cert, key)| (cert.as_path(), key.as_path()));
+            builder = builder.tls_config(insecure::config(client)?);
+        } else {
+            for ca in &self.cacerts {
+                builder = builder.ca_file(ca);
+            }
+            if let Some((cert, key)) = &self.client_cert {
+                builder = builder.client_cert_files(cert, key);
+            }
+        }
+        if !self.protocols.is_empty() {
+            builder = builder
+                .protocols(self.protocols.clone())
+                .require_protocol(self.require_protocol);
+        }
+        Ok(builder)
+    }
+}
+
 impl Settings {
     /// The machine's builder: every flag mapped to its library option. The
     /// `--header-cmd` hook is added by the session, which owns its notes.
-    pub(crate) fn builder(&self) -> Builder {
+    ///
+    /// # Errors
+    ///
+    /// With `--insecure`, a client certificate or key that cannot be read.
+    pub(crate) fn builder(&self) -> Result<Builder, Error> {
         let c = self.connection;
         let mut builder = Machine::builder(self.url.clone())
             .ping_interval(c.ping_interval)
@@ -104,6 +160,6 @@ impl Settings {
         if !self.on_connect.is_empty() {
             builder = builder.on_connect(self.on_connect.clone());
         }
-        builder
+        self.transport.apply(builder)
     }
 }

@@ -49,6 +49,8 @@ struct JsonLine<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     url: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    protocol: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     delay_ms: Option<u128>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
@@ -157,6 +159,9 @@ impl Show {
                     }
                     (State::Connected, None) => {
                         let _ = write!(line, " {}", self.url);
+                        if let Some(protocol) = &status.protocol {
+                            let _ = write!(line, " (subprotocol {protocol})");
+                        }
                     }
                     (State::Waiting, None) => {
                         let wait = status.delay.map(delay).unwrap_or_default();
@@ -185,6 +190,7 @@ impl Show {
                     last: status.is_final(),
                     url: matches!(status.state, State::Connecting | State::Connected)
                         .then_some(self.url.as_str()),
+                    protocol: status.protocol.as_deref(),
                     delay_ms: status.delay.map(|d| d.as_millis()),
                     error: error.map(ToString::to_string),
                     retryable: error.map(Error::is_retryable),

@@ -14,10 +14,26 @@ use super::process::Running;
 /// The longest any single wait in these tests may take.
 pub const LIMIT: Duration = Duration::from_secs(20);
 
-/// A `wsm` command with a clean environment for logging.
+/// The variables `wsm` takes a proxy from (as curl does).
+pub const PROXY_VARIABLES: [&str; 8] = [
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+];
+
+/// A `wsm` command with a clean environment for logging, and no proxy
+/// from the environment (the tests' servers are local).
 pub fn wsm(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_wsm"));
     command.args(args).env_remove("RUST_LOG");
+    for name in PROXY_VARIABLES {
+        command.env_remove(name);
+    }
     command
 }
 

@@ -4,5 +4,6 @@
 
 pub mod child;
 pub mod local;
+pub mod pki;
 pub mod process;
 pub mod python;

@@ -11,16 +11,24 @@ pub struct Peer {
     /// Dropped first: closing its stdin makes the peer exit.
     child: Running,
     pub url: String,
+    pub port: u16,
     /// `closed CODE` lines, one per connection that ended.
     pub events: Lines,
 }
 
 impl Peer {
     pub fn start() -> Self {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/echo.py");
+        Self::script("echo.py", &[])
+    }
+
+    /// A peer of `tests/peers/`, with these arguments; it prints
+    /// `listening PORT` when it is ready.
+    pub fn script(name: &str, args: &[&str]) -> Self {
+        let script = format!("{}/tests/peers/{name}", env!("CARGO_MANIFEST_DIR"));
         let mut child = Running(
             Command::new("python3")
                 .arg(script)
+                .args(args)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -49,6 +57,7 @@ impl Peer {
         Self {
             child,
             url: format!("ws://127.0.0.1:{port}/"),
+            port,
             events,
         }
     }
