@@ -58,7 +58,8 @@
 //!   delivery bookkeeping.
 //! - `handoff`: the machine's ends of `status` and `input`, which never make
 //!   it wait.
-//! - `connection`: the open connection's I/O: the dialer, TLS, the engine
+//! - `connection`: the open connection's I/O: the dialer, a proxy's
+//!   tunnel, TLS, the engine
 //!   (the only module that knows tokio-websockets), and the link that reads,
 //!   writes, keeps alive and closes.
 //! - `driver`: the one task per machine, one `select!` per phase (attempt,
