@@ -64,7 +64,6 @@ use crate::{
 /// what was never delivered. The machine then reports
 /// [`State::Disconnected`](crate::State::Disconnected) and closes `input` and
 /// `status`; messages already in `input` can still be read.
-#[derive(Debug)]
 pub struct Machine {
     /// Messages from the server, in order. When it is full the machine stops
     /// reading the socket until there is room (backpressure, never loss).
@@ -89,6 +88,20 @@ pub struct Machine {
     /// [`Machine::shutdown`] uses it; take it out of the machine (like the
     /// channels) when the parts go to different tasks.
     pub stopped: Stopped,
+}
+
+/// The URL is shown without the user name and password it may carry.
+impl std::fmt::Debug for Machine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Machine")
+            .field("input", &self.input)
+            .field("output", &self.output)
+            .field("status", &self.status)
+            .field("command", &self.command)
+            .field("url", &crate::types::redact(&self.url))
+            .field("stopped", &self.stopped)
+            .finish()
+    }
 }
 
 /// A future that resolves when the machine's task has ended, to the

@@ -243,13 +243,15 @@ async fn credentials_never_show() {
     let http = tinyproxy(free_port());
     let socks = microsocks(free_port());
     let mut shown = Vec::new();
+    // The server's URL carries a user name and password too.
+    let target = format!("ws://wsuser:ws-s3cret@{}/", server.addr());
     for (url, works) in [
         (http.url(), true),
         (http.url_with(USER, "wrong-pass"), false),
         (socks.url(), true),
         (socks.url_with(USER, "wrong-pass"), false),
     ] {
-        let builder = fast(server.url()).proxy(&url).no_proxy("example.com");
+        let builder = fast(&target).proxy(&url).no_proxy("example.com");
         shown.push(format!("{builder:?}"));
         let mut machine = builder.spawn().expect("valid options");
         shown.push(format!("{machine:?}"));
@@ -279,7 +281,7 @@ async fn credentials_never_show() {
     );
     shown.push(logs);
     for text in &shown {
-        for secret in [PASSWORD, "wrong-pass", USER] {
+        for secret in [PASSWORD, "wrong-pass", USER, "wsuser", "ws-s3cret"] {
             assert!(!text.contains(secret), "{secret:?} shown in: {text}");
         }
     }

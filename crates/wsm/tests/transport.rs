@@ -185,10 +185,21 @@ fn through_a_proxy_from_the_flag_or_the_environment() {
     assert!(!out.stderr.contains(PASSWORD), "{}", out.stderr);
     assert_eq!(connects(&proxy).len(), 1, "{:?}", proxy.log());
 
+    // User info in the server's URL is not shown either.
+    let with_user = url.replacen("ws://", "ws://wsuser:ws-s3cret@", 1);
+    let out = one_echo(&["--proxy", &proxy.url()], &with_user, &[]);
+    echoed(&out);
+    assert!(
+        out.stderr.contains("CONNECTED ws://***@127.0.0.1:"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("ws-s3cret"), "{}", out.stderr);
+
     // From the environment, as curl reads it.
     echoed(&one_echo(&[], &url, &[("http_proxy", &proxy.url())]));
     echoed(&one_echo(&[], &url, &[("ALL_PROXY", &proxy.url())]));
-    assert_eq!(connects(&proxy).len(), 3, "{:?}", proxy.log());
+    assert_eq!(connects(&proxy).len(), 4, "{:?}", proxy.log());
 
     // An empty --proxy, NO_PROXY and --noproxy go direct (the proxy they
     // would use is down).
@@ -204,7 +215,7 @@ fn through_a_proxy_from_the_flag_or_the_environment() {
         &url,
         &[],
     ));
-    assert_eq!(connects(&proxy).len(), 3, "{:?}", proxy.log());
+    assert_eq!(connects(&proxy).len(), 4, "{:?}", proxy.log());
 
     // Wrong credentials: final, naming the proxy, never the password.
     let out = one_echo(

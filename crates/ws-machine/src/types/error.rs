@@ -52,7 +52,8 @@ pub enum Error {
     /// machine is built and never retried.
     #[error("invalid URL {url:?}: {reason}")]
     InvalidUrl {
-        /// The URL as given.
+        /// The URL as given, a user name and password in it replaced by
+        /// `***`.
         url: String,
         /// What is wrong with it.
         reason: String,
@@ -397,7 +398,7 @@ impl Error {
 
     pub(crate) fn invalid_url(url: &str, reason: impl Into<String>) -> Self {
         Self::InvalidUrl {
-            url: url.to_owned(),
+            url: super::target::redact(url).into_owned(),
             reason: reason.into(),
         }
     }

@@ -1,6 +1,8 @@
 //! Where a machine connects: its URL taken apart once, and the endpoint a
 //! dialer is asked to reach.
 
+use std::borrow::Cow;
+
 use http::Uri;
 use tokio_rustls::rustls;
 
@@ -100,6 +102,25 @@ impl Target {
     }
 }
 
+/// `url` without the user name and password it may carry
+/// (`wss://user:pass@host/` shows as `wss://***@host/`), for `Debug`,
+/// errors and logs.
+pub(crate) fn redact(url: &str) -> Cow<'_, str> {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return Cow::Borrowed(url);
+    };
+    let rest = &url[scheme_end..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    match authority.rfind('@') {
+        Some(at) => Cow::Owned(format!(
+            "{}***{}",
+            &url[..scheme_end],
+            &url[scheme_end + at..]
+        )),
+        None => Cow::Borrowed(url),
+    }
+}
+
 /// Where the host of `url` (parsed as `uri`) is in `url`: its start and
 /// length, without the brackets of an IPv6 address. (`uri` holds a copy of
 /// the same text, so the host's offset in its authority is its offset after
@@ -190,6 +211,18 @@ mod tests {
         assert_eq!(t.host(), "127.0.0.1");
         let endpoint = Target::parse("ws://[::1]/").expect("valid").endpoint();
         assert_eq!((endpoint.host(), endpoint.port()), ("::1", 80));
+    }
+
+    #[test]
+    fn user_info_is_redacted() {
+        assert_eq!(
+            redact("wss://u:s3cret@h.test:1/p?q=a@b"),
+            "wss://***@h.test:1/p?q=a@b"
+        );
+        assert_eq!(redact("ws://h.test/x@y"), "ws://h.test/x@y");
+        assert_eq!(redact("no scheme"), "no scheme");
+        let err = Target::parse("http://u:s3cret@h.test/").expect_err("bad scheme");
+        assert!(!err.to_string().contains("s3cret"), "{err}");
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub(crate) struct Settings {
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
-            .field("url", &self.url)
+            .field("url", &self.shown_url())
             .field(
                 "headers",
                 &self
@@ -132,6 +132,20 @@ impl Transport {
 }
 
 impl Settings {
+    /// The URL as status lines and `Debug` show it: a user name and
+    /// password in it replaced by `***`.
+    pub(crate) fn shown_url(&self) -> String {
+        let Some(start) = self.url.find("://").map(|i| i + 3) else {
+            return self.url.clone();
+        };
+        let rest = &self.url[start..];
+        let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+        match authority.rfind('@') {
+            Some(at) => format!("{}***{}", &self.url[..start], &rest[at..]),
+            None => self.url.clone(),
+        }
+    }
+
     /// The machine's builder: every flag mapped to its library option. The
     /// `--header-cmd` hook is added by the session, which owns its notes.
     ///
