@@ -30,7 +30,8 @@ pub(crate) async fn tunnel<S: ByteStream>(
             http_connect(proxy, &mut stream, to).await?;
             Ok(stream)
         }
-        ProxyScheme::Socks5 | ProxyScheme::Socks5h => socks5(proxy, stream, to).await,
+        ProxyScheme::Socks5 => socks5(proxy, stream, to, Resolve::Here).await,
+        ProxyScheme::Socks5h => socks5(proxy, stream, to, Resolve::ByProxy).await,
     }
 }
 
@@ -126,15 +127,24 @@ fn status_line(answer: &[u8]) -> Option<(u16, String)> {
     Some((response.code?, reason))
 }
 
+/// Where the server's name is resolved.
+enum Resolve {
+    /// Here (`socks5://`); the first address is used, as curl does.
+    Here,
+    /// By the proxy (`socks5h://`).
+    ByProxy,
+}
+
 /// The SOCKS5 handshake.
-async fn socks5<S: ByteStream>(proxy: &Proxy, stream: S, to: &Endpoint) -> Result<S, Error> {
-    let target = match proxy.scheme {
-        // The proxy resolves the name.
-        ProxyScheme::Socks5h | ProxyScheme::Http => {
-            tokio_socks::TargetAddr::Domain(to.host().into(), to.port())
-        }
-        // Resolved here; the first address is used, as curl does.
-        ProxyScheme::Socks5 => {
+async fn socks5<S: ByteStream>(
+    proxy: &Proxy,
+    stream: S,
+    to: &Endpoint,
+    resolve: Resolve,
+) -> Result<S, Error> {
+    let target = match resolve {
+        Resolve::ByProxy => tokio_socks::TargetAddr::Domain(to.host().into(), to.port()),
+        Resolve::Here => {
             let address = tokio::net::lookup_host((to.host(), to.port()))
                 .await
                 .and_then(|mut found| {
