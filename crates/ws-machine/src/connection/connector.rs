@@ -111,7 +111,9 @@ impl Connector {
         stream: S,
     ) -> Result<Box<dyn Io>, Error> {
         let stream = match proxy {
-            Some(proxy) => proxy::tunnel(proxy, stream, &target.endpoint()).await?,
+            // Boxed: the attempt's future, which every attempt allocates,
+            // keeps no room for a tunnel most machines never open.
+            Some(proxy) => Box::pin(proxy::tunnel(proxy, stream, &target.endpoint())).await?,
             None => stream,
         };
         self.secure(target, stream).await
@@ -142,10 +144,18 @@ impl Connector {
 /// Nagle's algorithm (the machine coalesces messages itself; small ones
 /// must not wait).
 async fn tcp(endpoint: &Endpoint, deadline: Instant) -> io::Result<TcpStream> {
-    let addresses: Vec<SocketAddr> = tokio::net::lookup_host((endpoint.host(), endpoint.port()))
-        .await?
-        .collect();
-    let tcp = connect_any(&addresses, deadline).await?;
+    let mut found = tokio::net::lookup_host((endpoint.host(), endpoint.port())).await?;
+    let first = found.next();
+    let tcp = match (first, found.next()) {
+        // One address (an IP in the URL, one record), the common case: the
+        // attempt's own timeout bounds it; nothing to share, nothing
+        // allocated.
+        (Some(one), None) => TcpStream::connect(one).await?,
+        (first, second) => {
+            let addresses: Vec<SocketAddr> = first.into_iter().chain(second).chain(found).collect();
+            connect_any(&addresses, deadline).await?
+        }
+    };
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!(error = %e, "cannot set TCP_NODELAY");
     }

@@ -15,13 +15,17 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> ByteStream for S {}
 
 type DialFuture = Pin<Box<dyn Future<Output = io::Result<Box<dyn ByteStream>>> + Send>>;
 
-/// How connections reach the server.
+/// The caller's dialer, boxed so that the `Arc` around it is one pointer.
+type DialFn = Box<dyn Fn(Endpoint) -> DialFuture + Send + Sync>;
+
+/// How connections reach the server. One pointer wide: every machine's
+/// task holds it.
 #[derive(Clone)]
 pub(crate) enum Dialer {
     /// TCP to the endpoint, with `TCP_NODELAY`.
     Tcp,
     /// The caller's own ([`Builder::dialer`](crate::Builder::dialer)).
-    Custom(Arc<dyn Fn(Endpoint) -> DialFuture + Send + Sync>),
+    Custom(Arc<DialFn>),
 }
 
 impl Dialer {
@@ -33,12 +37,12 @@ impl Dialer {
         Fut: Future<Output = io::Result<S>> + Send + 'static,
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        Self::Custom(Arc::new(move |endpoint| {
+        Self::Custom(Arc::new(Box::new(move |endpoint| {
             let opening = dial(endpoint);
             Box::pin(async move {
                 let stream: Box<dyn ByteStream> = Box::new(opening.await?);
                 Ok(stream)
             })
-        }))
+        })))
     }
 }
