@@ -217,6 +217,22 @@ fn through_a_proxy_from_the_flag_or_the_environment() {
     ));
     assert_eq!(connects(&proxy).len(), 4, "{:?}", proxy.log());
 
+    // A proxy URL that cannot be used is a usage error, from the flag or
+    // the environment, and never repeats the password.
+    let out = one_echo(
+        &["--proxy", "https://alice:s3cr3t-url@127.0.0.1:1"],
+        &url,
+        &[],
+    );
+    failed(&out, 2, "not supported");
+    let out = one_echo(
+        &[],
+        &url,
+        &[("http_proxy", "ftp://alice:s3cr3t-url@127.0.0.1:1")],
+    );
+    failed(&out, 2, "http_proxy is not a usable proxy URL");
+    assert!(!out.stderr.contains("s3cr3t-url"), "{}", out.stderr);
+
     // Wrong credentials: final, naming the proxy, never the password.
     let out = one_echo(
         &["--proxy", &proxy.url_with("alice", "nope-nope")],
