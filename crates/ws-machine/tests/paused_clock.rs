@@ -350,6 +350,80 @@ async fn a_healthy_connection_that_drops_is_replaced_at_once() {
     assert_eq!(waiting.delay, Some(Duration::from_secs(1)));
 }
 
+/// A server that serves data and closes every 2 s (under the default
+/// `min_uptime` of 5 s) is reconnected to at once every time: no wait, and
+/// the attempt count stays at 1.
+#[tokio::test(start_paused = true)]
+async fn a_server_that_rotates_connections_serving_data_is_rejoined_at_once() {
+    let (peer, builder) = Peer::builder();
+    let mut machine = builder.spawn().expect("valid");
+    let mut server = peer.accept().await;
+    for round in 0..5u8 {
+        let connected = until_state(&mut machine, State::Connected).await;
+        assert_eq!(connected.attempt, 1, "round {round}");
+        for tick in 0..20u8 {
+            server
+                .send(tws::Message::binary(vec![round, tick]))
+                .await
+                .expect("send");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let next = peer.offer();
+        server
+            .send(tws::Message::close(
+                Some(tws::CloseCode::GOING_AWAY),
+                "rotating",
+            ))
+            .await
+            .expect("close");
+        drop(server);
+        until_state(&mut machine, State::Disconnected).await;
+        let after = next_status(&mut machine).await;
+        assert_eq!(
+            (after.state, after.attempt),
+            (State::Connecting, 1),
+            "round {round}: {after}"
+        );
+        server = upgrade(next).await;
+    }
+    let mut ticks = 0;
+    while machine.input.try_recv().is_ok() {
+        ticks += 1;
+    }
+    assert_eq!(ticks, 100, "every tick of every rotation arrived");
+}
+
+/// A server that accepts, answers with one error message and closes at once
+/// meets growing waits, whatever the close code.
+#[tokio::test(start_paused = true)]
+async fn a_server_that_answers_with_an_error_and_closes_meets_growing_waits() {
+    let (peer, builder) = Peer::builder();
+    let mut machine = builder
+        .backoff(Duration::from_secs(1), Duration::from_secs(60))
+        .spawn()
+        .expect("valid");
+    let mut attempts = Vec::new();
+    for _ in 0..4 {
+        let mut server = peer.accept().await;
+        until_state(&mut machine, State::Connected).await;
+        server
+            .send(tws::Message::text("{\"error\":\"not allowed\"}"))
+            .await
+            .expect("send");
+        server
+            .send(tws::Message::close(
+                Some(tws::CloseCode::NORMAL_CLOSURE),
+                "",
+            ))
+            .await
+            .expect("close");
+        drop(server);
+        let waiting = until_state(&mut machine, State::Waiting).await;
+        attempts.push(waiting.attempt);
+    }
+    assert_eq!(attempts, [1, 2, 3, 4], "the series grows");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_caller_that_stops_reading_is_not_mistaken_for_a_dead_peer() {
     let (_peer, mut machine, mut server) = connected(|builder| {

@@ -16,7 +16,10 @@ use crate::{
         link::{BATCH, IoEvent, Link},
     },
     handoff::input::room,
-    policy::command::{self, Closing, Connected},
+    policy::{
+        command::{self, Closing, Connected},
+        lifecycle::Ended,
+    },
     types::{Command, Error, Message},
 };
 
@@ -55,7 +58,7 @@ impl Driver {
         self.lifecycle.connected(now, &mut |s| self.status.emit(s));
         let mut link = Link::new(socket, &self.timeouts, now);
         if let Err(error) = self.write_on_connect(&mut link) {
-            return self.lost(error);
+            return self.lost(error, &link);
         }
         let timer = sleep_until(link.deadline());
         tokio::pin!(timer);
@@ -64,7 +67,7 @@ impl Driver {
                 Ok(command) => Event::Command(Some(command)),
                 Err(_) => {
                     if let Err(error) = self.write_replayed(&mut link) {
-                        return self.lost(error);
+                        return self.lost(error, &link);
                     }
                     self.next_event(&mut link, timer.as_mut()).await
                 }
@@ -113,20 +116,20 @@ impl Driver {
             Event::Io(IoEvent::Failed {
                 error,
                 close_queued: false,
-            }) => return Then::End(self.lost(error)),
-            Event::Io(IoEvent::Ended(error)) => return Then::End(self.lost(error)),
+            }) => return Then::End(self.lost(error, link)),
+            Event::Io(IoEvent::Ended(error)) => return Then::End(self.lost(error, link)),
             Event::Output(None) => self.feed = Feed::Ended,
             Event::Output(Some(message)) => {
                 if !self.commands.is_empty() {
                     // A command came first: apply it, then write this.
                     self.outbox.put_back(message);
                 } else if let Err(error) = self.write_batch(link, message) {
-                    return Then::End(self.lost(error));
+                    return Then::End(self.lost(error, link));
                 }
             }
             Event::Timer => match link.on_timer(Instant::now(), !self.inbox.is_held_up()) {
                 Ok(next) => timer.as_mut().reset(next),
-                Err(error) => return Then::End(self.lost(error)),
+                Err(error) => return Then::End(self.lost(error, link)),
             },
             Event::HandedOver => {}
         }
@@ -147,7 +150,7 @@ impl Driver {
                     timer.reset(link.deadline());
                     Then::Continue
                 }
-                Err(error) => Then::End(self.lost(error)),
+                Err(error) => Then::End(self.lost(error, link)),
             },
             Connected::Switch(mode) => {
                 self.mode = mode;
@@ -187,14 +190,18 @@ impl Driver {
             Finish::Reconnect if quit => Flow::Quit { deadline },
             Finish::Reconnect => {
                 self.outbox.connection_lost();
+                let ended = Ended {
+                    at: Instant::now(),
+                    messages: link.messages(),
+                };
                 Flow::Go(
                     self.lifecycle
-                        .connection_lost(None, Instant::now(), &mut |s| self.status.emit(s)),
+                        .connection_lost(None, ended, &mut |s| self.status.emit(s)),
                 )
             }
             Finish::Failed(error) => {
                 // The loss is reported either way; then the stop, if asked.
-                let flow = self.lost(error);
+                let flow = self.lost(error, link);
                 if quit { Flow::Quit { deadline } } else { flow }
             }
         }
@@ -264,12 +271,16 @@ impl Driver {
     }
 
     /// The connection ended with `error`.
-    fn lost(&mut self, error: Error) -> Flow {
+    fn lost(&mut self, error: Error, link: &Link) -> Flow {
         tracing::debug!(%error, "connection lost");
         self.outbox.connection_lost();
+        let ended = Ended {
+            at: Instant::now(),
+            messages: link.messages(),
+        };
         Flow::Go(
             self.lifecycle
-                .connection_lost(Some(error), Instant::now(), &mut |s| self.status.emit(s)),
+                .connection_lost(Some(error), ended, &mut |s| self.status.emit(s)),
         )
     }
 }

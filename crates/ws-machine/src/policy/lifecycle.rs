@@ -8,18 +8,8 @@
 //! policy (status order, backoff, attempt counting, `min_uptime`,
 //! `max_attempts`) is unit-tested below.
 //!
-//! ```text
-//!            start / wait over / reconnect
-//!   ┌─────────────────────────────────────────────┐
-//!   ▼                                             │
-//! CONNECTING ──ok──▶ CONNECTED ──lost (up ≥ min_uptime)──▶ DISCONNECTED ─┐
-//!   │                    │                                               │ (at once)
-//!   │ failed             └──lost (up < min_uptime)──▶ DISCONNECTED ──┐   └──▶ CONNECTING
-//!   ▼                                                                ▼
-//! DISCONNECTED ──retryable, attempts left──────────────────────────▶ WAITING ──▶ CONNECTING
-//!   └──final error / max_attempts──▶ stop
-//! any state ──quit──▶ DISCONNECTED ──▶ stop (input and status close)
-//! ```
+//! The state diagram and the table of every transition are in
+//! `docs/design.md` ("One task, one state machine").
 
 use std::time::Duration;
 
@@ -30,6 +20,23 @@ use crate::{
     settings::Reconnect,
     types::{Error, State, Status},
 };
+
+/// How an established connection ended, for the health rule.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ended {
+    pub(crate) at: Instant,
+    /// Data messages the server sent on it.
+    pub(crate) messages: u32,
+}
+
+/// A connection that brought data counts as healthy after this fraction of
+/// `min_uptime` (see [`Lifecycle::is_healthy`]).
+const DATA_UPTIME_DIVISOR: u32 = 10;
+
+/// Data messages a connection must bring to count as healthy before
+/// `min_uptime`: more than one, so that a server that answers with one
+/// error and closes still meets growing waits.
+const DATA_MESSAGES: u32 = 2;
 
 /// What the driver must do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,19 +117,30 @@ impl Lifecycle {
         self.after_failure(error, out)
     }
 
+    /// Whether a connection that was up for `up_for` and brought `messages`
+    /// data messages was healthy: it stayed up `min_uptime`, or it stayed up
+    /// a tenth of that and brought at least two messages. A server that
+    /// rotates connections that serve data is then reconnected to at once
+    /// every time, while one that accepts and closes at once, or answers
+    /// with one error and closes, meets growing waits.
+    fn is_healthy(&self, up_for: Duration, messages: u32) -> bool {
+        up_for >= self.min_uptime
+            || (messages >= DATA_MESSAGES && up_for >= self.min_uptime / DATA_UPTIME_DIVISOR)
+    }
+
     /// An established connection ended. `error` is `None` when the caller
     /// asked for a reconnect.
     pub(crate) fn connection_lost(
         &mut self,
         error: Option<Error>,
-        now: Instant,
+        ended: Ended,
         out: &mut impl FnMut(Status),
     ) -> Next {
         let up_for = self
             .connected_at
             .take()
-            .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
-        let healthy = up_for >= self.min_uptime;
+            .map_or(Duration::ZERO, |at| ended.at.saturating_duration_since(at));
+        let healthy = self.is_healthy(up_for, ended.messages);
         if healthy {
             self.failures = 0;
         }
@@ -144,9 +162,9 @@ impl Lifecycle {
                 Next::Connect
             }
             Some(error) => {
-                // Too short to count as healthy: it counts as a failed attempt,
-                // so a server that accepts and closes at once is met with
-                // backoff rather than a reconnect storm.
+                // Not healthy: it counts as a failed attempt, so a server that
+                // accepts and closes at once is met with backoff rather than a
+                // reconnect storm.
                 self.failures = self.failures.saturating_add(1);
                 self.after_failure(error, out)
             }
@@ -212,6 +230,11 @@ pub(crate) mod tests {
         })
     }
 
+    /// A connection that ended at `at` without bringing any data.
+    fn quiet(at: Instant) -> Ended {
+        Ended { at, messages: 0 }
+    }
+
     fn refused() -> Error {
         Error::ConnectionLost(Arc::new(io::Error::from(io::ErrorKind::ConnectionReset)))
     }
@@ -252,7 +275,11 @@ pub(crate) mod tests {
         let t0 = Instant::now();
         lc.start(&mut out);
         lc.connected(t0, &mut out);
-        let next = lc.connection_lost(Some(refused()), t0 + Duration::from_secs(2), &mut out);
+        let next = lc.connection_lost(
+            Some(refused()),
+            quiet(t0 + Duration::from_secs(2)),
+            &mut out,
+        );
         assert_eq!(next, Next::Connect);
         assert_eq!(
             states(&log),
@@ -277,7 +304,11 @@ pub(crate) mod tests {
         for i in 0..4 {
             let at = t0 + Duration::from_secs(i);
             lc.connected(at, &mut out);
-            match lc.connection_lost(Some(refused()), at + Duration::from_millis(1), &mut out) {
+            match lc.connection_lost(
+                Some(refused()),
+                quiet(at + Duration::from_millis(1)),
+                &mut out,
+            ) {
                 Next::Wait(d) => delays.push(d),
                 other => panic!("expected a wait, got {other:?}"),
             }
@@ -287,6 +318,81 @@ pub(crate) mod tests {
         for (delay, ceiling) in delays.iter().zip([200, 400, 800, 1600]) {
             assert!((100..=ceiling).contains(&delay.as_millis()), "{delay:?}");
         }
+    }
+
+    /// The health rule: a connection that brought data for a tenth of
+    /// `min_uptime` is healthy; one that accepted and closed, or answered
+    /// with one message and closed, is not.
+    #[test]
+    fn connections_that_brought_data_are_healthy_before_min_uptime() {
+        let t0 = Instant::now();
+        let cases = [
+            // (up for, messages, reconnect at once)
+            (Duration::from_secs(2), 40, true),
+            (Duration::from_millis(500), 2, true),
+            (Duration::from_millis(499), 40, false),
+            (Duration::from_millis(5), 0, false),
+            (Duration::from_secs(3), 1, false),
+            (Duration::from_secs(5), 0, true),
+        ];
+        for (up_for, messages, healthy) in cases {
+            let mut lc = lifecycle(Duration::from_secs(5), None);
+            lc.start(&mut |_| {});
+            lc.connected(t0, &mut |_| {});
+            let ended = Ended {
+                at: t0 + up_for,
+                messages,
+            };
+            let next = lc.connection_lost(Some(refused()), ended, &mut |_| {});
+            assert_eq!(
+                next == Next::Connect,
+                healthy,
+                "{up_for:?}, {messages} messages: {next:?}"
+            );
+        }
+    }
+
+    /// A server that serves data and closes every 2 s is reconnected to at
+    /// once, every time, and the series never grows; one that accepts and
+    /// closes at once meets growing waits.
+    #[test]
+    fn rotations_reconnect_at_once_and_storms_back_off() {
+        let t0 = Instant::now();
+        let mut rotating = lifecycle(Duration::from_secs(5), None);
+        let mut log = Vec::new();
+        rotating.start(&mut |s| log.push(s));
+        for i in 0..10 {
+            let at = t0 + Duration::from_secs(2 * i);
+            rotating.connected(at, &mut |s| log.push(s));
+            let ended = Ended {
+                at: at + Duration::from_secs(2),
+                messages: 20,
+            };
+            let next = rotating.connection_lost(Some(refused()), ended, &mut |s| log.push(s));
+            assert_eq!(next, Next::Connect);
+        }
+        assert!(
+            log.iter()
+                .all(|s| s.attempt == 1 && s.state != State::Waiting)
+        );
+
+        let mut storm = lifecycle(Duration::from_secs(5), None);
+        storm.start(&mut |_| {});
+        let mut ceilings = Vec::new();
+        for i in 0..4 {
+            let at = t0 + Duration::from_secs(i);
+            storm.connected(at, &mut |_| {});
+            let ended = Ended {
+                at: at + Duration::from_millis(3),
+                messages: 1,
+            };
+            match storm.connection_lost(Some(refused()), ended, &mut |_| {}) {
+                Next::Wait(_) => ceilings.push(storm.failures),
+                other => panic!("expected a wait, got {other:?}"),
+            }
+            storm.wait_over(&mut |_| {});
+        }
+        assert_eq!(ceilings, [1, 2, 3, 4], "the series grows");
     }
 
     #[test]
@@ -299,7 +405,7 @@ pub(crate) mod tests {
         lc.attempt_failed(refused(), &mut out);
         lc.wait_over(&mut out);
         lc.connected(t0, &mut out);
-        let next = lc.connection_lost(Some(refused()), t0, &mut out);
+        let next = lc.connection_lost(Some(refused()), quiet(t0), &mut out);
         assert_eq!(next, Next::Connect);
         assert_eq!(log.last().map(|s| s.attempt), Some(1));
     }
@@ -369,7 +475,7 @@ pub(crate) mod tests {
         let t0 = Instant::now();
         lc.start(&mut out);
         lc.connected(t0, &mut out);
-        assert_eq!(lc.connection_lost(None, t0, &mut out), Next::Connect);
+        assert_eq!(lc.connection_lost(None, quiet(t0), &mut out), Next::Connect);
         assert!(log[2].error.is_none());
         assert_eq!(log[3].state, State::Connecting);
     }
@@ -400,7 +506,11 @@ pub(crate) mod tests {
         let t0 = Instant::now();
         lc.start(&mut out);
         lc.connected(t0, &mut out);
-        let lost = lc.connection_lost(Some(refused()), t0 + Duration::from_secs(60), &mut out);
+        let lost = lc.connection_lost(
+            Some(refused()),
+            quiet(t0 + Duration::from_secs(60)),
+            &mut out,
+        );
         assert_eq!(lost, Next::Stop, "even after a healthy connection");
         assert!(
             log.last()
@@ -412,7 +522,10 @@ pub(crate) mod tests {
         let t0 = Instant::now();
         lc.start(&mut |_| {});
         lc.connected(t0, &mut |_| {});
-        assert_eq!(lc.connection_lost(None, t0, &mut |_| {}), Next::Connect);
+        assert_eq!(
+            lc.connection_lost(None, quiet(t0), &mut |_| {}),
+            Next::Connect
+        );
     }
 
     #[test]

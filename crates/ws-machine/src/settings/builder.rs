@@ -227,13 +227,18 @@ impl Builder {
         self
     }
 
-    /// A connection must stay up this long to count as healthy. After a
+    /// How long a connection must stay up to count as healthy. After a
     /// healthy connection ends, the machine reconnects at once and the
-    /// attempt counter starts again; one that ends sooner counts as a failed
-    /// attempt and is followed by a backoff wait, so a server that accepts
-    /// and closes at once cannot cause a reconnect storm. With
-    /// `Duration::ZERO` every successful connection counts as healthy.
-    /// Default: 5 s.
+    /// attempt counter starts again; one that was not healthy counts as a
+    /// failed attempt and is followed by a backoff wait, so a server that
+    /// accepts and closes at once cannot cause a reconnect storm.
+    ///
+    /// A connection is healthy when it stayed up this long, or when it
+    /// stayed up a tenth of it and brought at least two data messages: a
+    /// server that rotates connections that serve data (closing each after
+    /// 2 s, say) is rejoined at once every time, while one that answers with
+    /// one error and closes meets growing waits. With `Duration::ZERO` every
+    /// successful connection counts as healthy. Default: 5 s.
     pub fn min_uptime(mut self, uptime: Duration) -> Self {
         self.reconnect.min_uptime = uptime;
         self
