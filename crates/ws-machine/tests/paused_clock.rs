@@ -9,7 +9,10 @@
 
 use std::{
     io,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, Ordering},
+    },
     time::Duration,
 };
 
@@ -802,4 +805,85 @@ async fn a_quit_during_a_reconnect_ends_within_the_close_timeout() {
     }
     assert_eq!(states, [State::Disconnected], "{states:?}");
     drop((input, server));
+}
+
+/// Answers an upgrade request on `server` with `status` and closes.
+async fn refuse(mut server: DuplexStream, status: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut request = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !request.ends_with(b"\r\n\r\n") {
+        let n = server.read(&mut buf).await.expect("read the request");
+        assert!(n > 0, "the request ended early");
+        request.extend_from_slice(&buf[..n]);
+    }
+    let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    server.write_all(answer.as_bytes()).await.expect("answer");
+    server.shutdown().await.expect("close");
+}
+
+/// An expired token: with headers from `headers_fn`, a 401 is retried at
+/// once with freshly computed headers, and the feed goes on; without a
+/// wait, and without a final error.
+#[tokio::test(start_paused = true)]
+async fn an_expired_token_from_headers_fn_is_renewed_at_once() {
+    let minted = Arc::new(AtomicU32::new(0));
+    let counter = Arc::clone(&minted);
+    let (peer, builder) = Peer::builder();
+    let mut machine = builder
+        .headers_fn(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            let mut headers = ws_machine::http::HeaderMap::new();
+            let value = ws_machine::http::HeaderValue::from_str(&format!("Bearer token-{n}"))
+                .expect("a valid value");
+            headers.insert("authorization", value);
+            headers
+        })
+        .spawn()
+        .expect("valid");
+    let expired = peer.offer();
+    let renewed = peer.offer();
+    refuse(expired, "401 Unauthorized").await;
+    let (request, _server) = tws::ServerBuilder::new()
+        .accept(renewed)
+        .await
+        .expect("upgrade");
+    assert_eq!(
+        request.headers().get("authorization").map(|v| v.as_bytes()),
+        Some(&b"Bearer token-2"[..])
+    );
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    loop {
+        let status = next_status(&mut machine).await;
+        let connected = status.state == State::Connected;
+        seen.push(status);
+        if connected {
+            break;
+        }
+    }
+    let states: Vec<State> = seen.iter().map(|s| s.state).collect();
+    assert_eq!(
+        states,
+        [
+            State::Connecting,
+            State::Disconnected,
+            State::Connecting,
+            State::Connected
+        ]
+    );
+    assert!(
+        matches!(
+            seen[1].error,
+            Some(Error::HandshakeRejected {
+                status: 401,
+                retryable: true,
+                ..
+            })
+        ),
+        "{}",
+        seen[1]
+    );
+    assert_eq!(started.elapsed(), Duration::ZERO, "no wait");
+    assert_eq!(minted.load(Ordering::SeqCst), 2);
 }

@@ -16,7 +16,7 @@ use super::{
     tls::Tls,
 };
 use crate::{
-    settings::{ByteStream, Connection, Dialer},
+    settings::{ByteStream, Connection, Dialer, RetryStatus},
     types::{Endpoint, Error, Target},
 };
 
@@ -26,7 +26,7 @@ pub(crate) struct Connector {
     /// `Some` for `wss://`.
     tls: Option<Tls>,
     max_message_size: usize,
-    retry_status: fn(u16) -> bool,
+    retry_status: RetryStatus,
 }
 
 impl Connector {
@@ -56,7 +56,7 @@ impl Connector {
             target,
             headers,
             self.max_message_size,
-            self.retry_status,
+            &*self.retry_status,
         )
         .await
     }

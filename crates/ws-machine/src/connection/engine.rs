@@ -112,7 +112,7 @@ pub(crate) async fn upgrade(
     target: &Target,
     headers: &HeaderMap,
     max_message_size: usize,
-    retry_status: fn(u16) -> bool,
+    retry_status: &(dyn Fn(u16) -> bool + Send + Sync),
 ) -> Result<Socket, Error> {
     let (transport, mut recording) = Transport::recording(io);
     let mut builder = tws::ClientBuilder::from_uri(target.uri()?)
@@ -179,7 +179,11 @@ fn one_line_per_name(headers: &HeaderMap) -> Result<Vec<(&HeaderName, HeaderValu
         .collect()
 }
 
-fn handshake_error(error: tws::Error, answer: &[u8], retry_status: fn(u16) -> bool) -> Error {
+fn handshake_error(
+    error: tws::Error,
+    answer: &[u8],
+    retry_status: &(dyn Fn(u16) -> bool + Send + Sync),
+) -> Error {
     match error {
         tws::Error::Upgrade(tws::upgrade::Error::DidNotSwitchProtocols(status)) => {
             Error::HandshakeRejected {

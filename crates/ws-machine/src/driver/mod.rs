@@ -87,13 +87,14 @@ pub(crate) struct Driver {
 
 impl Driver {
     pub(crate) fn new(settings: Settings, ends: Ends) -> Self {
+        let fresh_credentials = settings.request.is_computed();
         Self {
             connector: Connector::new(&settings.target, settings.connection),
             target: settings.target,
             request: settings.request,
             on_connect: settings.on_connect,
             timeouts: settings.timeouts,
-            lifecycle: Lifecycle::new(&settings.reconnect),
+            lifecycle: Lifecycle::new(&settings.reconnect, fresh_credentials),
             outbox: Outbox::new(settings.delivery),
             status: StatusOut::new(ends.status),
             inbox: Inbox::new(ends.input),

@@ -21,6 +21,15 @@ use crate::{
     types::{Error, State, Status},
 };
 
+/// Whether a retry waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// At once (the only such failure: a first 401/403 with fresh headers).
+    None,
+    /// The backoff schedule's delay.
+    Backoff,
+}
+
 /// How an established connection ended, for the health rule.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ended {
@@ -37,6 +46,11 @@ const DATA_UPTIME_DIVISOR: u32 = 10;
 /// `min_uptime`: more than one, so that a server that answers with one
 /// error and closes still meets growing waits.
 const DATA_MESSAGES: u32 = 2;
+
+/// Rejections with 401 or 403 in a row, with headers from `headers_fn`,
+/// after which the next is final: the first is retried at once (the headers
+/// are computed again), the second after the usual wait.
+const AUTH_REJECTIONS_FINAL: u32 = 3;
 
 /// What the driver must do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,13 +75,18 @@ pub(crate) struct Lifecycle {
     connected_at: Option<Instant>,
     /// False: a lost connection or a failed attempt is final.
     reconnect: bool,
+    /// The request headers are computed for each attempt (`headers_fn`):
+    /// a 401 or 403 may mean an expired token, not wrong credentials.
+    fresh_credentials: bool,
+    /// 401 or 403 rejections in a row.
+    auth_rejections: u32,
     min_uptime: Duration,
     max_attempts: Option<u32>,
     backoff: Backoff,
 }
 
 impl Lifecycle {
-    pub(crate) fn new(reconnect: &Reconnect) -> Self {
+    pub(crate) fn new(reconnect: &Reconnect, fresh_credentials: bool) -> Self {
         let rng = reconnect
             .jitter_seed
             .map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed);
@@ -77,6 +96,8 @@ impl Lifecycle {
             attempt: 0,
             connected_at: None,
             reconnect: reconnect.enabled,
+            fresh_credentials,
+            auth_rejections: 0,
             min_uptime: reconnect.min_uptime,
             max_attempts: reconnect.max_attempts,
             backoff: Backoff::new(reconnect.backoff_initial, reconnect.backoff_max, rng),
@@ -105,6 +126,7 @@ impl Lifecycle {
     /// The attempt succeeded.
     pub(crate) fn connected(&mut self, now: Instant, out: &mut impl FnMut(Status)) {
         self.connected_at = Some(now);
+        self.auth_rejections = 0;
         if self.min_uptime.is_zero() {
             self.failures = 0;
         }
@@ -114,7 +136,31 @@ impl Lifecycle {
     /// The attempt failed with `error`.
     pub(crate) fn attempt_failed(&mut self, error: Error, out: &mut impl FnMut(Status)) -> Next {
         self.failures = self.failures.saturating_add(1);
-        self.after_failure(error, out)
+        match error {
+            Error::HandshakeRejected {
+                status: status @ (401 | 403),
+                retry_after,
+                retryable: false,
+            } if self.fresh_credentials => {
+                self.auth_rejections = self.auth_rejections.saturating_add(1);
+                let retried = self.auth_rejections < AUTH_REJECTIONS_FINAL;
+                let error = Error::HandshakeRejected {
+                    status,
+                    retry_after,
+                    retryable: retried,
+                };
+                let wait = if self.auth_rejections == 1 {
+                    Wait::None
+                } else {
+                    Wait::Backoff
+                };
+                self.after_failure(error, wait, out)
+            }
+            other => {
+                self.auth_rejections = 0;
+                self.after_failure(other, Wait::Backoff, out)
+            }
+        }
     }
 
     /// Whether a connection that was up for `up_for` and brought `messages`
@@ -166,12 +212,12 @@ impl Lifecycle {
                 // accepts and closes at once is met with backoff rather than a
                 // reconnect storm.
                 self.failures = self.failures.saturating_add(1);
-                self.after_failure(error, out)
+                self.after_failure(error, Wait::Backoff, out)
             }
         }
     }
 
-    fn after_failure(&mut self, error: Error, out: &mut impl FnMut(Status)) -> Next {
+    fn after_failure(&mut self, error: Error, wait: Wait, out: &mut impl FnMut(Status)) -> Next {
         if !error.is_retryable() || !self.reconnect {
             out(self.stop(Some(error)));
             return Next::Stop;
@@ -184,10 +230,19 @@ impl Lifecycle {
             out(self.stop(Some(gave_up)));
             return Next::Stop;
         }
-        let delay = self.backoff.delay(self.failures, error.retry_after());
-        out(self.enter(State::Disconnected, Some(error), None));
-        out(self.enter(State::Waiting, None, Some(delay)));
-        Next::Wait(delay)
+        match wait {
+            Wait::None => {
+                out(self.enter(State::Disconnected, Some(error), None));
+                out(self.enter(State::Connecting, None, None));
+                Next::Connect
+            }
+            Wait::Backoff => {
+                let delay = self.backoff.delay(self.failures, error.retry_after());
+                out(self.enter(State::Disconnected, Some(error), None));
+                out(self.enter(State::Waiting, None, Some(delay)));
+                Next::Wait(delay)
+            }
+        }
     }
 
     /// The wait between attempts is over, or the caller asked to reconnect
@@ -220,14 +275,17 @@ pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn lifecycle(min_uptime: Duration, max_attempts: Option<u32>) -> Lifecycle {
-        Lifecycle::new(&Reconnect {
-            enabled: true,
-            backoff_initial: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(10),
-            min_uptime,
-            max_attempts,
-            jitter_seed: Some(3),
-        })
+        Lifecycle::new(
+            &Reconnect {
+                enabled: true,
+                backoff_initial: Duration::from_millis(100),
+                backoff_max: Duration::from_secs(10),
+                min_uptime,
+                max_attempts,
+                jitter_seed: Some(3),
+            },
+            false,
+        )
     }
 
     /// A connection that ended at `at` without bringing any data.
@@ -483,14 +541,17 @@ pub(crate) mod tests {
     #[test]
     fn without_reconnecting_a_loss_or_a_failed_attempt_is_final() {
         let once = || {
-            Lifecycle::new(&Reconnect {
-                enabled: false,
-                backoff_initial: Duration::from_millis(100),
-                backoff_max: Duration::from_secs(10),
-                min_uptime: Duration::ZERO,
-                max_attempts: None,
-                jitter_seed: Some(3),
-            })
+            Lifecycle::new(
+                &Reconnect {
+                    enabled: false,
+                    backoff_initial: Duration::from_millis(100),
+                    backoff_max: Duration::from_secs(10),
+                    min_uptime: Duration::ZERO,
+                    max_attempts: None,
+                    jitter_seed: Some(3),
+                },
+                false,
+            )
         };
         let mut lc = once();
         let mut log = Vec::new();
@@ -526,6 +587,72 @@ pub(crate) mod tests {
             lc.connection_lost(None, quiet(t0), &mut |_| {}),
             Next::Connect
         );
+    }
+
+    /// With headers from `headers_fn`, a 401 (or 403) is retried at once,
+    /// then after a wait, and the third in a row is final; without, the
+    /// first is final.
+    #[test]
+    fn rejected_credentials_from_headers_fn_are_retried_twice() {
+        let unauthorized = || Error::HandshakeRejected {
+            status: 401,
+            retry_after: None,
+            retryable: false,
+        };
+        let reconnect = Reconnect {
+            enabled: true,
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(10),
+            min_uptime: Duration::from_secs(5),
+            max_attempts: None,
+            jitter_seed: Some(3),
+        };
+        let mut lc = Lifecycle::new(&reconnect, true);
+        let mut log = Vec::new();
+        let mut out = |s| log.push(s);
+        lc.start(&mut out);
+        assert_eq!(lc.attempt_failed(unauthorized(), &mut out), Next::Connect);
+        assert!(matches!(
+            lc.attempt_failed(unauthorized(), &mut out),
+            Next::Wait(_)
+        ));
+        lc.wait_over(&mut out);
+        assert_eq!(lc.attempt_failed(unauthorized(), &mut out), Next::Stop);
+        assert_eq!(
+            states(&log),
+            [
+                State::Connecting,
+                State::Disconnected,
+                State::Connecting,
+                State::Disconnected,
+                State::Waiting,
+                State::Connecting,
+                State::Disconnected,
+            ]
+        );
+        let retried: Vec<bool> = log
+            .iter()
+            .filter_map(|s| s.error.as_ref().map(Error::is_retryable))
+            .collect();
+        assert_eq!(retried, [true, true, false]);
+        assert!(log.last().is_some_and(Status::is_final));
+
+        // A successful connection starts the count again.
+        let mut lc = Lifecycle::new(&reconnect, true);
+        lc.start(&mut |_| {});
+        lc.attempt_failed(unauthorized(), &mut |_| {});
+        lc.connected(Instant::now(), &mut |_| {});
+        lc.connection_lost(Some(refused()), quiet(Instant::now()), &mut |_| {});
+        lc.wait_over(&mut |_| {});
+        assert_eq!(
+            lc.attempt_failed(unauthorized(), &mut |_| {}),
+            Next::Connect
+        );
+
+        // Without headers_fn, a 401 is final at once.
+        let mut lc = Lifecycle::new(&reconnect, false);
+        lc.start(&mut |_| {});
+        assert_eq!(lc.attempt_failed(unauthorized(), &mut |_| {}), Next::Stop);
     }
 
     #[test]

@@ -100,7 +100,7 @@ impl Builder {
                 dialer: Dialer::Tcp,
                 tls_config: None,
                 max_message_size: 16 * 1024 * 1024,
-                retry_status: default_retry_status,
+                retry_status: Arc::new(default_retry_status),
             },
             timeouts: Timeouts {
                 ping_interval: Duration::from_secs(30),
@@ -396,10 +396,30 @@ impl Builder {
         self
     }
 
-    /// Which HTTP statuses of a rejected handshake are retried.
-    /// Default: [`default_retry_status`] (5xx, 408, 429).
-    pub fn retry_status(mut self, retry: fn(u16) -> bool) -> Self {
-        self.connection.retry_status = retry;
+    /// Which HTTP statuses of a rejected handshake are retried (with the
+    /// usual backoff, honouring `Retry-After`); the others stop the machine.
+    /// With a [`headers_fn`](Builder::headers_fn), a 401 or 403 is retried
+    /// twice whatever this says (the credentials it mints may just have
+    /// expired): at once, with fresh headers, then after the usual wait; a
+    /// third in a row is final. Default: [`default_retry_status`] (5xx, 408,
+    /// 429).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// // This server answers 409 while it rebalances: worth retrying.
+    /// let also_retried = [409];
+    /// let machine = ws_machine::Machine::builder("ws://127.0.0.1:9/")
+    ///     .retry_status(move |status| {
+    ///         ws_machine::default_retry_status(status) || also_retried.contains(&status)
+    ///     })
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn retry_status(mut self, retry: impl Fn(u16) -> bool + Send + Sync + 'static) -> Self {
+        self.connection.retry_status = Arc::new(retry);
         self
     }
 

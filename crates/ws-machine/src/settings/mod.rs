@@ -23,6 +23,10 @@ pub(crate) use request::{HeadersFn, Request, check_headers};
 /// Computes the messages sent first on one connection.
 pub(crate) type OnConnectFn = Arc<dyn Fn() -> Vec<Message> + Send + Sync>;
 
+/// Whether a rejected handshake's HTTP status is retried (see
+/// [`Builder::retry_status`]).
+pub(crate) type RetryStatus = Arc<dyn Fn(u16) -> bool + Send + Sync>;
+
 /// Extracts the acknowledgement key of a message (see
 /// [`Builder::ack_key`]).
 pub(crate) type AckKey = Arc<dyn Fn(&Message) -> Option<u64> + Send + Sync>;
@@ -45,7 +49,7 @@ pub(crate) struct Connection {
     pub(crate) dialer: Dialer,
     pub(crate) tls_config: Option<Arc<rustls::ClientConfig>>,
     pub(crate) max_message_size: usize,
-    pub(crate) retry_status: fn(u16) -> bool,
+    pub(crate) retry_status: RetryStatus,
 }
 
 /// The timeouts of one connection and of stopping.

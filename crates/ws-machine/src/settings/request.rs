@@ -36,6 +36,12 @@ impl Request {
         }
     }
 
+    /// Whether the headers are computed for each attempt (so credentials in
+    /// them may be fresh).
+    pub(crate) fn is_computed(&self) -> bool {
+        self.computed.is_some()
+    }
+
     /// The headers of the next attempt: the fixed ones, where the computed
     /// ones replace every value of the names they set. Repeated headers keep
     /// all their values.
