@@ -84,6 +84,7 @@ impl Socket {
                         direction: Direction::Incoming,
                         size: len,
                         max: max_len,
+                        message: None,
                     },
                     close_queued: true,
                 })
@@ -259,6 +260,7 @@ pub(crate) fn outgoing(message: &Message, mode: Mode, max: usize) -> Result<Fram
             direction: Direction::Outgoing,
             size: message.len(),
             max,
+            message: Some(message.clone()),
         });
     }
     let payload = message.payload().clone();
@@ -269,6 +271,7 @@ pub(crate) fn outgoing(message: &Message, mode: Mode, max: usize) -> Result<Fram
             if std::str::from_utf8(&payload).is_err() {
                 return Err(Error::NotText {
                     size: payload.len(),
+                    message: message.clone(),
                 });
             }
             tws::Message::text(payload)
@@ -306,6 +309,7 @@ fn connection_error(error: tws::Error) -> Error {
             direction: Direction::Incoming,
             size: len,
             max: max_len,
+            message: None,
         },
         tws::Error::Protocol(e) => Error::Protocol {
             source: Arc::new(e),
@@ -339,7 +343,7 @@ mod tests {
         let bytes = Message::bytes(vec![0xff, 0xfe]);
         assert!(matches!(
             outgoing(&bytes, Mode::Text, 100),
-            Err(Error::NotText { size: 2 })
+            Err(Error::NotText { size: 2, .. })
         ));
         assert!(outgoing(&bytes, Mode::Binary, 100).is_ok_and(|f| f.0.is_binary()));
         let text = Message::bytes(&b"ok"[..]);
@@ -355,7 +359,8 @@ mod tests {
             Err(Error::MessageTooLarge {
                 direction: Direction::Outgoing,
                 size: 11,
-                max: 10
+                max: 10,
+                message: Some(_),
             })
         ));
     }

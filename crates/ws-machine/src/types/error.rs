@@ -21,6 +21,8 @@
 
 use std::{error::Error as StdError, fmt, io, sync::Arc, time::Duration};
 
+use super::message::Message;
+
 /// A cause kept by an [`Error`]: any error, shared so that the error stays
 /// cheap to clone.
 pub type Cause = Arc<dyn StdError + Send + Sync + 'static>;
@@ -42,8 +44,9 @@ pub type Cause = Arc<dyn StdError + Send + Sync + 'static>;
 ///   attempt; the others stop the machine.
 /// - **Refused messages** ([`MessageTooLarge`](Error::MessageTooLarge) with
 ///   [`Direction::Outgoing`], [`NotText`](Error::NotText)) are reported on the
-///   status channel without a change of state: the message is dropped, the
-///   connection carries on.
+///   status channel without a change of state, with the message itself
+///   ([`Error::refused_message`]); the connection carries on. Not
+///   retryable: sent again unchanged, it would be refused again.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -181,8 +184,8 @@ pub enum Error {
 
     /// A message is larger than [`Builder::max_message_size`](crate::Builder::max_message_size).
     /// Incoming: the connection is closed with code 1009 and the machine
-    /// reconnects (retried). Outgoing: that message is refused and dropped,
-    /// the connection carries on.
+    /// reconnects (retried). Outgoing: that message is refused and handed
+    /// back in `message`; the connection carries on (not retried).
     #[error("{direction} message of {size} bytes is larger than the limit of {max} bytes")]
     MessageTooLarge {
         /// Which way the message was going.
@@ -192,16 +195,22 @@ pub enum Error {
         size: usize,
         /// The configured limit.
         max: usize,
+        /// Outgoing: the refused message, handed back. Incoming: `None` (the
+        /// machine read it only up to the limit).
+        message: Option<Message>,
     },
 
     /// A message was to be sent as text (in text mode, see
     /// [`Command::UseText`](crate::Command::UseText)) but is not valid UTF-8.
-    /// That message is refused and dropped; the connection carries on. Send it
-    /// with [`Message::binary`](crate::Message::binary) instead.
+    /// That message is refused and handed back in `message`; the connection
+    /// carries on (not retried). Send it with
+    /// [`Message::binary`](crate::Message::binary) instead.
     #[error("message of {size} bytes cannot be sent as text: it is not valid UTF-8")]
     NotText {
         /// Its size in bytes.
         size: usize,
+        /// The refused message, handed back.
+        message: Message,
     },
 
     /// The machine stopped trying after
@@ -251,8 +260,13 @@ impl Error {
             | Self::InvalidConfig { .. }
             | Self::NoRuntime
             | Self::Tls { .. }
+            | Self::NotText { .. }
             | Self::GaveUp { .. } => false,
             Self::HandshakeRejected { retryable, .. } => *retryable,
+            Self::MessageTooLarge { direction, .. } => match direction {
+                Direction::Incoming => true,
+                Direction::Outgoing => false,
+            },
             Self::Connect { .. }
             | Self::HandshakeTimeout(_)
             | Self::Handshake { .. }
@@ -260,10 +274,55 @@ impl Error {
             | Self::ConnectionLost(_)
             | Self::PongTimeout(_)
             | Self::WriteTimeout(_)
-            | Self::Protocol { .. }
-            | Self::MessageTooLarge { .. }
-            | Self::NotText { .. } => true,
+            | Self::Protocol { .. } => true,
         }
+    }
+
+    /// The message an outgoing refusal hands back
+    /// ([`MessageTooLarge`](Error::MessageTooLarge) going out,
+    /// [`NotText`](Error::NotText)); `None` for every other error.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// # let mut machine = ws_machine::Machine::builder("ws://127.0.0.1:9/").spawn()?;
+    /// # machine.command.send(ws_machine::Command::Quit).await.ok();
+    /// while let Some(status) = machine.status.recv().await {
+    ///     if let Some(refused) = status.error.as_ref().and_then(|e| e.refused_message()) {
+    ///         eprintln!("not sent ({} bytes): {status}", refused.len());
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn refused_message(&self) -> Option<&Message> {
+        match self {
+            Self::MessageTooLarge { message, .. } => message.as_ref(),
+            Self::NotText { message, .. } => Some(message),
+            Self::InvalidUrl { .. }
+            | Self::InvalidHeader { .. }
+            | Self::InvalidConfig { .. }
+            | Self::NoRuntime
+            | Self::Connect { .. }
+            | Self::HandshakeTimeout(_)
+            | Self::HandshakeRejected { .. }
+            | Self::Handshake { .. }
+            | Self::Tls { .. }
+            | Self::Closed { .. }
+            | Self::ConnectionLost(_)
+            | Self::PongTimeout(_)
+            | Self::WriteTimeout(_)
+            | Self::Protocol { .. }
+            | Self::GaveUp { .. } => None,
+        }
+    }
+
+    /// [`Error::refused_message`], by value (a message is cheap to clone:
+    /// its payload is shared).
+    #[must_use]
+    pub fn into_refused_message(self) -> Option<Message> {
+        self.refused_message().cloned()
     }
 
     /// How long the server asked the client to wait before trying again
@@ -439,7 +498,10 @@ mod tests {
             direction: Direction::Outgoing,
             size: 10,
             max: 5,
+            message: Some(Message::binary(vec![0u8; 10])),
         };
+        assert!(!e.is_retryable(), "sent again, it would be refused again");
+        assert_eq!(e.refused_message().map(Message::len), Some(10));
         assert_eq!(
             e.to_string(),
             "outgoing message of 10 bytes is larger than the limit of 5 bytes"

@@ -200,8 +200,12 @@ pub(crate) async fn run(settings: Settings, console: Console) -> Result<Ending, 
             // no more are read.
             permit = output.reserve(), if output_open && !session.pending.is_empty() => match permit {
                 Ok(permit) => {
-                    if let Some(message) = session.pending.pop_front() {
-                        permit.send(message);
+                    if let Some(message) = session.pending.pop_front()
+                        && let Err(stopped) = permit.send(message)
+                    {
+                        // The machine stopped meanwhile: reported as pending.
+                        session.pending.push_front(stopped.0);
+                        output_open = false;
                     }
                 }
                 // The machine has stopped: what is pending is reported.
@@ -233,6 +237,7 @@ pub(crate) async fn run(settings: Settings, console: Console) -> Result<Ending, 
         .unsent
         .into_iter()
         .chain(leftovers.unacknowledged)
+        .chain(leftovers.refused)
         .chain(std::mem::take(&mut session.pending))
         .collect();
     session.list_undelivered(&undelivered);
