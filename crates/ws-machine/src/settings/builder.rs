@@ -136,26 +136,58 @@ impl Builder {
         self
     }
 
-    /// Adds one request header. Adding a name again adds a value: every
-    /// value is sent (two `Cookie` headers reach the server as one
-    /// `cookie: a=1; b=2` line, other names as one comma-separated line, as
-    /// HTTP allows). An invalid name or value is reported by
-    /// [`Builder::spawn`] as [`Error::InvalidHeader`].
-    pub fn header(mut self, name: &str, value: &str) -> Self {
-        match (HeaderName::try_from(name), HeaderValue::try_from(value)) {
-            (Ok(name), Ok(value)) => {
+    /// Adds one request header: a name and a value given as text or as
+    /// `http`'s types (`header(AUTHORIZATION, token)` with
+    /// [`http::header::AUTHORIZATION`] and a `String` works). Adding a name
+    /// again adds a value: every value is sent (two `Cookie` headers reach
+    /// the server as one `cookie: a=1; b=2` line, other names as one
+    /// comma-separated line, as HTTP allows). An invalid name or value is
+    /// reported by [`Builder::spawn`] as [`Error::InvalidHeader`] (which
+    /// shows the name, never the value).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// use ws_machine::{Machine, http::header::AUTHORIZATION};
+    ///
+    /// let token = String::from("Bearer abc");
+    /// let machine = Machine::builder("ws://127.0.0.1:9/")
+    ///     .header(AUTHORIZATION, token)
+    ///     .header("x-client", "feed-reader")
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn header<N, V>(mut self, name: N, value: V) -> Self
+    where
+        N: TryInto<HeaderName> + fmt::Debug,
+        V: TryInto<HeaderValue>,
+    {
+        // The name as the caller wrote it, for an error message (taken
+        // before the conversion consumes it; options are set once).
+        let shown = format!("{name:?}").trim_matches('"').to_owned();
+        let header = match name.try_into() {
+            Err(_) => Err(Error::InvalidHeader {
+                name: shown,
+                reason: "not a valid header name (letters, digits and !#$%&'*+-.^_`|~ only)"
+                    .to_owned(),
+            }),
+            Ok(name) => match value.try_into() {
+                Ok(value) => Ok((name, value)),
+                Err(_) => Err(Error::InvalidHeader {
+                    name: name.to_string(),
+                    reason: "the value has characters HTTP does not allow (control \
+                             characters or newlines)"
+                        .to_owned(),
+                }),
+            },
+        };
+        match header {
+            Ok((name, value)) => {
                 self.headers.append(name, value);
             }
-            (Err(e), _) => self.header_errors.push(Error::InvalidHeader {
-                name: name.to_owned(),
-                reason: format!("not a valid header name ({e})"),
-            }),
-            (_, Err(_)) => self.header_errors.push(Error::InvalidHeader {
-                name: name.to_owned(),
-                reason:
-                    "the value has characters HTTP does not allow (control characters or newlines)"
-                        .to_owned(),
-            }),
+            Err(error) => self.header_errors.push(error),
         }
         self
     }
@@ -163,8 +195,9 @@ impl Builder {
     /// A function called before every connection attempt; the headers it
     /// returns are added to the fixed ones (replacing every value of the
     /// names it sets; repeated names keep all their values). Use it for
-    /// credentials that change, such as a renewed token. It runs on the machine's task, so it must be quick: refresh tokens
-    /// elsewhere and only read the current one here. If it returns a header
+    /// credentials that change, such as a renewed token. It runs on the
+    /// machine's task, so it must be quick: refresh tokens elsewhere and only
+    /// read the current one here. If it returns a header
     /// the handshake sets itself, the machine stops with a final
     /// [`Error::InvalidHeader`]. Default: none.
     pub fn headers_fn(mut self, f: impl Fn() -> HeaderMap + Send + Sync + 'static) -> Self {
@@ -581,6 +614,26 @@ mod tests {
         assert!(err.to_string().contains("backoff"), "{err}");
         let err = invalid(Builder::new("ws://127.0.0.1:1/").header("x-token", "a\nb"));
         assert!(matches!(err, Error::InvalidHeader { .. }), "{err}");
+    }
+
+    #[test]
+    fn headers_take_http_types_and_strings_and_errors_name_them() {
+        let ok = Builder::new("ws://127.0.0.1:1/")
+            .header(http::header::AUTHORIZATION, String::from("Bearer s3cret"))
+            .header("x-client", "test")
+            .header(String::from("x-owned"), HeaderValue::from_static("v"))
+            .build();
+        assert!(ok.is_ok());
+        let err = invalid(Builder::new("ws://127.0.0.1:1/").header("bad name", "v"));
+        assert!(err.to_string().contains("\"bad name\""), "{err}");
+        let err = invalid(
+            Builder::new("ws://127.0.0.1:1/").header(http::header::COOKIE, "s3cret\r\nx: y"),
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("cookie") && !text.contains("s3cret"),
+            "{text}"
+        );
     }
 
     #[test]
