@@ -95,6 +95,7 @@ async fn retry_after_is_honoured_as_the_wait() {
                 status: 429,
                 retry_after: Some(after),
                 retryable: true,
+                ..
             }) if after == Duration::from_secs(1)
         ),
         "{rejected}"

@@ -191,6 +191,7 @@ fn handshake_error(
                 status,
                 retry_after: retry_after(answer),
                 retryable: retry_status(status),
+                body: first_line_of_body(answer),
             }
         }
         tws::Error::Io(e) => Error::Handshake {
@@ -215,6 +216,22 @@ fn retry_after(answer: &[u8]) -> Option<Duration> {
         .value;
     let seconds: u64 = std::str::from_utf8(value).ok()?.trim().parse().ok()?;
     Some(Duration::from_secs(seconds))
+}
+
+/// Most characters of a rejection's body shown in its error.
+const BODY_SHOWN: usize = 200;
+
+/// The first non-empty line of a rejected upgrade's body, at most
+/// [`BODY_SHOWN`] characters (of what was recorded of the answer).
+fn first_line_of_body(answer: &[u8]) -> Option<String> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut response = httparse::Response::new(&mut headers);
+    let httparse::Status::Complete(head) = response.parse(answer).ok()? else {
+        return None;
+    };
+    let body = String::from_utf8_lossy(answer.get(head..)?);
+    let line = body.lines().map(str::trim).find(|line| !line.is_empty())?;
+    Some(line.chars().take(BODY_SHOWN).collect())
 }
 
 /// What the engine produced when read.
@@ -336,6 +353,18 @@ mod tests {
         let no_header = b"HTTP/1.1 503 Service Unavailable\r\n\r\n";
         assert_eq!(retry_after(no_header), None);
         assert_eq!(retry_after(b"garbage"), None);
+    }
+
+    #[test]
+    fn a_rejections_reason_is_the_first_line_of_its_body() {
+        let answer = b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n\r\n\n  no such feed: /v2  \nmore\n";
+        assert_eq!(
+            first_line_of_body(answer).as_deref(),
+            Some("no such feed: /v2")
+        );
+        assert_eq!(first_line_of_body(b"HTTP/1.1 404 Not Found\r\n\r\n"), None);
+        let long = [b"HTTP/1.1 500 Oops\r\n\r\n".as_slice(), &[b'x'; 1000]].concat();
+        assert_eq!(first_line_of_body(&long).map(|l| l.len()), Some(BODY_SHOWN));
     }
 
     #[test]

@@ -141,6 +141,7 @@ impl Lifecycle {
                 status: status @ (401 | 403),
                 retry_after,
                 retryable: false,
+                body,
             } if self.fresh_credentials => {
                 self.auth_rejections = self.auth_rejections.saturating_add(1);
                 let retried = self.auth_rejections < AUTH_REJECTIONS_FINAL;
@@ -148,6 +149,7 @@ impl Lifecycle {
                     status,
                     retry_after,
                     retryable: retried,
+                    body,
                 };
                 let wait = if self.auth_rejections == 1 {
                     Wait::None
@@ -504,6 +506,7 @@ pub(crate) mod tests {
             status: 401,
             retry_after: None,
             retryable: false,
+            body: None,
         };
         assert_eq!(lc.attempt_failed(rejected, &mut out), Next::Stop);
         assert_eq!(states(&log), [State::Connecting, State::Disconnected]);
@@ -518,6 +521,7 @@ pub(crate) mod tests {
             status: 429,
             retry_after: Some(Duration::from_secs(3)),
             retryable: true,
+            body: None,
         };
         assert_eq!(
             lc.attempt_failed(busy, &mut out),
@@ -598,6 +602,7 @@ pub(crate) mod tests {
             status: 401,
             retry_after: None,
             retryable: false,
+            body: None,
         };
         let reconnect = Reconnect {
             enabled: true,

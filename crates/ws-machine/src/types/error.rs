@@ -114,7 +114,7 @@ pub enum Error {
     /// 101. By default 5xx, 408 and 429 are retried (honouring `Retry-After`)
     /// and every other status is final: a 401, 403 or 404 will not change by
     /// asking again. See [`Builder::retry_status`](crate::Builder::retry_status).
-    #[error("server refused the WebSocket upgrade with HTTP {status}{}{}", retry_after_note(.retry_after), final_note(*.retryable))]
+    #[error("{}", rejection(*.status, .body.as_deref(), *.retry_after, *.retryable))]
     HandshakeRejected {
         /// The HTTP status code of the answer.
         status: u16,
@@ -122,6 +122,9 @@ pub enum Error {
         retry_after: Option<Duration>,
         /// Whether the machine will try again (decided by the retry policy).
         retryable: bool,
+        /// The first line of the answer's body, at most 200 characters, if it
+        /// had one (servers often say there why they refused).
+        body: Option<String>,
     },
 
     /// The handshake did not complete: the server's answer to the upgrade
@@ -216,7 +219,7 @@ pub enum Error {
     /// The machine stopped trying after
     /// [`Builder::max_attempts`](crate::Builder::max_attempts) failed attempts
     /// in a row. Final.
-    #[error("gave up after {attempts} failed attempts; last error: {last}")]
+    #[error("gave up after {attempts} failed attempt{}; last error: {last}", if *.attempts == 1 { "" } else { "s" })]
     GaveUp {
         /// How many attempts failed in a row.
         attempts: u32,
@@ -390,18 +393,36 @@ impl StdError for Context {
     }
 }
 
-fn retry_after_note(retry_after: &Option<Duration>) -> String {
-    retry_after
-        .map(|d| format!(" (retry after {}s)", d.as_secs()))
-        .unwrap_or_default()
-}
-
-fn final_note(retryable: bool) -> &'static str {
-    if retryable {
-        ""
-    } else {
-        " (not retried: check the URL and credentials)"
+/// What a rejected upgrade says: what the server answered, what that
+/// usually means, its reason if it gave one, and whether it is retried.
+fn rejection(
+    status: u16,
+    body: Option<&str>,
+    retry_after: Option<Duration>,
+    retryable: bool,
+) -> String {
+    let mut text = match status {
+        300..=399 => format!(
+            "server redirected the WebSocket upgrade (HTTP {status}); redirects are not followed: use the URL it points to"
+        ),
+        100..=299 => format!(
+            "server answered HTTP {status} instead of switching to WebSocket: the URL is probably not a WebSocket endpoint"
+        ),
+        _ => format!("server refused the WebSocket upgrade with HTTP {status}"),
+    };
+    if let Some(body) = body {
+        text.push_str(&format!(": {body:?}"));
     }
+    if let Some(wait) = retry_after {
+        text.push_str(&format!(" (retry after {}s)", wait.as_secs()));
+    }
+    if !retryable {
+        text.push_str(match status {
+            401 | 403 | 407 => " (not retried: check the credentials)",
+            _ => " (not retried: check the URL)",
+        });
+    }
+    text
 }
 
 fn reason_note(reason: &str) -> String {
@@ -422,22 +443,57 @@ mod tests {
             status: 401,
             retry_after: None,
             retryable: false,
+            body: None,
         };
         let retried = Error::HandshakeRejected {
             status: 503,
             retry_after: Some(Duration::from_secs(2)),
             retryable: true,
+            body: None,
         };
         assert!(!final_one.is_retryable());
         assert_eq!(
             final_one.to_string(),
-            "server refused the WebSocket upgrade with HTTP 401 (not retried: check the URL and credentials)"
+            "server refused the WebSocket upgrade with HTTP 401 (not retried: check the credentials)"
         );
         assert!(retried.is_retryable());
         assert_eq!(retried.retry_after(), Some(Duration::from_secs(2)));
         assert_eq!(
             retried.to_string(),
             "server refused the WebSocket upgrade with HTTP 503 (retry after 2s)"
+        );
+    }
+
+    #[test]
+    fn rejection_texts_say_what_the_answer_means() {
+        let answer = |status, body: Option<&str>| {
+            Error::HandshakeRejected {
+                status,
+                retry_after: None,
+                retryable: false,
+                body: body.map(str::to_owned),
+            }
+            .to_string()
+        };
+        assert_eq!(
+            answer(200, None),
+            "server answered HTTP 200 instead of switching to WebSocket: the URL is probably \
+             not a WebSocket endpoint (not retried: check the URL)"
+        );
+        assert!(answer(301, None).contains("redirects are not followed"));
+        assert_eq!(
+            answer(404, Some("no such feed")),
+            "server refused the WebSocket upgrade with HTTP 404: \"no such feed\" (not retried: \
+             check the URL)"
+        );
+        let once = Error::GaveUp {
+            attempts: 1,
+            last: Box::new(Error::HandshakeTimeout(Duration::from_secs(1))),
+        };
+        assert!(
+            once.to_string()
+                .starts_with("gave up after 1 failed attempt;"),
+            "{once}"
         );
     }
 
