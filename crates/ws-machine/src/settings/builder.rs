@@ -201,7 +201,45 @@ impl Builder {
     /// the handshake sets itself, the machine stops with a final
     /// [`Error::InvalidHeader`]. Default: none.
     pub fn headers_fn(mut self, f: impl Fn() -> HeaderMap + Send + Sync + 'static) -> Self {
-        self.headers_fn = Some(Arc::new(f));
+        self.headers_fn = Some(Arc::new(move || Ok(f())));
+        self
+    }
+
+    /// Like [`Builder::headers_fn`], for a function that can fail (no token
+    /// yet, a key that cannot be read): an error fails that attempt with
+    /// [`Error::Headers`], which keeps it as its cause and is retried with
+    /// the usual backoff. Replaces [`Builder::headers_fn`]. Default: none.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// use std::sync::{Arc, RwLock};
+    /// use ws_machine::http::{HeaderMap, HeaderValue};
+    ///
+    /// // Filled in by whatever renews the token.
+    /// let token: Arc<RwLock<Option<String>>> = Arc::default();
+    /// let current = Arc::clone(&token);
+    /// let machine = ws_machine::Machine::builder("ws://127.0.0.1:9/")
+    ///     .try_headers_fn(move || {
+    ///         let token = current.read().map_err(|_| "token store poisoned")?.clone();
+    ///         let token = token.ok_or("no token yet")?;
+    ///         let mut headers = HeaderMap::new();
+    ///         headers.insert("authorization", HeaderValue::from_str(&format!("Bearer {token}"))?);
+    ///         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(headers)
+    ///     })
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn try_headers_fn<E>(
+        mut self,
+        f: impl Fn() -> Result<HeaderMap, E> + Send + Sync + 'static,
+    ) -> Self
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.headers_fn = Some(Arc::new(move || f().map_err(|e| Arc::from(e.into()))));
         self
     }
 

@@ -160,6 +160,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// The function that computes the request headers
+    /// ([`Builder::try_headers_fn`](crate::Builder::try_headers_fn)) failed:
+    /// the attempt is not made. Retried with the usual backoff.
+    #[error("cannot compute the request headers: {source}")]
+    Headers {
+        /// The function's error.
+        #[source]
+        source: Cause,
+    },
+
     /// The connection broke: reset, or ended without a close frame. Retried.
     #[error("connection lost: {0}")]
     ConnectionLost(#[source] Arc<io::Error>),
@@ -273,6 +283,7 @@ impl Error {
             Self::Connect { .. }
             | Self::HandshakeTimeout(_)
             | Self::Handshake { .. }
+            | Self::Headers { .. }
             | Self::Closed { .. }
             | Self::ConnectionLost(_)
             | Self::PongTimeout(_)
@@ -311,6 +322,7 @@ impl Error {
             | Self::HandshakeTimeout(_)
             | Self::HandshakeRejected { .. }
             | Self::Handshake { .. }
+            | Self::Headers { .. }
             | Self::Tls { .. }
             | Self::Closed { .. }
             | Self::ConnectionLost(_)
@@ -341,6 +353,7 @@ impl Error {
             | Self::Connect { .. }
             | Self::HandshakeTimeout(_)
             | Self::Handshake { .. }
+            | Self::Headers { .. }
             | Self::Tls { .. }
             | Self::Closed { .. }
             | Self::ConnectionLost(_)
