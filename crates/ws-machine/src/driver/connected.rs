@@ -32,6 +32,8 @@ enum Event {
     Timer,
     /// A status or a held message was handed to the caller.
     HandedOver,
+    /// Finishing, and everything sent is delivered: time to close.
+    Delivered,
 }
 
 /// What the phase does after an event.
@@ -69,7 +71,14 @@ impl Driver {
                     if let Err(error) = self.write_replayed(&mut link) {
                         return self.lost(error, &link);
                     }
-                    self.next_event(&mut link, timer.as_mut()).await
+                    if self.feed == Feed::Finished
+                        && self.outbox.is_settled()
+                        && !link.needs_flush()
+                    {
+                        Event::Delivered
+                    } else {
+                        self.next_event(&mut link, timer.as_mut()).await
+                    }
                 }
             };
             match self.on_event(event, &mut link, timer.as_mut()) {
@@ -84,7 +93,7 @@ impl Driver {
     async fn next_event(&mut self, link: &mut Link, timer: Pin<&mut Sleep>) -> Event {
         let read = !self.inbox.is_held_up();
         let flush = link.needs_flush();
-        let take = self.feed == Feed::Open && self.outbox.can_take();
+        let take = self.feed.takes() && self.outbox.can_take();
         let (tx, held, outbox) = (&self.inbox.tx, &mut self.inbox.held, &mut self.outbox);
         tokio::select! {
             command = self.commands.recv() => Event::Command(command),
@@ -118,7 +127,7 @@ impl Driver {
                 close_queued: false,
             }) => return Then::End(self.lost(error, link)),
             Event::Io(IoEvent::Ended(error)) => return Then::End(self.lost(error, link)),
-            Event::Output(None) => self.feed = Feed::Ended,
+            Event::Output(None) => self.feed = self.feed.drained(),
             Event::Output(Some(message)) => {
                 if !self.commands.is_empty() {
                     // A command came first: apply it, then write this.
@@ -132,6 +141,7 @@ impl Driver {
                 Err(error) => return Then::End(self.lost(error, link)),
             },
             Event::HandedOver => {}
+            Event::Delivered => return Then::Finish(Finish::Quit),
         }
         Then::Continue
     }
@@ -144,6 +154,10 @@ impl Driver {
     ) -> Then {
         match command::connected(command) {
             Connected::Quit => Then::Finish(Finish::Quit),
+            Connected::Finish => {
+                Feed::finish(&mut self.output, &mut self.feed);
+                Then::Continue
+            }
             Connected::Reconnect => Then::Finish(Finish::Reconnect),
             Connected::Ping => match link.ping(Instant::now()) {
                 Ok(()) => {
@@ -179,6 +193,7 @@ impl Driver {
                     () = &mut ending => break,
                     command = self.commands.recv(), if !quit => match command::closing(command) {
                         Closing::Quit => quit = true,
+                        Closing::Finish => Feed::finish(&mut self.output, &mut self.feed),
                         Closing::Switch(mode) => self.mode = mode,
                         Closing::Ignore => {}
                     },
