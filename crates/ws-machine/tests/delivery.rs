@@ -531,7 +531,7 @@ async fn finish_with_acks_waits_for_every_acknowledgement() {
 /// delivered.
 #[tokio::test]
 async fn quit_after_finish_stops_at_once_with_the_leftovers() {
-    let mut machine = fast(common::closed_port_url().await)
+    let machine = fast(common::closed_port_url().await)
         .spawn()
         .expect("valid options");
     send(&machine, "never").await;
