@@ -12,8 +12,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::rustls;
 
 use super::{
-    Capacities, Connection, Delivery, Dialer, HeadersFn, Reconnect, Request, Settings, Timeouts,
-    check_headers,
+    Capacities, Connection, Delivery, Dialer, HeadersFn, IntoMessages, Reconnect, Request,
+    Settings, Timeouts, check_headers,
 };
 use crate::types::{Endpoint, Error, Message, Target};
 
@@ -422,10 +422,26 @@ impl Builder {
     }
 
     /// Messages sent first on every connection, before anything queued
-    /// (subscriptions, authentication). They are not tracked for delivery:
-    /// they go out again on the next connection anyway. Default: none.
-    pub fn on_connect<M: Into<Message>>(self, messages: impl IntoIterator<Item = M>) -> Self {
-        let messages: Arc<[Message]> = messages.into_iter().map(Into::into).collect();
+    /// (subscriptions, authentication): one message, or an array, `Vec` or
+    /// slice of them (see [`IntoMessages`]). They are not tracked for
+    /// delivery: they go out again on the next connection anyway.
+    /// Default: none.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// let one = ws_machine::Machine::builder("ws://127.0.0.1:9/")
+    ///     .on_connect("subscribe:prices")
+    ///     .spawn()?;
+    /// let several = ws_machine::Machine::builder("ws://127.0.0.1:9/")
+    ///     .on_connect(["auth:token", "subscribe:prices"])
+    ///     .spawn()?;
+    /// # drop((one, several));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn on_connect(self, messages: impl IntoMessages) -> Self {
+        let messages: Arc<[Message]> = messages.into_messages().into();
         self.on_connect_fn(move || messages.to_vec())
     }
 

@@ -8,6 +8,7 @@
 
 mod builder;
 mod dialer;
+mod messages;
 mod request;
 
 use std::{sync::Arc, time::Duration};
@@ -18,6 +19,7 @@ use crate::types::{Message, Target};
 
 pub use builder::{Builder, default_retry_status};
 pub(crate) use dialer::{ByteStream, Dialer};
+pub use messages::IntoMessages;
 pub(crate) use request::{HeadersFn, Request, check_headers};
 
 /// Computes the messages sent first on one connection.
