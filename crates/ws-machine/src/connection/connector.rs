@@ -91,7 +91,9 @@ impl Connector {
 }
 
 /// Most bytes the kernel keeps unsent on a connection of the default
-/// dialer (`TCP_NOTSENT_LOWAT`; see [`bound_unsent`]).
+/// dialer (`TCP_NOTSENT_LOWAT`; see [`bound_unsent`]). The socket is
+/// writable again once half of them have been sent: the grain of progress
+/// the write watch sees.
 const MAX_UNSENT: u32 = 16 * 1024;
 
 /// The default dialer: TCP, without Nagle's algorithm (the machine
@@ -109,17 +111,11 @@ async fn tcp(endpoint: &Endpoint) -> Result<TcpStream, Error> {
 }
 
 /// Keeps at most [`MAX_UNSENT`] bytes unsent in the kernel, so that a write
-/// the socket accepts means the link moved.
-///
-/// The write watch counts progress when the socket accepts a byte. Left
-/// alone, Linux grows a send buffer to megabytes and makes a full socket
-/// writable again only once about a third of it has drained: over a slow
-/// link (20 KB/s, 4 MB) no write succeeds for a minute while TCP delivers
-/// all along, and the connection was cut as dead. With the unsent bytes
-/// bounded, the socket is writable again once half of them have gone out,
-/// that is, once the peer's TCP has taken them; a peer that stopped reading
-/// takes none, so its writes still wait. It also bounds what a cut
-/// connection loses in the kernel.
+/// the socket accepts means the peer's TCP took bytes. Left alone, a full
+/// socket accepts nothing until a third of its megabytes have drained, and a
+/// slow but moving link looked dead to the write timeout (docs/design.md,
+/// "Write timeout"). A peer that stopped reading takes nothing, so writes to
+/// it still wait.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn bound_unsent(tcp: &TcpStream) {
     if let Err(e) = socket2::SockRef::from(tcp).set_tcp_notsent_lowat(MAX_UNSENT) {

@@ -47,6 +47,9 @@ const RECV_BUFFER: u32 = 4 * 1024;
 /// Listen backlog.
 const BACKLOG: u32 = 64;
 
+/// Pause after a failed `accept`, so the loop does not spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
 /// One direction of the proxied link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {
@@ -64,20 +67,30 @@ pub enum Direction {
 ///
 /// # Example
 ///
-/// ```no_run
+/// ```
 /// use std::time::Duration;
-/// use wsm_server::{Config, Server, proxy::{Direction, Proxy}};
+/// use tokio::{
+///     io::{AsyncReadExt, AsyncWriteExt},
+///     net::{TcpListener, TcpStream},
+/// };
+/// use wsm_server::proxy::{Direction, Proxy};
 ///
-/// # async fn run() -> std::io::Result<()> {
-/// let server = Server::start(Config::default())?;
-/// let proxy = Proxy::start(server.addr())?;
-/// proxy.set_rate(Direction::ToServer, Some(20_000)); // 20 KB/s
-/// println!("connect to {}", proxy.url());
-/// // ...connect a client, send, then:
-/// assert!(proxy.wait_for_forwarded(Direction::ToServer, 100_000, Duration::from_secs(10)).await);
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let upstream = TcpListener::bind("127.0.0.1:0").await?;
+/// let proxy = Proxy::start(upstream.local_addr()?)?;
+/// proxy.set_rate(Direction::ToServer, Some(20_000)); // 20 KB/s to the server
+///
+/// let mut client = TcpStream::connect(proxy.addr()).await?;
+/// let (mut server, _) = upstream.accept().await?;
+/// client.write_all(b"hello").await?;
+/// let mut got = [0u8; 5];
+/// server.read_exact(&mut got).await?;
+/// assert_eq!(&got, b"hello");
+/// assert!(proxy.wait_for_forwarded(Direction::ToServer, 5, Duration::from_secs(5)).await);
+///
 /// proxy.set_rate(Direction::ToServer, None); // full speed again
 /// proxy.stop().await;
-/// server.stop().await;
 /// # Ok(())
 /// # }
 /// ```
@@ -254,9 +267,9 @@ async fn accept_loop(
                     connections.spawn(carry(Arc::clone(&shared), client, peer));
                 }
                 Err(err) => {
-                    // Out of file descriptors, say: give up rather than spin.
+                    // Out of file descriptors, say: pause rather than spin.
                     warn!(cause = %err, "proxy accept failed");
-                    break;
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                 }
             },
         }
