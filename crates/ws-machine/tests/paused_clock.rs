@@ -323,6 +323,49 @@ async fn a_peer_that_stops_reading_trips_the_write_timeout() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_stream_that_keeps_taking_bytes_slowly_is_never_cut() {
+    // The caller's own stream (here a 64 KiB pipe) gets the plain rule: a
+    // write is stuck when the stream accepted no byte for the timeout.
+    const MESSAGES: usize = 40;
+    let (_peer, mut machine, mut server) = connected(|builder| {
+        builder
+            .ping_interval(Duration::from_secs(3600))
+            .write_timeout(Duration::from_secs(2))
+    })
+    .await;
+    let started = Instant::now();
+    let output = machine.output.clone();
+    let writer = tokio::spawn(async move {
+        for _ in 0..MESSAGES {
+            output
+                .send(vec![0u8; 64 * 1024].into())
+                .await
+                .expect("running");
+        }
+    });
+    // The peer reads a message (a pipe's worth) every 1.9 s: the writes
+    // wait most of the time, but never a whole write timeout.
+    for n in 0..MESSAGES {
+        let frame = timeout(Duration::from_secs(3600), server.next())
+            .await
+            .expect("a message within an hour of paused time")
+            .expect("open")
+            .expect("valid");
+        assert_eq!(frame.as_payload().len(), 64 * 1024, "message {n}");
+        tokio::time::sleep(Duration::from_millis(1_900)).await;
+    }
+    writer.await.expect("writer done");
+    assert!(
+        started.elapsed() >= Duration::from_secs(70),
+        "the link was slow"
+    );
+    assert!(
+        machine.status.try_recv().is_err(),
+        "no status since connecting: never cut"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_healthy_connection_that_drops_is_replaced_at_once() {
     let (peer, mut machine, server) = connected(|builder| {
         builder

@@ -90,8 +90,15 @@ impl Connector {
     }
 }
 
+/// Most bytes the kernel keeps unsent on a connection of the default
+/// dialer (`TCP_NOTSENT_LOWAT`; see [`bound_unsent`]). The socket is
+/// writable again once half of them have been sent: the grain of progress
+/// the write watch sees.
+const MAX_UNSENT: u32 = 16 * 1024;
+
 /// The default dialer: TCP, without Nagle's algorithm (the machine
-/// coalesces messages itself; small ones must not wait).
+/// coalesces messages itself; small ones must not wait), with the bytes
+/// the kernel keeps unsent bounded.
 async fn tcp(endpoint: &Endpoint) -> Result<TcpStream, Error> {
     let tcp = TcpStream::connect((endpoint.host(), endpoint.port()))
         .await
@@ -99,13 +106,50 @@ async fn tcp(endpoint: &Endpoint) -> Result<TcpStream, Error> {
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!(error = %e, "cannot set TCP_NODELAY");
     }
+    bound_unsent(&tcp);
     Ok(tcp)
 }
+
+/// Keeps at most [`MAX_UNSENT`] bytes unsent in the kernel, so that a write
+/// the socket accepts means the peer's TCP took bytes. Left alone, a full
+/// socket accepts nothing until a third of its megabytes have drained, and a
+/// slow but moving link looked dead to the write timeout (docs/design.md,
+/// "Write timeout"). A peer that stopped reading takes nothing, so writes to
+/// it still wait.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn bound_unsent(tcp: &TcpStream) {
+    if let Err(e) = socket2::SockRef::from(tcp).set_tcp_notsent_lowat(MAX_UNSENT) {
+        tracing::debug!(error = %e, "cannot set TCP_NOTSENT_LOWAT");
+    }
+}
+
+/// Elsewhere the socket's own rule applies (socket2 offers the option on
+/// Linux and Android only).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn bound_unsent(_tcp: &TcpStream) {}
 
 fn connect_error(endpoint: &Endpoint, error: std::io::Error) -> Error {
     Error::Connect {
         host: endpoint.host().to_owned(),
         port: endpoint.port(),
         source: Arc::new(error),
+    }
+}
+
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
+mod tests {
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_default_dialer_bounds_the_unsent_bytes() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let target = Target::parse(&format!("ws://{addr}/")).expect("valid URL");
+        let tcp = tcp(&target.endpoint()).await.expect("connects");
+        let socket = socket2::SockRef::from(&tcp);
+        assert_eq!(socket.tcp_notsent_lowat().expect("readable"), MAX_UNSENT);
+        assert!(socket.tcp_nodelay().expect("readable"));
     }
 }
