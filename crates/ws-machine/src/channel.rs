@@ -482,14 +482,16 @@ impl<T> Sender<T> {
 }
 
 impl<T> Permit<'_, T> {
-    /// Sends the value into the reserved slot. If the receiver is gone, the
-    /// value is dropped, as it would have been dropped with the receiver.
-    pub fn send(self, value: T) {
+    /// Sends the value into the reserved slot.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError`] with the value if the receiver is gone (for `output`:
+    /// the machine has stopped), so that it is not lost unseen.
+    pub fn send(self, value: T) -> Result<(), SendError<T>> {
         let shared = self.shared;
         std::mem::forget(self);
-        // A closed receiver wants nothing: dropping the value is what
-        // closing it means.
-        let _ = shared.push(value);
+        shared.push(value).map_err(SendError)
     }
 }
 
@@ -500,11 +502,11 @@ impl<T> Drop for Permit<'_, T> {
 }
 
 impl<T> OwnedPermit<T> {
-    /// Sends the value into the reserved slot (dropped if the receiver is
-    /// gone).
-    pub(crate) fn send(mut self, value: T) {
+    /// Sends the value into the reserved slot; hands it back if the
+    /// receiver is gone.
+    pub(crate) fn send(mut self, value: T) -> Result<(), SendError<T>> {
         self.used = true;
-        let _ = self.shared.push(value);
+        self.shared.push(value).map_err(SendError)
     }
 }
 

@@ -85,7 +85,7 @@ struct ReadmeDoctests;
 pub use bytes;
 pub use http;
 pub use machine::{Machine, Stopped};
-pub use settings::{Builder, default_retry_status};
+pub use settings::{Builder, IntoMessages, default_retry_status};
 /// The TLS library used for `wss://`, for building a
 /// [`Builder::tls_config`].
 pub use tokio_rustls::rustls;

@@ -476,3 +476,74 @@ async fn with_acks_messages_swallowed_by_a_frozen_server_are_written_again() {
     let runs = per_connection(&server.received());
     assert_eq!(runs.get(&2).map(Vec::as_slice), Some(&[0, 1, 2, 3, 4][..]));
 }
+
+/// `Finish`: what was sent while the server was down is delivered once it
+/// is back, then the machine closes and stops on its own, with nothing left
+/// over.
+#[tokio::test]
+async fn finish_delivers_what_was_sent_then_stops() {
+    let server = server();
+    let addr = server.addr();
+    let mut machine = connect(fast(server.url())).await;
+    server.stop().await;
+    wait_for_state(&mut machine, State::Disconnected).await;
+    let queued: Vec<String> = (0..50).map(|n| format!("f{n}")).collect();
+    for text in &queued {
+        send(&machine, text.as_str()).await;
+    }
+    command(&machine, Command::Finish).await;
+
+    let server = Server::bind(addr, Config::default()).expect("the same port again");
+    let last = wait_for_final(&mut machine).await;
+    assert!(last.error.is_none(), "{last}");
+    assert_eq!(texts(&server.received(), 1), queued);
+    let leftovers = timeout(WAIT, machine.stopped).await.expect("stopped");
+    assert!(leftovers.unsent.is_empty() && leftovers.unacknowledged.is_empty());
+}
+
+/// With acknowledgements, `Finish` waits for them: the machine stops only
+/// once the server has acknowledged every message.
+#[tokio::test]
+async fn finish_with_acks_waits_for_every_acknowledgement() {
+    let server = server();
+    let mut machine = connect(fast(server.url()).ack_key(number)).await;
+    for n in 0..200 {
+        send(&machine, numbered(n)).await;
+    }
+    command(&machine, Command::Finish).await;
+    let last = wait_for_final(&mut machine).await;
+    assert!(last.error.is_none(), "{last}");
+    assert_eq!(server.messages_received(), 200);
+    let leftovers = timeout(WAIT, machine.stopped).await.expect("stopped");
+    assert!(
+        leftovers.unsent.is_empty(),
+        "{:?}",
+        numbers(&leftovers.unsent)
+    );
+    assert!(
+        leftovers.unacknowledged.is_empty(),
+        "{:?}",
+        numbers(&leftovers.unacknowledged)
+    );
+}
+
+/// A `Quit` after `Finish` stops at once and hands back what was not
+/// delivered.
+#[tokio::test]
+async fn quit_after_finish_stops_at_once_with_the_leftovers() {
+    let machine = fast(common::closed_port_url().await)
+        .spawn()
+        .expect("valid options");
+    send(&machine, "never").await;
+    command(&machine, Command::Finish).await;
+    command(&machine, Command::Quit).await;
+    let leftovers = shutdown(machine).await;
+    assert_eq!(
+        leftovers
+            .unsent
+            .iter()
+            .map(|m| m.as_text())
+            .collect::<Vec<_>>(),
+        [Some("never")]
+    );
+}

@@ -317,9 +317,17 @@ async fn an_oversized_outgoing_message_is_refused_and_the_connection_carries_on(
                 direction: Direction::Outgoing,
                 size: 2048,
                 max: 1024,
+                ..
             })
         ),
         "{refused}"
+    );
+    // The message comes back with its refusal, which is not retryable.
+    let error = refused.error.as_ref().expect("an error");
+    assert!(!error.is_retryable());
+    assert_eq!(
+        error.refused_message(),
+        Some(&Message::binary(vec![1u8; 2048]))
     );
     echo(&mut machine, "next").await;
     assert_eq!(
@@ -340,7 +348,10 @@ async fn text_mode_refuses_invalid_utf8_and_the_connection_carries_on() {
     let refused = next_status(&mut machine).await;
     assert_eq!(refused.state, State::Connected, "{refused}");
     assert!(
-        matches!(refused.error, Some(Error::NotText { size: 2 })),
+        matches!(
+            &refused.error,
+            Some(Error::NotText { size: 2, message }) if message.as_ref() == [0xFF, 0xFE]
+        ),
         "{refused}"
     );
 
@@ -515,4 +526,45 @@ async fn max_attempts_counts_connections_shorter_than_min_uptime() {
         other => panic!("expected GaveUp after 3 attempts, got {other:?}"),
     }
     assert_eq!(server.connections_accepted(), 3);
+}
+
+/// A refused message whose status never reaches the caller (nobody reads
+/// `status`, which overflows) comes back in the leftovers: nothing vanishes
+/// unseen.
+#[tokio::test]
+async fn refused_messages_whose_status_was_dropped_come_back_in_the_leftovers() {
+    let server = server();
+    let mut machine = connect(fast(server.url()).max_message_size(4).status_capacity(2)).await;
+    // Far more refusals than the status channel and the machine's backlog
+    // hold; `status` is not read meanwhile.
+    for n in 0..40u8 {
+        send(&machine, Message::binary(vec![n; 8])).await;
+    }
+    echo(&mut machine, "ok").await;
+    command(&machine, Command::Quit).await;
+    let ws_machine::Machine {
+        mut status,
+        stopped,
+        ..
+    } = machine;
+    // Every status the caller gets, to the end.
+    let mut seen = Vec::new();
+    while let Some(status) = timeout(WAIT, status.recv()).await.expect("the end in time") {
+        if let Some(message) = status
+            .error
+            .and_then(ws_machine::Error::into_refused_message)
+        {
+            seen.push(message.as_ref()[0]);
+        }
+    }
+    let leftovers = timeout(WAIT, stopped).await.expect("stopped in time");
+    let mut all: Vec<u8> = seen;
+    all.extend(leftovers.refused.iter().map(|m| m.as_ref()[0]));
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (0..40).collect::<Vec<u8>>(),
+        "every refused message, once"
+    );
+    assert!(!leftovers.refused.is_empty(), "some statuses were dropped");
 }

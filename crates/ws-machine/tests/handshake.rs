@@ -95,6 +95,7 @@ async fn retry_after_is_honoured_as_the_wait() {
                 status: 429,
                 retry_after: Some(after),
                 retryable: true,
+                ..
             }) if after == Duration::from_secs(1)
         ),
         "{rejected}"
@@ -219,6 +220,49 @@ async fn repeated_headers_reach_the_server_with_every_value() {
     assert_eq!(values("cookie"), ["session=1; theme=dark"]);
     assert_eq!(values("x-list"), ["a, b"]);
     assert_eq!(values("x-replaced"), ["fresh-1, fresh-2"]);
+}
+
+/// A headers function that fails fails only that attempt: the error (with
+/// its cause) is reported and retried, and the machine connects once the
+/// function succeeds.
+#[tokio::test]
+async fn a_failing_headers_fn_is_retried_until_it_succeeds() {
+    let server = server();
+    let calls = Arc::new(AtomicU32::new(0));
+    let counter = Arc::clone(&calls);
+    let mut machine = fast(server.url())
+        .try_headers_fn(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            if n < 3 {
+                return Err(format!("no token yet ({n})"));
+            }
+            let mut headers = HeaderMap::new();
+            headers.insert("authorization", HeaderValue::from_static("Bearer ok"));
+            Ok(headers)
+        })
+        .spawn()
+        .expect("valid options");
+    for n in 1..=2 {
+        let seen = wait_for_state(&mut machine, State::Disconnected).await;
+        let failed = seen.last().expect("a status");
+        match &failed.error {
+            Some(error @ Error::Headers { source }) => {
+                assert!(error.is_retryable());
+                assert_eq!(source.to_string(), format!("no token yet ({n})"));
+            }
+            other => panic!("expected a headers error, got {other:?}"),
+        }
+    }
+    wait_for_state(&mut machine, State::Connected).await;
+    assert_eq!(server.handshakes_seen(), 1, "no request without headers");
+    assert_eq!(
+        server.request_headers()[0]
+            .get("authorization")
+            .map(HeaderValue::as_bytes),
+        Some(&b"Bearer ok"[..])
+    );
+    command(&machine, Command::Quit).await;
+    wait_for_final(&mut machine).await;
 }
 
 #[tokio::test]

@@ -9,7 +9,10 @@
 
 use std::{
     io,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, Ordering},
+    },
     time::Duration,
 };
 
@@ -320,6 +323,49 @@ async fn a_peer_that_stops_reading_trips_the_write_timeout() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_stream_that_keeps_taking_bytes_slowly_is_never_cut() {
+    // The caller's own stream (here a 64 KiB pipe) gets the plain rule: a
+    // write is stuck when the stream accepted no byte for the timeout.
+    const MESSAGES: usize = 40;
+    let (_peer, mut machine, mut server) = connected(|builder| {
+        builder
+            .ping_interval(Duration::from_secs(3600))
+            .write_timeout(Duration::from_secs(2))
+    })
+    .await;
+    let started = Instant::now();
+    let output = machine.output.clone();
+    let writer = tokio::spawn(async move {
+        for _ in 0..MESSAGES {
+            output
+                .send(vec![0u8; 64 * 1024].into())
+                .await
+                .expect("running");
+        }
+    });
+    // The peer reads a message (a pipe's worth) every 1.9 s: the writes
+    // wait most of the time, but never a whole write timeout.
+    for n in 0..MESSAGES {
+        let frame = timeout(Duration::from_secs(3600), server.next())
+            .await
+            .expect("a message within an hour of paused time")
+            .expect("open")
+            .expect("valid");
+        assert_eq!(frame.as_payload().len(), 64 * 1024, "message {n}");
+        tokio::time::sleep(Duration::from_millis(1_900)).await;
+    }
+    writer.await.expect("writer done");
+    assert!(
+        started.elapsed() >= Duration::from_secs(70),
+        "the link was slow"
+    );
+    assert!(
+        machine.status.try_recv().is_err(),
+        "no status since connecting: never cut"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_healthy_connection_that_drops_is_replaced_at_once() {
     let (peer, mut machine, server) = connected(|builder| {
         builder
@@ -348,6 +394,80 @@ async fn a_healthy_connection_that_drops_is_replaced_at_once() {
     let waiting = next_status(&mut machine).await;
     assert_eq!(waiting.state, State::Waiting);
     assert_eq!(waiting.delay, Some(Duration::from_secs(1)));
+}
+
+/// A server that serves data and closes every 2 s (under the default
+/// `min_uptime` of 5 s) is reconnected to at once every time: no wait, and
+/// the attempt count stays at 1.
+#[tokio::test(start_paused = true)]
+async fn a_server_that_rotates_connections_serving_data_is_rejoined_at_once() {
+    let (peer, builder) = Peer::builder();
+    let mut machine = builder.spawn().expect("valid");
+    let mut server = peer.accept().await;
+    for round in 0..5u8 {
+        let connected = until_state(&mut machine, State::Connected).await;
+        assert_eq!(connected.attempt, 1, "round {round}");
+        for tick in 0..20u8 {
+            server
+                .send(tws::Message::binary(vec![round, tick]))
+                .await
+                .expect("send");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let next = peer.offer();
+        server
+            .send(tws::Message::close(
+                Some(tws::CloseCode::GOING_AWAY),
+                "rotating",
+            ))
+            .await
+            .expect("close");
+        drop(server);
+        until_state(&mut machine, State::Disconnected).await;
+        let after = next_status(&mut machine).await;
+        assert_eq!(
+            (after.state, after.attempt),
+            (State::Connecting, 1),
+            "round {round}: {after}"
+        );
+        server = upgrade(next).await;
+    }
+    let mut ticks = 0;
+    while machine.input.try_recv().is_ok() {
+        ticks += 1;
+    }
+    assert_eq!(ticks, 100, "every tick of every rotation arrived");
+}
+
+/// A server that accepts, answers with one error message and closes at once
+/// meets growing waits, whatever the close code.
+#[tokio::test(start_paused = true)]
+async fn a_server_that_answers_with_an_error_and_closes_meets_growing_waits() {
+    let (peer, builder) = Peer::builder();
+    let mut machine = builder
+        .backoff(Duration::from_secs(1), Duration::from_secs(60))
+        .spawn()
+        .expect("valid");
+    let mut attempts = Vec::new();
+    for _ in 0..4 {
+        let mut server = peer.accept().await;
+        until_state(&mut machine, State::Connected).await;
+        server
+            .send(tws::Message::text("{\"error\":\"not allowed\"}"))
+            .await
+            .expect("send");
+        server
+            .send(tws::Message::close(
+                Some(tws::CloseCode::NORMAL_CLOSURE),
+                "",
+            ))
+            .await
+            .expect("close");
+        drop(server);
+        let waiting = until_state(&mut machine, State::Waiting).await;
+        attempts.push(waiting.attempt);
+    }
+    assert_eq!(attempts, [1, 2, 3, 4], "the series grows");
 }
 
 #[tokio::test(start_paused = true)]
@@ -728,4 +848,85 @@ async fn a_quit_during_a_reconnect_ends_within_the_close_timeout() {
     }
     assert_eq!(states, [State::Disconnected], "{states:?}");
     drop((input, server));
+}
+
+/// Answers an upgrade request on `server` with `status` and closes.
+async fn refuse(mut server: DuplexStream, status: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut request = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !request.ends_with(b"\r\n\r\n") {
+        let n = server.read(&mut buf).await.expect("read the request");
+        assert!(n > 0, "the request ended early");
+        request.extend_from_slice(&buf[..n]);
+    }
+    let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    server.write_all(answer.as_bytes()).await.expect("answer");
+    server.shutdown().await.expect("close");
+}
+
+/// An expired token: with headers from `headers_fn`, a 401 is retried at
+/// once with freshly computed headers, and the feed goes on; without a
+/// wait, and without a final error.
+#[tokio::test(start_paused = true)]
+async fn an_expired_token_from_headers_fn_is_renewed_at_once() {
+    let minted = Arc::new(AtomicU32::new(0));
+    let counter = Arc::clone(&minted);
+    let (peer, builder) = Peer::builder();
+    let mut machine = builder
+        .headers_fn(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            let mut headers = ws_machine::http::HeaderMap::new();
+            let value = ws_machine::http::HeaderValue::from_str(&format!("Bearer token-{n}"))
+                .expect("a valid value");
+            headers.insert("authorization", value);
+            headers
+        })
+        .spawn()
+        .expect("valid");
+    let expired = peer.offer();
+    let renewed = peer.offer();
+    refuse(expired, "401 Unauthorized").await;
+    let (request, _server) = tws::ServerBuilder::new()
+        .accept(renewed)
+        .await
+        .expect("upgrade");
+    assert_eq!(
+        request.headers().get("authorization").map(|v| v.as_bytes()),
+        Some(&b"Bearer token-2"[..])
+    );
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    loop {
+        let status = next_status(&mut machine).await;
+        let connected = status.state == State::Connected;
+        seen.push(status);
+        if connected {
+            break;
+        }
+    }
+    let states: Vec<State> = seen.iter().map(|s| s.state).collect();
+    assert_eq!(
+        states,
+        [
+            State::Connecting,
+            State::Disconnected,
+            State::Connecting,
+            State::Connected
+        ]
+    );
+    assert!(
+        matches!(
+            seen[1].error,
+            Some(Error::HandshakeRejected {
+                status: 401,
+                retryable: true,
+                ..
+            })
+        ),
+        "{}",
+        seen[1]
+    );
+    assert_eq!(started.elapsed(), Duration::ZERO, "no wait");
+    assert_eq!(minted.load(Ordering::SeqCst), 2);
 }

@@ -57,6 +57,9 @@
 //! - `connection`: the per-connection task, one `select!` over commands,
 //!   timers and the next frame.
 //! - [`server`]: [`Server`], the public handle, and the accept loop.
+//! - [`proxy`]: [`Proxy`](proxy::Proxy), a TCP proxy on 127.0.0.1 that
+//!   shapes the link between a client and a server (a rate per direction),
+//!   for promises about slow links rather than misbehaving peers.
 #![deny(missing_docs)]
 
 mod coalesced;
@@ -65,6 +68,7 @@ mod connection;
 pub mod data;
 mod handshake;
 mod prefixed;
+pub mod proxy;
 pub mod server;
 mod shared;
 

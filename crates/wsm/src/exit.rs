@@ -156,6 +156,7 @@ mod tests {
             status: 401,
             retry_after: None,
             retryable: false,
+            body: None,
         };
         assert_eq!(Exit::for_machine(&rejected), Exit::Rejected);
         let gave_up = ws_machine::Error::GaveUp {

@@ -67,7 +67,11 @@ async fn a_cancelled_reserve_or_an_unused_permit_loses_no_slot() {
     let owned = tx.try_reserve_owned().expect("room");
     assert!(tx.try_reserve_owned().is_none());
     drop(owned);
-    tx.reserve().await.expect("room").send(7);
+    tx.reserve()
+        .await
+        .expect("room")
+        .send(7)
+        .expect("the receiver is alive");
     assert_eq!(rx.recv().await, Some(7));
     assert_eq!(tx.capacity(), 1);
 }
@@ -116,7 +120,9 @@ async fn after_closing_the_end_waits_only_for_reserved_slots() {
     assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
     let receiver = tokio::spawn(async move { (rx.recv().await, rx.recv().await) });
     tokio::task::yield_now().await;
-    permit.send(2);
+    permit
+        .send(2)
+        .expect("a slot reserved before closing is still taken");
     let got = timeout(WAIT, receiver)
         .await
         .expect("ended")
@@ -478,8 +484,10 @@ async fn dropping_the_receiver_releases_waiting_senders_and_drops_every_value() 
             .expect("no panic")
             .is_err()
     );
-    // A slot reserved before the receiver went: the value is dropped.
-    permit.send(value());
+    // A slot reserved before the receiver went: the value comes back.
+    let back = permit.send(value());
+    assert!(back.is_err(), "the value is handed back");
+    drop(back);
     assert_eq!(drops.load(Ordering::SeqCst), 3);
     assert!(tx.is_closed());
     assert!(matches!(tx.try_send(value()), Err(TrySendError::Closed(_))));
@@ -519,10 +527,7 @@ async fn stress_sender(tx: Sender<u64>, id: u64, count: u64) -> (Vec<u64>, usize
                     }
                 };
                 match permit {
-                    Some(permit) if rng.bool() => {
-                        permit.send(value);
-                        true
-                    }
+                    Some(permit) if rng.bool() => permit.send(value).is_ok(),
                     // Unused: the slot goes back.
                     _ => false,
                 }
@@ -537,10 +542,7 @@ async fn stress_sender(tx: Sender<u64>, id: u64, count: u64) -> (Vec<u64>, usize
                     }
                 };
                 match permit {
-                    Some(permit) if rng.bool() => {
-                        permit.send(value);
-                        true
-                    }
+                    Some(permit) if rng.bool() => permit.send(value).is_ok(),
                     _ => false,
                 }
             }
@@ -548,8 +550,7 @@ async fn stress_sender(tx: Sender<u64>, id: u64, count: u64) -> (Vec<u64>, usize
                 Ok(permit) => {
                     // Held across a turn of the scheduler.
                     tokio::task::yield_now().await;
-                    permit.send(value);
-                    true
+                    permit.send(value).is_ok()
                 }
                 Err(_) => false,
             },
@@ -708,7 +709,7 @@ fn an_owned_permit_outliving_the_last_sender_is_not_the_end() {
     );
     let (waker, count) = counting();
     assert!(poll_with(&mut rx, &waker).is_pending());
-    permit.send(7);
+    permit.send(7).expect("the receiver is alive");
     assert_eq!(count.count(), 1);
     assert_eq!(poll_with(&mut rx, &waker), Poll::Ready(Some(7)));
     assert_eq!(poll_with(&mut rx, &waker), Poll::Ready(None));
@@ -874,8 +875,8 @@ fn the_receiving_side_only_moves_forward() {
     // Closing cannot bring a receiver back.
     shared.shut(&mut shared.lock(), Reception::Closed);
     assert_eq!(shared.lock().reception, Reception::Gone);
-    // A slot reserved before: its value is dropped, the slot comes back.
-    permit.send(1);
+    // A slot reserved before: its value comes back, and so does the slot.
+    assert_eq!(permit.send(1).map_err(|e| e.0), Err(1));
     assert_eq!(tx.capacity(), 2);
     assert!(matches!(tx.try_send(2), Err(TrySendError::Closed(2))));
 }

@@ -21,7 +21,7 @@ use super::{
     tls::{self, Tls},
 };
 use crate::{
-    settings::{ByteStream, Connection, Dialer, Extras, Proxy},
+    settings::{ByteStream, Connection, Dialer, Extras, Proxy, RetryStatus},
     types::{Endpoint, Error, Target},
 };
 
@@ -31,7 +31,7 @@ pub(crate) struct Connector {
     /// `Some` for `wss://`.
     tls: Option<Tls>,
     max_message_size: usize,
-    retry_status: fn(u16) -> bool,
+    retry_status: RetryStatus,
     /// A proxy, a TLS server name, subprotocols; `None` for most machines.
     extras: Option<Box<Extras>>,
 }
@@ -68,7 +68,7 @@ impl Connector {
             target,
             headers,
             self.max_message_size,
-            self.retry_status,
+            &*self.retry_status,
             protocols,
         )
         .await
@@ -140,9 +140,15 @@ impl Connector {
     }
 }
 
+/// Most bytes the kernel keeps unsent on a connection of the default
+/// dialer (`TCP_NOTSENT_LOWAT`; see [`bound_unsent`]). The socket is
+/// writable again once half of them have been sent: the grain of progress
+/// the write watch sees.
+const MAX_UNSENT: u32 = 16 * 1024;
+
 /// The default dialer: TCP to every address of the host in turn, without
 /// Nagle's algorithm (the machine coalesces messages itself; small ones
-/// must not wait).
+/// must not wait), with the bytes the kernel keeps unsent bounded.
 async fn tcp(endpoint: &Endpoint, deadline: Instant) -> io::Result<TcpStream> {
     let mut found = tokio::net::lookup_host((endpoint.host(), endpoint.port())).await?;
     let first = found.next();
@@ -159,8 +165,27 @@ async fn tcp(endpoint: &Endpoint, deadline: Instant) -> io::Result<TcpStream> {
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!(error = %e, "cannot set TCP_NODELAY");
     }
+    bound_unsent(&tcp);
     Ok(tcp)
 }
+
+/// Keeps at most [`MAX_UNSENT`] bytes unsent in the kernel, so that a write
+/// the socket accepts means the peer's TCP took bytes. Left alone, a full
+/// socket accepts nothing until a third of its megabytes have drained, and a
+/// slow but moving link looked dead to the write timeout (docs/design.md,
+/// "Write timeout"). A peer that stopped reading takes nothing, so writes to
+/// it still wait.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn bound_unsent(tcp: &TcpStream) {
+    if let Err(e) = socket2::SockRef::from(tcp).set_tcp_notsent_lowat(MAX_UNSENT) {
+        tracing::debug!(error = %e, "cannot set TCP_NOTSENT_LOWAT");
+    }
+}
+
+/// Elsewhere the socket's own rule applies (socket2 offers the option on
+/// Linux and Android only).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn bound_unsent(_tcp: &TcpStream) {}
 
 /// Tries the addresses in the order the resolver gave them (IPv6 first
 /// where the system prefers it). Each gets an equal share of the time left,
@@ -273,5 +298,18 @@ mod tests {
             .and_then(|e| e.downcast_ref::<io::Error>())
             .expect("the last error as the source");
         assert_eq!(last.kind(), io::ErrorKind::ConnectionRefused);
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[tokio::test]
+    async fn the_default_dialer_bounds_the_unsent_bytes() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let target = Target::parse(&format!("ws://{addr}/")).expect("valid URL");
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let tcp = tcp(&target.endpoint(), deadline).await.expect("connects");
+        let socket = socket2::SockRef::from(&tcp);
+        assert_eq!(socket.tcp_notsent_lowat().expect("readable"), MAX_UNSENT);
+        assert!(socket.tcp_nodelay().expect("readable"));
     }
 }

@@ -87,6 +87,7 @@ impl Socket {
                         direction: Direction::Incoming,
                         size: len,
                         max: max_len,
+                        message: None,
                     },
                     close_queued: true,
                 })
@@ -123,7 +124,7 @@ pub(crate) async fn upgrade(
     target: &Target,
     headers: &HeaderMap,
     max_message_size: usize,
-    retry_status: fn(u16) -> bool,
+    retry_status: &(dyn Fn(u16) -> bool + Send + Sync),
     protocols: Option<&Protocols>,
 ) -> Result<Socket, Error> {
     let (transport, mut recording) = Transport::recording(io);
@@ -213,7 +214,7 @@ fn one_line_per_name(headers: &HeaderMap) -> Result<Vec<(&HeaderName, HeaderValu
 fn handshake_error(
     error: tws::Error,
     answer: &[u8],
-    retry_status: fn(u16) -> bool,
+    retry_status: &(dyn Fn(u16) -> bool + Send + Sync),
     tls: bool,
 ) -> Error {
     match error {
@@ -222,6 +223,7 @@ fn handshake_error(
                 status,
                 retry_after: retry_after(answer),
                 retryable: retry_status(status),
+                body: first_line_of_body(answer),
             }
         }
         // A server refusing the client's certificate says so with an alert
@@ -289,6 +291,22 @@ fn retry_after(answer: &[u8]) -> Option<Duration> {
     Some(Duration::from_secs(seconds))
 }
 
+/// Most characters of a rejection's body shown in its error.
+const BODY_SHOWN: usize = 200;
+
+/// The first non-empty line of a rejected upgrade's body, at most
+/// [`BODY_SHOWN`] characters (of what was recorded of the answer).
+fn first_line_of_body(answer: &[u8]) -> Option<String> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut response = httparse::Response::new(&mut headers);
+    let httparse::Status::Complete(head) = response.parse(answer).ok()? else {
+        return None;
+    };
+    let body = String::from_utf8_lossy(answer.get(head..)?);
+    let line = body.lines().map(str::trim).find(|line| !line.is_empty())?;
+    Some(line.chars().take(BODY_SHOWN).collect())
+}
+
 /// What the engine produced when read.
 #[derive(Debug)]
 pub(crate) enum Incoming {
@@ -332,6 +350,7 @@ pub(crate) fn outgoing(message: &Message, mode: Mode, max: usize) -> Result<Fram
             direction: Direction::Outgoing,
             size: message.len(),
             max,
+            message: Some(message.clone()),
         });
     }
     let payload = message.payload().clone();
@@ -342,6 +361,7 @@ pub(crate) fn outgoing(message: &Message, mode: Mode, max: usize) -> Result<Fram
             if std::str::from_utf8(&payload).is_err() {
                 return Err(Error::NotText {
                     size: payload.len(),
+                    message: message.clone(),
                 });
             }
             tws::Message::text(payload)
@@ -379,6 +399,7 @@ fn connection_error(error: tws::Error) -> Error {
             direction: Direction::Incoming,
             size: len,
             max: max_len,
+            message: None,
         },
         tws::Error::Protocol(e) => Error::Protocol {
             source: Arc::new(e),
@@ -412,17 +433,36 @@ mod tests {
         let parse_error =
             || tws::Error::Upgrade(tws::upgrade::Error::Parsing(httparse::Error::Version));
         let alert = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32];
-        let error = handshake_error(parse_error(), &alert, |_| true, false);
+        let error = handshake_error(parse_error(), &alert, &|_| true, false);
         assert!(error.to_string().contains("use a wss:// URL"), "{error}");
-        let error = handshake_error(parse_error(), b"garbage", |_| true, false);
+        let error = handshake_error(parse_error(), b"garbage", &|_| true, false);
         assert!(!error.to_string().contains("wss://"), "{error}");
         let eof = tws::Error::Io(io::ErrorKind::UnexpectedEof.into());
-        let error = handshake_error(eof, b"", |_| true, false);
+        let error = handshake_error(eof, b"", &|_| true, false);
         assert!(
             error.to_string().contains("if it expects TLS, use wss://"),
             "{error}"
         );
         assert!(error.is_retryable());
+        let reset = tws::Error::Io(io::ErrorKind::ConnectionReset.into());
+        let error = handshake_error(reset, b"", &|_| true, true);
+        assert!(
+            error.to_string().contains("refuses the client certificate"),
+            "{error}"
+        );
+        assert!(error.is_retryable());
+    }
+
+    #[test]
+    fn a_rejections_reason_is_the_first_line_of_its_body() {
+        let answer = b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n\r\n\n  no such feed: /v2  \nmore\n";
+        assert_eq!(
+            first_line_of_body(answer).as_deref(),
+            Some("no such feed: /v2")
+        );
+        assert_eq!(first_line_of_body(b"HTTP/1.1 404 Not Found\r\n\r\n"), None);
+        let long = [b"HTTP/1.1 500 Oops\r\n\r\n".as_slice(), &[b'x'; 1000]].concat();
+        assert_eq!(first_line_of_body(&long).map(|l| l.len()), Some(BODY_SHOWN));
     }
 
     #[test]
@@ -430,7 +470,7 @@ mod tests {
         let bytes = Message::bytes(vec![0xff, 0xfe]);
         assert!(matches!(
             outgoing(&bytes, Mode::Text, 100),
-            Err(Error::NotText { size: 2 })
+            Err(Error::NotText { size: 2, .. })
         ));
         assert!(outgoing(&bytes, Mode::Binary, 100).is_ok_and(|f| f.0.is_binary()));
         let text = Message::bytes(&b"ok"[..]);
@@ -446,7 +486,8 @@ mod tests {
             Err(Error::MessageTooLarge {
                 direction: Direction::Outgoing,
                 size: 11,
-                max: 10
+                max: 10,
+                message: Some(_),
             })
         ));
     }

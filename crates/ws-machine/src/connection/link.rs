@@ -57,6 +57,8 @@ pub(crate) struct Link {
     writes: WriteWatch,
     /// The server's close frame, once it arrived (boxed: rare).
     close: Option<Box<(u16, String)>>,
+    /// Data messages received on this connection (for the health rule).
+    messages: u32,
 }
 
 impl Link {
@@ -67,6 +69,7 @@ impl Link {
             keepalive: KeepAlive::new(timeouts.ping_interval, timeouts.pong_timeout, now),
             writes: WriteWatch::new(timeouts.write),
             close: None,
+            messages: 0,
         }
     }
 
@@ -92,6 +95,11 @@ impl Link {
         if !self.writes.needs_flush() {
             self.writes.queued(Instant::now());
         }
+    }
+
+    /// How many data messages this connection brought.
+    pub(crate) fn messages(&self) -> u32 {
+        self.messages
     }
 
     /// Whether frames wait for a flush.
@@ -173,6 +181,7 @@ impl Link {
                         received = true;
                         match frame {
                             Incoming::Message(message) => {
+                                self.messages = self.messages.saturating_add(1);
                                 outbox.received(&message);
                                 held.hand_over(input, message);
                             }

@@ -3,7 +3,7 @@
 
 use tokio::time::{Instant, timeout};
 
-use super::{Driver, Flow};
+use super::{Driver, Feed, Flow};
 use crate::{
     connection::engine::Socket,
     handoff::input::room,
@@ -59,6 +59,7 @@ impl Driver {
                 }
                 command = self.commands.recv() => match command::connecting(command) {
                     Connecting::Quit => return Err(Flow::Quit { deadline: self.close_deadline() }),
+                    Connecting::Finish => Feed::finish(&mut self.output, &mut self.feed),
                     Connecting::Switch(mode) => self.mode = mode,
                     Connecting::Ignore => {}
                 },

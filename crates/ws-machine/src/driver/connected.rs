@@ -16,7 +16,10 @@ use crate::{
         link::{BATCH, IoEvent, Link},
     },
     handoff::input::room,
-    policy::command::{self, Closing, Connected},
+    policy::{
+        command::{self, Closing, Connected},
+        lifecycle::Ended,
+    },
     types::{Command, Error, Message},
 };
 
@@ -29,6 +32,8 @@ enum Event {
     Timer,
     /// A status or a held message was handed to the caller.
     HandedOver,
+    /// Finishing, and everything sent is delivered: time to close.
+    Delivered,
 }
 
 /// What the phase does after an event.
@@ -54,7 +59,7 @@ impl Driver {
         let now = Instant::now();
         let mut link = self.report_connected(now, socket);
         if let Err(error) = self.write_on_connect(&mut link) {
-            return self.lost(error);
+            return self.lost(error, &link);
         }
         let timer = sleep_until(link.deadline());
         tokio::pin!(timer);
@@ -63,9 +68,16 @@ impl Driver {
                 Ok(command) => Event::Command(Some(command)),
                 Err(_) => {
                     if let Err(error) = self.write_replayed(&mut link) {
-                        return self.lost(error);
+                        return self.lost(error, &link);
                     }
-                    self.next_event(&mut link, timer.as_mut()).await
+                    if self.feed == Feed::Finished
+                        && self.outbox.is_settled()
+                        && !link.needs_flush()
+                    {
+                        Event::Delivered
+                    } else {
+                        self.next_event(&mut link, timer.as_mut()).await
+                    }
                 }
             };
             match self.on_event(event, &mut link, timer.as_mut()) {
@@ -91,7 +103,7 @@ impl Driver {
     async fn next_event(&mut self, link: &mut Link, timer: Pin<&mut Sleep>) -> Event {
         let read = !self.inbox.is_held_up();
         let flush = link.needs_flush();
-        let take = self.feed == Feed::Open && self.outbox.can_take();
+        let take = self.feed.takes() && self.outbox.can_take();
         let (tx, held, outbox) = (&self.inbox.tx, &mut self.inbox.held, &mut self.outbox);
         tokio::select! {
             command = self.commands.recv() => Event::Command(command),
@@ -123,22 +135,23 @@ impl Driver {
             Event::Io(IoEvent::Failed {
                 error,
                 close_queued: false,
-            }) => return Then::End(self.lost(error)),
-            Event::Io(IoEvent::Ended(error)) => return Then::End(self.lost(error)),
-            Event::Output(None) => self.feed = Feed::Ended,
+            }) => return Then::End(self.lost(error, link)),
+            Event::Io(IoEvent::Ended(error)) => return Then::End(self.lost(error, link)),
+            Event::Output(None) => self.feed = self.feed.drained(),
             Event::Output(Some(message)) => {
                 if !self.commands.is_empty() {
                     // A command came first: apply it, then write this.
                     self.outbox.put_back(message);
                 } else if let Err(error) = self.write_batch(link, message) {
-                    return Then::End(self.lost(error));
+                    return Then::End(self.lost(error, link));
                 }
             }
             Event::Timer => match link.on_timer(Instant::now(), !self.inbox.is_held_up()) {
                 Ok(next) => timer.as_mut().reset(next),
-                Err(error) => return Then::End(self.lost(error)),
+                Err(error) => return Then::End(self.lost(error, link)),
             },
             Event::HandedOver => {}
+            Event::Delivered => return Then::Finish(Finish::Quit),
         }
         Then::Continue
     }
@@ -151,13 +164,17 @@ impl Driver {
     ) -> Then {
         match command::connected(command) {
             Connected::Quit => Then::Finish(Finish::Quit),
+            Connected::Finish => {
+                Feed::finish(&mut self.output, &mut self.feed);
+                Then::Continue
+            }
             Connected::Reconnect => Then::Finish(Finish::Reconnect),
             Connected::Ping => match link.ping(Instant::now()) {
                 Ok(()) => {
                     timer.reset(link.deadline());
                     Then::Continue
                 }
-                Err(error) => Then::End(self.lost(error)),
+                Err(error) => Then::End(self.lost(error, link)),
             },
             Connected::Switch(mode) => {
                 self.mode = mode;
@@ -186,6 +203,7 @@ impl Driver {
                     () = &mut ending => break,
                     command = self.commands.recv(), if !quit => match command::closing(command) {
                         Closing::Quit => quit = true,
+                        Closing::Finish => Feed::finish(&mut self.output, &mut self.feed),
                         Closing::Switch(mode) => self.mode = mode,
                         Closing::Ignore => {}
                     },
@@ -197,14 +215,18 @@ impl Driver {
             Finish::Reconnect if quit => Flow::Quit { deadline },
             Finish::Reconnect => {
                 self.outbox.connection_lost();
+                let ended = Ended {
+                    at: Instant::now(),
+                    messages: link.messages(),
+                };
                 Flow::Go(
                     self.lifecycle
-                        .connection_lost(None, Instant::now(), &mut |s| self.status.emit(s)),
+                        .connection_lost(None, ended, &mut |s| self.status.emit(s)),
                 )
             }
             Finish::Failed(error) => {
                 // The loss is reported either way; then the stop, if asked.
-                let flow = self.lost(error);
+                let flow = self.lost(error, link);
                 if quit { Flow::Quit { deadline } } else { flow }
             }
         }
@@ -274,12 +296,16 @@ impl Driver {
     }
 
     /// The connection ended with `error`.
-    fn lost(&mut self, error: Error) -> Flow {
+    fn lost(&mut self, error: Error, link: &Link) -> Flow {
         tracing::debug!(%error, "connection lost");
         self.outbox.connection_lost();
+        let ended = Ended {
+            at: Instant::now(),
+            messages: link.messages(),
+        };
         Flow::Go(
             self.lifecycle
-                .connection_lost(Some(error), Instant::now(), &mut |s| self.status.emit(s)),
+                .connection_lost(Some(error), ended, &mut |s| self.status.emit(s)),
         )
     }
 }

@@ -60,12 +60,49 @@ enum Flow {
     Quit { deadline: Instant },
 }
 
-/// Whether `output` can still bring messages.
+/// What `output` can still bring, and whether the caller asked to finish
+/// ([`Command::Finish`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Feed {
     Open,
-    /// Every sender of `output` is gone.
+    /// Every sender of `output` is gone; the machine runs on.
     Ended,
+    /// The caller asked to finish: `output` is closed, what is queued in it
+    /// is still taken.
+    Finishing,
+    /// Finishing, and everything was taken: the machine stops once all of it
+    /// is delivered.
+    Finished,
+}
+
+impl Feed {
+    /// Whether messages are taken from `output`.
+    fn takes(self) -> bool {
+        match self {
+            Self::Open | Self::Finishing => true,
+            Self::Ended | Self::Finished => false,
+        }
+    }
+
+    /// `output` ran dry for good.
+    fn drained(self) -> Self {
+        match self {
+            Self::Open | Self::Ended => Self::Ended,
+            Self::Finishing | Self::Finished => Self::Finished,
+        }
+    }
+
+    /// The caller asked to finish ([`Command::Finish`]): `output` takes no
+    /// new messages; what it holds is delivered, then the machine stops.
+    /// (Takes the two fields, not the driver, so that phases can call it
+    /// while other fields are borrowed.)
+    fn finish(output: &mut Receiver<Message>, feed: &mut Self) {
+        output.close();
+        *feed = match *feed {
+            Self::Open | Self::Finishing => Self::Finishing,
+            Self::Ended | Self::Finished => Self::Finished,
+        };
+    }
 }
 
 /// The machine's task.
@@ -87,13 +124,14 @@ pub(crate) struct Driver {
 
 impl Driver {
     pub(crate) fn new(settings: Settings, ends: Ends) -> Self {
+        let fresh_credentials = settings.request.is_computed();
         Self {
             connector: Connector::new(&settings.target, settings.connection),
             target: settings.target,
             request: settings.request,
             on_connect: settings.on_connect,
             timeouts: settings.timeouts,
-            lifecycle: Lifecycle::new(&settings.reconnect),
+            lifecycle: Lifecycle::new(&settings.reconnect, fresh_credentials),
             outbox: Outbox::new(settings.delivery),
             status: StatusOut::new(ends.status),
             inbox: Inbox::new(ends.input),

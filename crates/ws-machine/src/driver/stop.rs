@@ -43,6 +43,7 @@ impl Driver {
             unsent,
             unacknowledged: undelivered.unacknowledged,
             received: self.inbox.into_leftovers(),
+            refused: self.status.into_refused(),
         }
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::time::sleep;
 
-use super::{Driver, Flow};
+use super::{Driver, Feed, Flow};
 use crate::{
     handoff::input::room,
     policy::command::{self, Waiting},
@@ -22,6 +22,7 @@ impl Driver {
                 command = self.commands.recv() => match command::waiting(command) {
                     Waiting::Quit => return Flow::Quit { deadline: self.close_deadline() },
                     Waiting::Reconnect => break,
+                    Waiting::Finish => Feed::finish(&mut self.output, &mut self.feed),
                     Waiting::Switch(mode) => self.mode = mode,
                     Waiting::Ignore => {}
                 },

@@ -55,8 +55,11 @@ impl Held {
     pub(crate) fn give(&mut self, room: Result<OwnedPermit<Message>, SendError<()>>) {
         match room {
             Ok(permit) => {
-                if let Some(message) = self.0.pop_front() {
-                    permit.send(message);
+                if let Some(message) = self.0.pop_front()
+                    && permit.send(message).is_err()
+                {
+                    // The caller dropped `input` meanwhile.
+                    self.0.clear();
                 }
             }
             // The caller dropped `input`: it wants no messages.

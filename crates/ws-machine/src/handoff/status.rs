@@ -10,12 +10,17 @@
 //! One slot of the channel is reserved from the start for the machine's last
 //! status (`Disconnected` before it stops), so that status is always
 //! delivered, however full the channel is.
+//!
+//! A status that reports a refused outgoing message carries the message.
+//! When such a status is dropped (the backlog overflowed, or nobody reads
+//! `status` any more), its message is kept for the leftovers: nothing
+//! vanishes unseen.
 
 use std::collections::VecDeque;
 
 use crate::{
     channel::{OwnedPermit, Sender, TrySendError},
-    types::Status,
+    types::{Error, Message, Status},
 };
 
 /// Statuses kept inside the machine while the channel is full.
@@ -27,7 +32,16 @@ pub(crate) struct StatusOut {
     tx: Sender<Status>,
     backlog: VecDeque<Status>,
     last_slot: Option<OwnedPermit<Status>>,
-    dropped: u64,
+    /// Boxed: statuses are dropped only when the caller falls far behind.
+    dropped: Option<Box<Dropped>>,
+}
+
+/// What was dropped: how many statuses, and the refused messages they
+/// carried.
+#[derive(Debug, Default)]
+struct Dropped {
+    count: u64,
+    refused: Vec<Message>,
 }
 
 impl StatusOut {
@@ -38,8 +52,23 @@ impl StatusOut {
             tx,
             backlog: VecDeque::new(),
             last_slot,
-            dropped: 0,
+            dropped: None,
         }
+    }
+
+    /// A status that does not reach the caller: a refused message in it is
+    /// kept.
+    fn drop_status(&mut self, status: Status) {
+        let dropped = self.dropped.get_or_insert_with(Box::default);
+        dropped.count += 1;
+        if let Some(message) = status.error.and_then(Error::into_refused_message) {
+            dropped.refused.push(message);
+        }
+    }
+
+    /// The refused messages whose statuses never reached the caller.
+    pub(crate) fn into_refused(self) -> Vec<Message> {
+        self.dropped.map(|d| d.refused).unwrap_or_default()
     }
 
     /// Reports a status without waiting. A final status
@@ -52,17 +81,19 @@ impl StatusOut {
         }
         if self.backlog.is_empty() {
             match self.tx.try_send(status) {
-                Ok(()) | Err(TrySendError::Closed(_)) => return,
+                Ok(()) => return,
+                Err(TrySendError::Closed(status)) => return self.drop_status(status),
                 Err(TrySendError::Full(status)) => self.backlog.push_back(status),
             }
         } else {
             self.backlog.push_back(status);
         }
-        if self.backlog.len() > BACKLOG {
-            self.backlog.pop_front();
-            self.dropped += 1;
+        if self.backlog.len() > BACKLOG
+            && let Some(oldest) = self.backlog.pop_front()
+        {
+            self.drop_status(oldest);
             tracing::debug!(
-                dropped = self.dropped,
+                dropped = self.dropped.as_ref().map_or(0, |d| d.count),
                 "status channel full: oldest status dropped"
             );
         }
@@ -78,14 +109,21 @@ impl StatusOut {
     /// held.
     pub(crate) async fn drain_one(&mut self) {
         // Rare: boxed when first polled.
-        match Box::pin(self.tx.reserve()).await {
+        let reserved = Box::pin(self.tx.reserve_owned()).await;
+        match reserved {
             Ok(permit) => {
-                if let Some(status) = self.backlog.pop_front() {
-                    permit.send(status);
+                if let Some(status) = self.backlog.pop_front()
+                    && let Err(gone) = permit.send(status)
+                {
+                    self.drop_status(gone.0);
                 }
             }
-            // Nobody listens any more: nothing to keep.
-            Err(_) => self.backlog.clear(),
+            // Nobody listens any more.
+            Err(_) => {
+                for status in std::mem::take(&mut self.backlog) {
+                    self.drop_status(status);
+                }
+            }
         }
     }
 
@@ -98,17 +136,23 @@ impl StatusOut {
         // reserved one.
         let room = self.tx.capacity() + usize::from(self.last_slot.is_some());
         while self.backlog.len() > room.max(1) {
-            self.backlog.pop_front();
-            self.dropped += 1;
+            if let Some(oldest) = self.backlog.pop_front() {
+                self.drop_status(oldest);
+            }
         }
         while let Some(status) = self.backlog.pop_front() {
-            match self.tx.try_send(status) {
+            let not_sent = match self.tx.try_send(status) {
+                Ok(()) => None,
                 Err(TrySendError::Full(status)) if self.backlog.is_empty() => {
-                    if let Some(slot) = self.last_slot.take() {
-                        slot.send(status);
+                    match self.last_slot.take() {
+                        Some(slot) => slot.send(status).err().map(|gone| gone.0),
+                        None => Some(status),
                     }
                 }
-                Ok(()) | Err(_) => {}
+                Err(TrySendError::Full(status) | TrySendError::Closed(status)) => Some(status),
+            };
+            if let Some(status) = not_sent {
+                self.drop_status(status);
             }
         }
     }

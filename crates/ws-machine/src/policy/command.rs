@@ -14,6 +14,8 @@ use crate::types::{Command, Mode};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Connecting {
     Quit,
+    /// Deliver what was sent, then stop (once connected).
+    Finish,
     Switch(Mode),
     Ignore,
 }
@@ -22,6 +24,7 @@ pub(crate) enum Connecting {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Waiting {
     Quit,
+    Finish,
     /// End the wait: connect now.
     Reconnect,
     Switch(Mode),
@@ -33,6 +36,8 @@ pub(crate) enum Waiting {
 pub(crate) enum Connected {
     /// Close, then stop.
     Quit,
+    /// Deliver what was sent, then close and stop.
+    Finish,
     /// Close, then connect again at once.
     Reconnect,
     Ping,
@@ -45,6 +50,8 @@ pub(crate) enum Connected {
 pub(crate) enum Closing {
     /// Stop once the close is over, within the deadline already set.
     Quit,
+    /// Deliver what was sent on the next connection, then stop.
+    Finish,
     Switch(Mode),
     Ignore,
 }
@@ -54,6 +61,7 @@ pub(crate) enum Closing {
 pub(crate) fn connecting(command: Option<Command>) -> Connecting {
     match command {
         None | Some(Command::Quit) => Connecting::Quit,
+        Some(Command::Finish) => Connecting::Finish,
         Some(Command::UseText) => Connecting::Switch(Mode::Text),
         Some(Command::UseBinary) => Connecting::Switch(Mode::Binary),
         Some(Command::Ping | Command::Reconnect) => Connecting::Ignore,
@@ -64,6 +72,7 @@ pub(crate) fn connecting(command: Option<Command>) -> Connecting {
 pub(crate) fn waiting(command: Option<Command>) -> Waiting {
     match command {
         None | Some(Command::Quit) => Waiting::Quit,
+        Some(Command::Finish) => Waiting::Finish,
         Some(Command::Reconnect) => Waiting::Reconnect,
         Some(Command::UseText) => Waiting::Switch(Mode::Text),
         Some(Command::UseBinary) => Waiting::Switch(Mode::Binary),
@@ -75,6 +84,7 @@ pub(crate) fn waiting(command: Option<Command>) -> Waiting {
 pub(crate) fn connected(command: Option<Command>) -> Connected {
     match command {
         None | Some(Command::Quit) => Connected::Quit,
+        Some(Command::Finish) => Connected::Finish,
         Some(Command::Reconnect) => Connected::Reconnect,
         Some(Command::Ping) => Connected::Ping,
         Some(Command::UseText) => Connected::Switch(Mode::Text),
@@ -86,6 +96,7 @@ pub(crate) fn connected(command: Option<Command>) -> Connected {
 pub(crate) fn closing(command: Option<Command>) -> Closing {
     match command {
         None | Some(Command::Quit) => Closing::Quit,
+        Some(Command::Finish) => Closing::Finish,
         Some(Command::UseText) => Closing::Switch(Mode::Text),
         Some(Command::UseBinary) => Closing::Switch(Mode::Binary),
         Some(Command::Ping | Command::Reconnect) => Closing::Ignore,
@@ -118,6 +129,15 @@ mod tests {
                     Waiting::Quit,
                     Connected::Quit,
                     Closing::Quit,
+                ),
+            ),
+            (
+                Some(Command::Finish),
+                (
+                    Connecting::Finish,
+                    Waiting::Finish,
+                    Connected::Finish,
+                    Closing::Finish,
                 ),
             ),
             (

@@ -77,6 +77,12 @@ impl Outbox {
         self.unflushed.len() + self.unacked.len()
     }
 
+    /// Whether every message taken is delivered: nothing to write again,
+    /// nothing waiting for a flush or an acknowledgement.
+    pub(crate) fn is_settled(&self) -> bool {
+        self.replay.is_empty() && self.unflushed.is_empty() && self.unacked.is_empty()
+    }
+
     /// Whether a new message may be taken from `output` now.
     pub(crate) fn can_take(&self) -> bool {
         self.replay.is_empty()

@@ -8,18 +8,8 @@
 //! policy (status order, backoff, attempt counting, `min_uptime`,
 //! `max_attempts`) is unit-tested below.
 //!
-//! ```text
-//!            start / wait over / reconnect
-//!   ┌─────────────────────────────────────────────┐
-//!   ▼                                             │
-//! CONNECTING ──ok──▶ CONNECTED ──lost (up ≥ min_uptime)──▶ DISCONNECTED ─┐
-//!   │                    │                                               │ (at once)
-//!   │ failed             └──lost (up < min_uptime)──▶ DISCONNECTED ──┐   └──▶ CONNECTING
-//!   ▼                                                                ▼
-//! DISCONNECTED ──retryable, attempts left──────────────────────────▶ WAITING ──▶ CONNECTING
-//!   └──final error / max_attempts──▶ stop
-//! any state ──quit──▶ DISCONNECTED ──▶ stop (input and status close)
-//! ```
+//! The state diagram and the table of every transition are in
+//! `docs/design.md` ("One task, one state machine").
 
 use std::time::Duration;
 
@@ -30,6 +20,37 @@ use crate::{
     settings::Reconnect,
     types::{Error, State, Status},
 };
+
+/// Whether a retry waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// At once (the only such failure: a first 401/403 with fresh headers).
+    None,
+    /// The backoff schedule's delay.
+    Backoff,
+}
+
+/// How an established connection ended, for the health rule.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ended {
+    pub(crate) at: Instant,
+    /// Data messages the server sent on it.
+    pub(crate) messages: u32,
+}
+
+/// A connection that brought data counts as healthy after this fraction of
+/// `min_uptime` (see [`Lifecycle::is_healthy`]).
+const DATA_UPTIME_DIVISOR: u32 = 10;
+
+/// Data messages a connection must bring to count as healthy before
+/// `min_uptime`: more than one, so that a server that answers with one
+/// error and closes still meets growing waits.
+const DATA_MESSAGES: u32 = 2;
+
+/// Rejections with 401 or 403 in a row, with headers from `headers_fn`,
+/// after which the next is final: the first is retried at once (the headers
+/// are computed again), the second after the usual wait.
+const AUTH_REJECTIONS_FINAL: u32 = 3;
 
 /// What the driver must do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,13 +75,18 @@ pub(crate) struct Lifecycle {
     connected_at: Option<Instant>,
     /// False: a lost connection or a failed attempt is final.
     reconnect: bool,
+    /// The request headers are computed for each attempt (`headers_fn`):
+    /// a 401 or 403 may mean an expired token, not wrong credentials.
+    fresh_credentials: bool,
+    /// 401 or 403 rejections in a row.
+    auth_rejections: u32,
     min_uptime: Duration,
     max_attempts: Option<u32>,
     backoff: Backoff,
 }
 
 impl Lifecycle {
-    pub(crate) fn new(reconnect: &Reconnect) -> Self {
+    pub(crate) fn new(reconnect: &Reconnect, fresh_credentials: bool) -> Self {
         let rng = reconnect
             .jitter_seed
             .map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed);
@@ -70,6 +96,8 @@ impl Lifecycle {
             attempt: 0,
             connected_at: None,
             reconnect: reconnect.enabled,
+            fresh_credentials,
+            auth_rejections: 0,
             min_uptime: reconnect.min_uptime,
             max_attempts: reconnect.max_attempts,
             backoff: Backoff::new(reconnect.backoff_initial, reconnect.backoff_max, rng),
@@ -98,6 +126,7 @@ impl Lifecycle {
     /// The attempt succeeded.
     pub(crate) fn connected(&mut self, now: Instant, out: &mut impl FnMut(Status)) {
         self.connected_at = Some(now);
+        self.auth_rejections = 0;
         if self.min_uptime.is_zero() {
             self.failures = 0;
         }
@@ -107,7 +136,44 @@ impl Lifecycle {
     /// The attempt failed with `error`.
     pub(crate) fn attempt_failed(&mut self, error: Error, out: &mut impl FnMut(Status)) -> Next {
         self.failures = self.failures.saturating_add(1);
-        self.after_failure(error, out)
+        match error {
+            Error::HandshakeRejected {
+                status: status @ (401 | 403),
+                retry_after,
+                retryable: false,
+                body,
+            } if self.fresh_credentials => {
+                self.auth_rejections = self.auth_rejections.saturating_add(1);
+                let retried = self.auth_rejections < AUTH_REJECTIONS_FINAL;
+                let error = Error::HandshakeRejected {
+                    status,
+                    retry_after,
+                    retryable: retried,
+                    body,
+                };
+                let wait = if self.auth_rejections == 1 {
+                    Wait::None
+                } else {
+                    Wait::Backoff
+                };
+                self.after_failure(error, wait, out)
+            }
+            other => {
+                self.auth_rejections = 0;
+                self.after_failure(other, Wait::Backoff, out)
+            }
+        }
+    }
+
+    /// Whether a connection that was up for `up_for` and brought `messages`
+    /// data messages was healthy: it stayed up `min_uptime`, or it stayed up
+    /// a tenth of that and brought at least two messages. A server that
+    /// rotates connections that serve data is then reconnected to at once
+    /// every time, while one that accepts and closes at once, or answers
+    /// with one error and closes, meets growing waits.
+    fn is_healthy(&self, up_for: Duration, messages: u32) -> bool {
+        up_for >= self.min_uptime
+            || (messages >= DATA_MESSAGES && up_for >= self.min_uptime / DATA_UPTIME_DIVISOR)
     }
 
     /// An established connection ended. `error` is `None` when the caller
@@ -115,14 +181,14 @@ impl Lifecycle {
     pub(crate) fn connection_lost(
         &mut self,
         error: Option<Error>,
-        now: Instant,
+        ended: Ended,
         out: &mut impl FnMut(Status),
     ) -> Next {
         let up_for = self
             .connected_at
             .take()
-            .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
-        let healthy = up_for >= self.min_uptime;
+            .map_or(Duration::ZERO, |at| ended.at.saturating_duration_since(at));
+        let healthy = self.is_healthy(up_for, ended.messages);
         if healthy {
             self.failures = 0;
         }
@@ -144,16 +210,16 @@ impl Lifecycle {
                 Next::Connect
             }
             Some(error) => {
-                // Too short to count as healthy: it counts as a failed attempt,
-                // so a server that accepts and closes at once is met with
-                // backoff rather than a reconnect storm.
+                // Not healthy: it counts as a failed attempt, so a server that
+                // accepts and closes at once is met with backoff rather than a
+                // reconnect storm.
                 self.failures = self.failures.saturating_add(1);
-                self.after_failure(error, out)
+                self.after_failure(error, Wait::Backoff, out)
             }
         }
     }
 
-    fn after_failure(&mut self, error: Error, out: &mut impl FnMut(Status)) -> Next {
+    fn after_failure(&mut self, error: Error, wait: Wait, out: &mut impl FnMut(Status)) -> Next {
         if !error.is_retryable() || !self.reconnect {
             out(self.stop(Some(error)));
             return Next::Stop;
@@ -166,10 +232,19 @@ impl Lifecycle {
             out(self.stop(Some(gave_up)));
             return Next::Stop;
         }
-        let delay = self.backoff.delay(self.failures, error.retry_after());
-        out(self.enter(State::Disconnected, Some(error), None));
-        out(self.enter(State::Waiting, None, Some(delay)));
-        Next::Wait(delay)
+        match wait {
+            Wait::None => {
+                out(self.enter(State::Disconnected, Some(error), None));
+                out(self.enter(State::Connecting, None, None));
+                Next::Connect
+            }
+            Wait::Backoff => {
+                let delay = self.backoff.delay(self.failures, error.retry_after());
+                out(self.enter(State::Disconnected, Some(error), None));
+                out(self.enter(State::Waiting, None, Some(delay)));
+                Next::Wait(delay)
+            }
+        }
     }
 
     /// The wait between attempts is over, or the caller asked to reconnect
@@ -202,14 +277,22 @@ pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn lifecycle(min_uptime: Duration, max_attempts: Option<u32>) -> Lifecycle {
-        Lifecycle::new(&Reconnect {
-            enabled: true,
-            backoff_initial: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(10),
-            min_uptime,
-            max_attempts,
-            jitter_seed: Some(3),
-        })
+        Lifecycle::new(
+            &Reconnect {
+                enabled: true,
+                backoff_initial: Duration::from_millis(100),
+                backoff_max: Duration::from_secs(10),
+                min_uptime,
+                max_attempts,
+                jitter_seed: Some(3),
+            },
+            false,
+        )
+    }
+
+    /// A connection that ended at `at` without bringing any data.
+    fn quiet(at: Instant) -> Ended {
+        Ended { at, messages: 0 }
     }
 
     fn refused() -> Error {
@@ -252,7 +335,11 @@ pub(crate) mod tests {
         let t0 = Instant::now();
         lc.start(&mut out);
         lc.connected(t0, &mut out);
-        let next = lc.connection_lost(Some(refused()), t0 + Duration::from_secs(2), &mut out);
+        let next = lc.connection_lost(
+            Some(refused()),
+            quiet(t0 + Duration::from_secs(2)),
+            &mut out,
+        );
         assert_eq!(next, Next::Connect);
         assert_eq!(
             states(&log),
@@ -277,7 +364,11 @@ pub(crate) mod tests {
         for i in 0..4 {
             let at = t0 + Duration::from_secs(i);
             lc.connected(at, &mut out);
-            match lc.connection_lost(Some(refused()), at + Duration::from_millis(1), &mut out) {
+            match lc.connection_lost(
+                Some(refused()),
+                quiet(at + Duration::from_millis(1)),
+                &mut out,
+            ) {
                 Next::Wait(d) => delays.push(d),
                 other => panic!("expected a wait, got {other:?}"),
             }
@@ -287,6 +378,81 @@ pub(crate) mod tests {
         for (delay, ceiling) in delays.iter().zip([200, 400, 800, 1600]) {
             assert!((100..=ceiling).contains(&delay.as_millis()), "{delay:?}");
         }
+    }
+
+    /// The health rule: a connection that brought data for a tenth of
+    /// `min_uptime` is healthy; one that accepted and closed, or answered
+    /// with one message and closed, is not.
+    #[test]
+    fn connections_that_brought_data_are_healthy_before_min_uptime() {
+        let t0 = Instant::now();
+        let cases = [
+            // (up for, messages, reconnect at once)
+            (Duration::from_secs(2), 40, true),
+            (Duration::from_millis(500), 2, true),
+            (Duration::from_millis(499), 40, false),
+            (Duration::from_millis(5), 0, false),
+            (Duration::from_secs(3), 1, false),
+            (Duration::from_secs(5), 0, true),
+        ];
+        for (up_for, messages, healthy) in cases {
+            let mut lc = lifecycle(Duration::from_secs(5), None);
+            lc.start(&mut |_| {});
+            lc.connected(t0, &mut |_| {});
+            let ended = Ended {
+                at: t0 + up_for,
+                messages,
+            };
+            let next = lc.connection_lost(Some(refused()), ended, &mut |_| {});
+            assert_eq!(
+                next == Next::Connect,
+                healthy,
+                "{up_for:?}, {messages} messages: {next:?}"
+            );
+        }
+    }
+
+    /// A server that serves data and closes every 2 s is reconnected to at
+    /// once, every time, and the series never grows; one that accepts and
+    /// closes at once meets growing waits.
+    #[test]
+    fn rotations_reconnect_at_once_and_storms_back_off() {
+        let t0 = Instant::now();
+        let mut rotating = lifecycle(Duration::from_secs(5), None);
+        let mut log = Vec::new();
+        rotating.start(&mut |s| log.push(s));
+        for i in 0..10 {
+            let at = t0 + Duration::from_secs(2 * i);
+            rotating.connected(at, &mut |s| log.push(s));
+            let ended = Ended {
+                at: at + Duration::from_secs(2),
+                messages: 20,
+            };
+            let next = rotating.connection_lost(Some(refused()), ended, &mut |s| log.push(s));
+            assert_eq!(next, Next::Connect);
+        }
+        assert!(
+            log.iter()
+                .all(|s| s.attempt == 1 && s.state != State::Waiting)
+        );
+
+        let mut storm = lifecycle(Duration::from_secs(5), None);
+        storm.start(&mut |_| {});
+        let mut ceilings = Vec::new();
+        for i in 0..4 {
+            let at = t0 + Duration::from_secs(i);
+            storm.connected(at, &mut |_| {});
+            let ended = Ended {
+                at: at + Duration::from_millis(3),
+                messages: 1,
+            };
+            match storm.connection_lost(Some(refused()), ended, &mut |_| {}) {
+                Next::Wait(_) => ceilings.push(storm.failures),
+                other => panic!("expected a wait, got {other:?}"),
+            }
+            storm.wait_over(&mut |_| {});
+        }
+        assert_eq!(ceilings, [1, 2, 3, 4], "the series grows");
     }
 
     #[test]
@@ -299,7 +465,7 @@ pub(crate) mod tests {
         lc.attempt_failed(refused(), &mut out);
         lc.wait_over(&mut out);
         lc.connected(t0, &mut out);
-        let next = lc.connection_lost(Some(refused()), t0, &mut out);
+        let next = lc.connection_lost(Some(refused()), quiet(t0), &mut out);
         assert_eq!(next, Next::Connect);
         assert_eq!(log.last().map(|s| s.attempt), Some(1));
     }
@@ -340,6 +506,7 @@ pub(crate) mod tests {
             status: 401,
             retry_after: None,
             retryable: false,
+            body: None,
         };
         assert_eq!(lc.attempt_failed(rejected, &mut out), Next::Stop);
         assert_eq!(states(&log), [State::Connecting, State::Disconnected]);
@@ -354,6 +521,7 @@ pub(crate) mod tests {
             status: 429,
             retry_after: Some(Duration::from_secs(3)),
             retryable: true,
+            body: None,
         };
         assert_eq!(
             lc.attempt_failed(busy, &mut out),
@@ -369,7 +537,7 @@ pub(crate) mod tests {
         let t0 = Instant::now();
         lc.start(&mut out);
         lc.connected(t0, &mut out);
-        assert_eq!(lc.connection_lost(None, t0, &mut out), Next::Connect);
+        assert_eq!(lc.connection_lost(None, quiet(t0), &mut out), Next::Connect);
         assert!(log[2].error.is_none());
         assert_eq!(log[3].state, State::Connecting);
     }
@@ -377,14 +545,17 @@ pub(crate) mod tests {
     #[test]
     fn without_reconnecting_a_loss_or_a_failed_attempt_is_final() {
         let once = || {
-            Lifecycle::new(&Reconnect {
-                enabled: false,
-                backoff_initial: Duration::from_millis(100),
-                backoff_max: Duration::from_secs(10),
-                min_uptime: Duration::ZERO,
-                max_attempts: None,
-                jitter_seed: Some(3),
-            })
+            Lifecycle::new(
+                &Reconnect {
+                    enabled: false,
+                    backoff_initial: Duration::from_millis(100),
+                    backoff_max: Duration::from_secs(10),
+                    min_uptime: Duration::ZERO,
+                    max_attempts: None,
+                    jitter_seed: Some(3),
+                },
+                false,
+            )
         };
         let mut lc = once();
         let mut log = Vec::new();
@@ -400,7 +571,11 @@ pub(crate) mod tests {
         let t0 = Instant::now();
         lc.start(&mut out);
         lc.connected(t0, &mut out);
-        let lost = lc.connection_lost(Some(refused()), t0 + Duration::from_secs(60), &mut out);
+        let lost = lc.connection_lost(
+            Some(refused()),
+            quiet(t0 + Duration::from_secs(60)),
+            &mut out,
+        );
         assert_eq!(lost, Next::Stop, "even after a healthy connection");
         assert!(
             log.last()
@@ -412,7 +587,77 @@ pub(crate) mod tests {
         let t0 = Instant::now();
         lc.start(&mut |_| {});
         lc.connected(t0, &mut |_| {});
-        assert_eq!(lc.connection_lost(None, t0, &mut |_| {}), Next::Connect);
+        assert_eq!(
+            lc.connection_lost(None, quiet(t0), &mut |_| {}),
+            Next::Connect
+        );
+    }
+
+    /// With headers from `headers_fn`, a 401 (or 403) is retried at once,
+    /// then after a wait, and the third in a row is final; without, the
+    /// first is final.
+    #[test]
+    fn rejected_credentials_from_headers_fn_are_retried_twice() {
+        let unauthorized = || Error::HandshakeRejected {
+            status: 401,
+            retry_after: None,
+            retryable: false,
+            body: None,
+        };
+        let reconnect = Reconnect {
+            enabled: true,
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(10),
+            min_uptime: Duration::from_secs(5),
+            max_attempts: None,
+            jitter_seed: Some(3),
+        };
+        let mut lc = Lifecycle::new(&reconnect, true);
+        let mut log = Vec::new();
+        let mut out = |s| log.push(s);
+        lc.start(&mut out);
+        assert_eq!(lc.attempt_failed(unauthorized(), &mut out), Next::Connect);
+        assert!(matches!(
+            lc.attempt_failed(unauthorized(), &mut out),
+            Next::Wait(_)
+        ));
+        lc.wait_over(&mut out);
+        assert_eq!(lc.attempt_failed(unauthorized(), &mut out), Next::Stop);
+        assert_eq!(
+            states(&log),
+            [
+                State::Connecting,
+                State::Disconnected,
+                State::Connecting,
+                State::Disconnected,
+                State::Waiting,
+                State::Connecting,
+                State::Disconnected,
+            ]
+        );
+        let retried: Vec<bool> = log
+            .iter()
+            .filter_map(|s| s.error.as_ref().map(Error::is_retryable))
+            .collect();
+        assert_eq!(retried, [true, true, false]);
+        assert!(log.last().is_some_and(Status::is_final));
+
+        // A successful connection starts the count again.
+        let mut lc = Lifecycle::new(&reconnect, true);
+        lc.start(&mut |_| {});
+        lc.attempt_failed(unauthorized(), &mut |_| {});
+        lc.connected(Instant::now(), &mut |_| {});
+        lc.connection_lost(Some(refused()), quiet(Instant::now()), &mut |_| {});
+        lc.wait_over(&mut |_| {});
+        assert_eq!(
+            lc.attempt_failed(unauthorized(), &mut |_| {}),
+            Next::Connect
+        );
+
+        // Without headers_fn, a 401 is final at once.
+        let mut lc = Lifecycle::new(&reconnect, false);
+        lc.start(&mut |_| {});
+        assert_eq!(lc.attempt_failed(unauthorized(), &mut |_| {}), Next::Stop);
     }
 
     #[test]

@@ -141,6 +141,29 @@ mod tests {
     }
 
     #[test]
+    fn a_write_that_keeps_moving_is_never_stuck_however_long_it_waits() {
+        // A slow link: the socket takes some bytes every 1.9 s, for an hour,
+        // under a 2 s timeout.
+        let t0 = Instant::now();
+        let mut watch = WriteWatch::new(2 * SECOND);
+        watch.queued(t0);
+        watch.stalled();
+        let step = Duration::from_millis(1_900);
+        let mut now = t0;
+        let mut progress = None;
+        while now < t0 + 3_600 * SECOND {
+            now += step;
+            assert!(!watch.is_stuck(now, progress), "cut at {:?}", now - t0);
+            progress = Some(now);
+        }
+        // Once it stops, it is stuck one timeout after the last progress.
+        let last = now;
+        assert!(!watch.is_stuck(last + step, progress));
+        assert!(watch.is_stuck(last + 2 * SECOND, progress));
+        assert_eq!(watch.deadline(progress), Some(last + 2 * SECOND));
+    }
+
+    #[test]
     fn a_huge_timeout_means_never() {
         let t0 = Instant::now();
         let mut watch = WriteWatch::new(Duration::MAX);

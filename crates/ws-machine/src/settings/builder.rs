@@ -12,8 +12,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::rustls;
 
 use super::{
-    Capacities, Connection, Delivery, Dialer, HeadersFn, Pem, ProxyChoice, Reconnect, Request,
-    Settings, Timeouts, TransportOptions, check_headers,
+    Capacities, Connection, Delivery, Dialer, HeadersFn, IntoMessages, Pem, ProxyChoice, Reconnect,
+    Request, Settings, Timeouts, TransportOptions, check_headers,
 };
 use crate::types::{Endpoint, Error, Message, Target, redact};
 
@@ -102,7 +102,7 @@ impl Builder {
                 dialer: Dialer::Tcp,
                 tls_config: None,
                 max_message_size: 16 * 1024 * 1024,
-                retry_status: default_retry_status,
+                retry_status: Arc::new(default_retry_status),
                 extras: None,
             },
             timeouts: Timeouts {
@@ -140,26 +140,58 @@ impl Builder {
         self
     }
 
-    /// Adds one request header. Adding a name again adds a value: every
-    /// value is sent (two `Cookie` headers reach the server as one
-    /// `cookie: a=1; b=2` line, other names as one comma-separated line, as
-    /// HTTP allows). An invalid name or value is reported by
-    /// [`Builder::spawn`] as [`Error::InvalidHeader`].
-    pub fn header(mut self, name: &str, value: &str) -> Self {
-        match (HeaderName::try_from(name), HeaderValue::try_from(value)) {
-            (Ok(name), Ok(value)) => {
+    /// Adds one request header: a name and a value given as text or as
+    /// `http`'s types (`header(AUTHORIZATION, token)` with
+    /// [`http::header::AUTHORIZATION`] and a `String` works). Adding a name
+    /// again adds a value: every value is sent (two `Cookie` headers reach
+    /// the server as one `cookie: a=1; b=2` line, other names as one
+    /// comma-separated line, as HTTP allows). An invalid name or value is
+    /// reported by [`Builder::spawn`] as [`Error::InvalidHeader`] (which
+    /// shows the name, never the value).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// use ws_machine::{Machine, http::header::AUTHORIZATION};
+    ///
+    /// let token = String::from("Bearer abc");
+    /// let machine = Machine::builder("ws://127.0.0.1:9/")
+    ///     .header(AUTHORIZATION, token)
+    ///     .header("x-client", "feed-reader")
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn header<N, V>(mut self, name: N, value: V) -> Self
+    where
+        N: TryInto<HeaderName> + fmt::Debug,
+        V: TryInto<HeaderValue>,
+    {
+        // The name as the caller wrote it, for an error message (taken
+        // before the conversion consumes it; options are set once).
+        let shown = format!("{name:?}").trim_matches('"').to_owned();
+        let header = match name.try_into() {
+            Err(_) => Err(Error::InvalidHeader {
+                name: shown,
+                reason: "not a valid header name (letters, digits and !#$%&'*+-.^_`|~ only)"
+                    .to_owned(),
+            }),
+            Ok(name) => match value.try_into() {
+                Ok(value) => Ok((name, value)),
+                Err(_) => Err(Error::InvalidHeader {
+                    name: name.to_string(),
+                    reason: "the value has characters HTTP does not allow (control \
+                             characters or newlines)"
+                        .to_owned(),
+                }),
+            },
+        };
+        match header {
+            Ok((name, value)) => {
                 self.headers.append(name, value);
             }
-            (Err(e), _) => self.header_errors.push(Error::InvalidHeader {
-                name: name.to_owned(),
-                reason: format!("not a valid header name ({e})"),
-            }),
-            (_, Err(_)) => self.header_errors.push(Error::InvalidHeader {
-                name: name.to_owned(),
-                reason:
-                    "the value has characters HTTP does not allow (control characters or newlines)"
-                        .to_owned(),
-            }),
+            Err(error) => self.header_errors.push(error),
         }
         self
     }
@@ -167,12 +199,51 @@ impl Builder {
     /// A function called before every connection attempt; the headers it
     /// returns are added to the fixed ones (replacing every value of the
     /// names it sets; repeated names keep all their values). Use it for
-    /// credentials that change, such as a renewed token. It runs on the machine's task, so it must be quick: refresh tokens
-    /// elsewhere and only read the current one here. If it returns a header
+    /// credentials that change, such as a renewed token. It runs on the
+    /// machine's task, so it must be quick: refresh tokens elsewhere and only
+    /// read the current one here. If it returns a header
     /// the handshake sets itself, the machine stops with a final
     /// [`Error::InvalidHeader`]. Default: none.
     pub fn headers_fn(mut self, f: impl Fn() -> HeaderMap + Send + Sync + 'static) -> Self {
-        self.headers_fn = Some(Arc::new(f));
+        self.headers_fn = Some(Arc::new(move || Ok(f())));
+        self
+    }
+
+    /// Like [`Builder::headers_fn`], for a function that can fail (no token
+    /// yet, a key that cannot be read): an error fails that attempt with
+    /// [`Error::Headers`], which keeps it as its cause and is retried with
+    /// the usual backoff. Replaces [`Builder::headers_fn`]. Default: none.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// use std::sync::{Arc, RwLock};
+    /// use ws_machine::http::{HeaderMap, HeaderValue};
+    ///
+    /// // Filled in by whatever renews the token.
+    /// let token: Arc<RwLock<Option<String>>> = Arc::default();
+    /// let current = Arc::clone(&token);
+    /// let machine = ws_machine::Machine::builder("ws://127.0.0.1:9/")
+    ///     .try_headers_fn(move || {
+    ///         let token = current.read().map_err(|_| "token store poisoned")?.clone();
+    ///         let token = token.ok_or("no token yet")?;
+    ///         let mut headers = HeaderMap::new();
+    ///         headers.insert("authorization", HeaderValue::from_str(&format!("Bearer {token}"))?);
+    ///         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(headers)
+    ///     })
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn try_headers_fn<E>(
+        mut self,
+        f: impl Fn() -> Result<HeaderMap, E> + Send + Sync + 'static,
+    ) -> Self
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.headers_fn = Some(Arc::new(move || f().map_err(|e| Arc::from(e.into()))));
         self
     }
 
@@ -231,13 +302,18 @@ impl Builder {
         self
     }
 
-    /// A connection must stay up this long to count as healthy. After a
+    /// How long a connection must stay up to count as healthy. After a
     /// healthy connection ends, the machine reconnects at once and the
-    /// attempt counter starts again; one that ends sooner counts as a failed
-    /// attempt and is followed by a backoff wait, so a server that accepts
-    /// and closes at once cannot cause a reconnect storm. With
-    /// `Duration::ZERO` every successful connection counts as healthy.
-    /// Default: 5 s.
+    /// attempt counter starts again; one that was not healthy counts as a
+    /// failed attempt and is followed by a backoff wait, so a server that
+    /// accepts and closes at once cannot cause a reconnect storm.
+    ///
+    /// A connection is healthy when it stayed up this long, or when it
+    /// stayed up a tenth of it and brought at least two data messages: a
+    /// server that rotates connections that serve data (closing each after
+    /// 2 s, say) is rejoined at once every time, while one that answers with
+    /// one error and closes meets growing waits. With `Duration::ZERO` every
+    /// successful connection counts as healthy. Default: 5 s.
     pub fn min_uptime(mut self, uptime: Duration) -> Self {
         self.reconnect.min_uptime = uptime;
         self
@@ -350,10 +426,26 @@ impl Builder {
     }
 
     /// Messages sent first on every connection, before anything queued
-    /// (subscriptions, authentication). They are not tracked for delivery:
-    /// they go out again on the next connection anyway. Default: none.
-    pub fn on_connect<M: Into<Message>>(self, messages: impl IntoIterator<Item = M>) -> Self {
-        let messages: Arc<[Message]> = messages.into_iter().map(Into::into).collect();
+    /// (subscriptions, authentication): one message, or an array, `Vec` or
+    /// slice of them (see [`IntoMessages`]). They are not tracked for
+    /// delivery: they go out again on the next connection anyway.
+    /// Default: none.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// let one = ws_machine::Machine::builder("ws://127.0.0.1:9/")
+    ///     .on_connect("subscribe:prices")
+    ///     .spawn()?;
+    /// let several = ws_machine::Machine::builder("ws://127.0.0.1:9/")
+    ///     .on_connect(["auth:token", "subscribe:prices"])
+    ///     .spawn()?;
+    /// # drop((one, several));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn on_connect(self, messages: impl IntoMessages) -> Self {
+        let messages: Arc<[Message]> = messages.into_messages().into();
         self.on_connect_fn(move || messages.to_vec())
     }
 
@@ -395,10 +487,30 @@ impl Builder {
         self
     }
 
-    /// Which HTTP statuses of a rejected handshake are retried.
-    /// Default: [`default_retry_status`] (5xx, 408, 429).
-    pub fn retry_status(mut self, retry: fn(u16) -> bool) -> Self {
-        self.connection.retry_status = retry;
+    /// Which HTTP statuses of a rejected handshake are retried (with the
+    /// usual backoff, honouring `Retry-After`); the others stop the machine.
+    /// With a [`headers_fn`](Builder::headers_fn), a 401 or 403 is retried
+    /// twice whatever this says (the credentials it mints may just have
+    /// expired): at once, with fresh headers, then after the usual wait; a
+    /// third in a row is final. Default: [`default_retry_status`] (5xx, 408,
+    /// 429).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// // This server answers 409 while it rebalances: worth retrying.
+    /// let also_retried = [409];
+    /// let machine = ws_machine::Machine::builder("ws://127.0.0.1:9/")
+    ///     .retry_status(move |status| {
+    ///         ws_machine::default_retry_status(status) || also_retried.contains(&status)
+    ///     })
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn retry_status(mut self, retry: impl Fn(u16) -> bool + Send + Sync + 'static) -> Self {
+        self.connection.retry_status = Arc::new(retry);
         self
     }
 
@@ -805,6 +917,26 @@ mod tests {
         assert!(err.to_string().contains("backoff"), "{err}");
         let err = invalid(Builder::new("ws://127.0.0.1:1/").header("x-token", "a\nb"));
         assert!(matches!(err, Error::InvalidHeader { .. }), "{err}");
+    }
+
+    #[test]
+    fn headers_take_http_types_and_strings_and_errors_name_them() {
+        let ok = Builder::new("ws://127.0.0.1:1/")
+            .header(http::header::AUTHORIZATION, String::from("Bearer s3cret"))
+            .header("x-client", "test")
+            .header(String::from("x-owned"), HeaderValue::from_static("v"))
+            .build();
+        assert!(ok.is_ok());
+        let err = invalid(Builder::new("ws://127.0.0.1:1/").header("bad name", "v"));
+        assert!(err.to_string().contains("\"bad name\""), "{err}");
+        let err = invalid(
+            Builder::new("ws://127.0.0.1:1/").header(http::header::COOKIE, "s3cret\r\nx: y"),
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("cookie") && !text.contains("s3cret"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 mod builder;
 mod dialer;
+mod messages;
 mod protocols;
 mod proxy;
 mod request;
@@ -22,6 +23,7 @@ use crate::types::{Message, Target};
 
 pub use builder::{Builder, default_retry_status};
 pub(crate) use dialer::{ByteStream, Dialer};
+pub use messages::IntoMessages;
 pub(crate) use protocols::{Protocols, accept_unoffered};
 pub(crate) use proxy::{Proxy, Scheme as ProxyScheme};
 pub(crate) use request::{HeadersFn, Request, check_headers};
@@ -31,6 +33,10 @@ pub(crate) use transport::{Extras, ProxyChoice, TransportOptions};
 
 /// Computes the messages sent first on one connection.
 pub(crate) type OnConnectFn = Arc<dyn Fn() -> Vec<Message> + Send + Sync>;
+
+/// Whether a rejected handshake's HTTP status is retried (see
+/// [`Builder::retry_status`]).
+pub(crate) type RetryStatus = Arc<dyn Fn(u16) -> bool + Send + Sync>;
 
 /// Extracts the acknowledgement key of a message (see
 /// [`Builder::ack_key`]).
@@ -54,7 +60,7 @@ pub(crate) struct Connection {
     pub(crate) dialer: Dialer,
     pub(crate) tls_config: Option<Arc<rustls::ClientConfig>>,
     pub(crate) max_message_size: usize,
-    pub(crate) retry_status: fn(u16) -> bool,
+    pub(crate) retry_status: RetryStatus,
     /// A proxy, a TLS server name, subprotocols: boxed, `None` for the
     /// machines that use none of them.
     pub(crate) extras: Option<Box<Extras>>,

@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName};
 
-use crate::types::Error;
+use crate::types::{Cause, Error};
 
-/// Computes the request headers of one connection attempt.
-pub(crate) type HeadersFn = Arc<dyn Fn() -> HeaderMap + Send + Sync>;
+/// Computes the request headers of one connection attempt, or says why it
+/// cannot.
+pub(crate) type HeadersFn = Arc<dyn Fn() -> Result<HeaderMap, Cause> + Send + Sync>;
 
 /// Headers the WebSocket handshake sets itself.
 const HANDSHAKE_HEADERS: [HeaderName; 5] = [
@@ -36,12 +37,19 @@ impl Request {
         }
     }
 
+    /// Whether the headers are computed for each attempt (so credentials in
+    /// them may be fresh).
+    pub(crate) fn is_computed(&self) -> bool {
+        self.computed.is_some()
+    }
+
     /// The headers of the next attempt: the fixed ones, where the computed
     /// ones replace every value of the names they set. Repeated headers keep
     /// all their values.
     pub(crate) fn headers(&self) -> Result<HeaderMap, Error> {
         let mut headers = self.fixed.as_deref().cloned().unwrap_or_default();
         if let Some(computed) = self.computed.as_ref().map(|f| f()) {
+            let computed = computed.map_err(|source| Error::Headers { source })?;
             for name in computed.keys() {
                 headers.remove(name);
                 for value in computed.get_all(name) {
@@ -105,7 +113,7 @@ mod tests {
                 fresh.append("authorization", HeaderValue::from_static("new"));
                 fresh.append("x-trace", HeaderValue::from_static("1"));
                 fresh.append("x-trace", HeaderValue::from_static("2"));
-                fresh
+                Ok(fresh)
             })),
         );
         let headers = request.headers().expect("valid");
@@ -116,13 +124,30 @@ mod tests {
     }
 
     #[test]
+    fn a_failing_headers_fn_fails_the_attempt_with_its_cause() {
+        let request = Request::new(
+            HeaderMap::new(),
+            Some(Arc::new(|| {
+                Err(Arc::new(std::io::Error::other("token service down")) as Cause)
+            })),
+        );
+        match request.headers() {
+            Err(error @ Error::Headers { .. }) => {
+                assert!(error.is_retryable());
+                assert!(error.to_string().contains("token service down"), "{error}");
+            }
+            other => panic!("expected a headers error, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn a_computed_handshake_header_is_an_error() {
         let request = Request::new(
             HeaderMap::new(),
             Some(Arc::new(|| {
                 let mut fresh = HeaderMap::new();
                 fresh.insert(http::header::UPGRADE, HeaderValue::from_static("x"));
-                fresh
+                Ok(fresh)
             })),
         );
         assert!(matches!(

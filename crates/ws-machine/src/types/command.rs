@@ -45,4 +45,13 @@ pub enum Command {
     /// wait if the machine is waiting between attempts. Ignored while an
     /// attempt is under way.
     Reconnect,
+    /// Deliver what was sent, then stop: once the machine takes this
+    /// command, `output` takes no new messages (a send fails and hands the
+    /// message back); everything
+    /// already on it, and everything written but not yet confirmed, is
+    /// delivered (flushed, or with [`Builder::ack_key`](crate::Builder::ack_key)
+    /// acknowledged), reconnecting as usual if the connection is lost; then
+    /// the machine closes and stops as for [`Command::Quit`]. A `Quit` sent
+    /// meanwhile stops it at once, handing back what was not delivered.
+    Finish,
 }

@@ -21,6 +21,8 @@
 
 use std::{error::Error as StdError, fmt, io, sync::Arc, time::Duration};
 
+use super::message::Message;
+
 /// A cause kept by an [`Error`]: any error, shared so that the error stays
 /// cheap to clone.
 pub type Cause = Arc<dyn StdError + Send + Sync + 'static>;
@@ -42,8 +44,9 @@ pub type Cause = Arc<dyn StdError + Send + Sync + 'static>;
 ///   attempt; the others stop the machine.
 /// - **Refused messages** ([`MessageTooLarge`](Error::MessageTooLarge) with
 ///   [`Direction::Outgoing`], [`NotText`](Error::NotText)) are reported on the
-///   status channel without a change of state: the message is dropped, the
-///   connection carries on.
+///   status channel without a change of state, with the message itself
+///   ([`Error::refused_message`]); the connection carries on. Not
+///   retryable: sent again unchanged, it would be refused again.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -112,7 +115,7 @@ pub enum Error {
     /// 101. By default 5xx, 408 and 429 are retried (honouring `Retry-After`)
     /// and every other status is final: a 401, 403 or 404 will not change by
     /// asking again. See [`Builder::retry_status`](crate::Builder::retry_status).
-    #[error("server refused the WebSocket upgrade with HTTP {status}{}{}", retry_after_note(.retry_after), final_note(*.retryable))]
+    #[error("{}", rejection(*.status, .body.as_deref(), *.retry_after, *.retryable))]
     HandshakeRejected {
         /// The HTTP status code of the answer.
         status: u16,
@@ -120,6 +123,9 @@ pub enum Error {
         retry_after: Option<Duration>,
         /// Whether the machine will try again (decided by the retry policy).
         retryable: bool,
+        /// The first line of the answer's body, at most 200 characters, if it
+        /// had one (servers often say there why they refused).
+        body: Option<String>,
     },
 
     /// The handshake did not complete: the server's answer to the upgrade
@@ -203,6 +209,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// The function that computes the request headers
+    /// ([`Builder::try_headers_fn`](crate::Builder::try_headers_fn)) failed:
+    /// the attempt is not made. Retried with the usual backoff.
+    #[error("cannot compute the request headers: {source}")]
+    Headers {
+        /// The function's error.
+        #[source]
+        source: Cause,
+    },
+
     /// The connection broke: reset, or ended without a close frame. Retried.
     #[error("connection lost: {0}")]
     ConnectionLost(#[source] Arc<io::Error>),
@@ -230,8 +246,8 @@ pub enum Error {
 
     /// A message is larger than [`Builder::max_message_size`](crate::Builder::max_message_size).
     /// Incoming: the connection is closed with code 1009 and the machine
-    /// reconnects (retried). Outgoing: that message is refused and dropped,
-    /// the connection carries on.
+    /// reconnects (retried). Outgoing: that message is refused and handed
+    /// back in `message`; the connection carries on (not retried).
     #[error("{direction} message of {size} bytes is larger than the limit of {max} bytes")]
     MessageTooLarge {
         /// Which way the message was going.
@@ -241,22 +257,28 @@ pub enum Error {
         size: usize,
         /// The configured limit.
         max: usize,
+        /// Outgoing: the refused message, handed back. Incoming: `None` (the
+        /// machine read it only up to the limit).
+        message: Option<Message>,
     },
 
     /// A message was to be sent as text (in text mode, see
     /// [`Command::UseText`](crate::Command::UseText)) but is not valid UTF-8.
-    /// That message is refused and dropped; the connection carries on. Send it
-    /// with [`Message::binary`](crate::Message::binary) instead.
+    /// That message is refused and handed back in `message`; the connection
+    /// carries on (not retried). Send it with
+    /// [`Message::binary`](crate::Message::binary) instead.
     #[error("message of {size} bytes cannot be sent as text: it is not valid UTF-8")]
     NotText {
         /// Its size in bytes.
         size: usize,
+        /// The refused message, handed back.
+        message: Message,
     },
 
     /// The machine stopped trying after
     /// [`Builder::max_attempts`](crate::Builder::max_attempts) failed attempts
     /// in a row. Final.
-    #[error("gave up after {attempts} failed attempts; last error: {last}")]
+    #[error("gave up after {attempts} failed attempt{}; last error: {last}", if *.attempts == 1 { "" } else { "s" })]
     GaveUp {
         /// How many attempts failed in a row.
         attempts: u32,
@@ -350,22 +372,77 @@ impl Error {
             | Self::NoRuntime
             | Self::Tls { .. }
             | Self::Subprotocol { .. }
+            | Self::NotText { .. }
             | Self::GaveUp { .. } => false,
             Self::HandshakeRejected { retryable, .. } | Self::ProxyRefused { retryable, .. } => {
                 *retryable
             }
+            Self::MessageTooLarge { direction, .. } => match direction {
+                Direction::Incoming => true,
+                Direction::Outgoing => false,
+            },
             Self::Connect { .. }
             | Self::Proxy { .. }
             | Self::HandshakeTimeout(_)
             | Self::Handshake { .. }
+            | Self::Headers { .. }
+            | Self::Closed { .. }
+            | Self::ConnectionLost(_)
+            | Self::PongTimeout(_)
+            | Self::WriteTimeout(_)
+            | Self::Protocol { .. } => true,
+        }
+    }
+
+    /// The message an outgoing refusal hands back
+    /// ([`MessageTooLarge`](Error::MessageTooLarge) going out,
+    /// [`NotText`](Error::NotText)); `None` for every other error.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// # let mut machine = ws_machine::Machine::builder("ws://127.0.0.1:9/").spawn()?;
+    /// # machine.command.send(ws_machine::Command::Quit).await.ok();
+    /// while let Some(status) = machine.status.recv().await {
+    ///     if let Some(refused) = status.error.as_ref().and_then(|e| e.refused_message()) {
+    ///         eprintln!("not sent ({} bytes): {status}", refused.len());
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn refused_message(&self) -> Option<&Message> {
+        match self {
+            Self::MessageTooLarge { message, .. } => message.as_ref(),
+            Self::NotText { message, .. } => Some(message),
+            Self::InvalidUrl { .. }
+            | Self::InvalidHeader { .. }
+            | Self::InvalidConfig { .. }
+            | Self::NoRuntime
+            | Self::Connect { .. }
+            | Self::HandshakeTimeout(_)
+            | Self::HandshakeRejected { .. }
+            | Self::Handshake { .. }
+            | Self::Headers { .. }
+            | Self::Tls { .. }
+            | Self::Proxy { .. }
+            | Self::ProxyRefused { .. }
+            | Self::Subprotocol { .. }
             | Self::Closed { .. }
             | Self::ConnectionLost(_)
             | Self::PongTimeout(_)
             | Self::WriteTimeout(_)
             | Self::Protocol { .. }
-            | Self::MessageTooLarge { .. }
-            | Self::NotText { .. } => true,
+            | Self::GaveUp { .. } => None,
         }
+    }
+
+    /// [`Error::refused_message`], by value (a message is cheap to clone:
+    /// its payload is shared).
+    #[must_use]
+    pub fn into_refused_message(self) -> Option<Message> {
+        self.refused_message().cloned()
     }
 
     /// How long the server asked the client to wait before trying again
@@ -381,6 +458,7 @@ impl Error {
             | Self::Connect { .. }
             | Self::HandshakeTimeout(_)
             | Self::Handshake { .. }
+            | Self::Headers { .. }
             | Self::Tls { .. }
             | Self::Proxy { .. }
             | Self::ProxyRefused { .. }
@@ -436,18 +514,36 @@ impl StdError for Context {
     }
 }
 
-fn retry_after_note(retry_after: &Option<Duration>) -> String {
-    retry_after
-        .map(|d| format!(" (retry after {}s)", d.as_secs()))
-        .unwrap_or_default()
-}
-
-fn final_note(retryable: bool) -> &'static str {
-    if retryable {
-        ""
-    } else {
-        " (not retried: check the URL and credentials)"
+/// What a rejected upgrade says: what the server answered, what that
+/// usually means, its reason if it gave one, and whether it is retried.
+fn rejection(
+    status: u16,
+    body: Option<&str>,
+    retry_after: Option<Duration>,
+    retryable: bool,
+) -> String {
+    let mut text = match status {
+        300..=399 => format!(
+            "server redirected the WebSocket upgrade (HTTP {status}); redirects are not followed: use the URL it points to"
+        ),
+        100..=299 => format!(
+            "server answered HTTP {status} instead of switching to WebSocket: the URL is probably not a WebSocket endpoint"
+        ),
+        _ => format!("server refused the WebSocket upgrade with HTTP {status}"),
+    };
+    if let Some(body) = body {
+        text.push_str(&format!(": {body:?}"));
     }
+    if let Some(wait) = retry_after {
+        text.push_str(&format!(" (retry after {}s)", wait.as_secs()));
+    }
+    if !retryable {
+        text.push_str(match status {
+            401 | 403 | 407 => " (not retried: check the credentials)",
+            _ => " (not retried: check the URL)",
+        });
+    }
+    text
 }
 
 fn proxy_final_note(retryable: bool) -> &'static str {
@@ -495,22 +591,57 @@ mod tests {
             status: 401,
             retry_after: None,
             retryable: false,
+            body: None,
         };
         let retried = Error::HandshakeRejected {
             status: 503,
             retry_after: Some(Duration::from_secs(2)),
             retryable: true,
+            body: None,
         };
         assert!(!final_one.is_retryable());
         assert_eq!(
             final_one.to_string(),
-            "server refused the WebSocket upgrade with HTTP 401 (not retried: check the URL and credentials)"
+            "server refused the WebSocket upgrade with HTTP 401 (not retried: check the credentials)"
         );
         assert!(retried.is_retryable());
         assert_eq!(retried.retry_after(), Some(Duration::from_secs(2)));
         assert_eq!(
             retried.to_string(),
             "server refused the WebSocket upgrade with HTTP 503 (retry after 2s)"
+        );
+    }
+
+    #[test]
+    fn rejection_texts_say_what_the_answer_means() {
+        let answer = |status, body: Option<&str>| {
+            Error::HandshakeRejected {
+                status,
+                retry_after: None,
+                retryable: false,
+                body: body.map(str::to_owned),
+            }
+            .to_string()
+        };
+        assert_eq!(
+            answer(200, None),
+            "server answered HTTP 200 instead of switching to WebSocket: the URL is probably \
+             not a WebSocket endpoint (not retried: check the URL)"
+        );
+        assert!(answer(301, None).contains("redirects are not followed"));
+        assert_eq!(
+            answer(404, Some("no such feed")),
+            "server refused the WebSocket upgrade with HTTP 404: \"no such feed\" (not retried: \
+             check the URL)"
+        );
+        let once = Error::GaveUp {
+            attempts: 1,
+            last: Box::new(Error::HandshakeTimeout(Duration::from_secs(1))),
+        };
+        assert!(
+            once.to_string()
+                .starts_with("gave up after 1 failed attempt;"),
+            "{once}"
         );
     }
 
@@ -572,7 +703,10 @@ mod tests {
             direction: Direction::Outgoing,
             size: 10,
             max: 5,
+            message: Some(Message::binary(vec![0u8; 10])),
         };
+        assert!(!e.is_retryable(), "sent again, it would be refused again");
+        assert_eq!(e.refused_message().map(Message::len), Some(10));
         assert_eq!(
             e.to_string(),
             "outgoing message of 10 bytes is larger than the limit of 5 bytes"

@@ -16,6 +16,7 @@ use super::message::Message;
 /// let leftovers = machine.shutdown().await;
 /// assert_eq!(leftovers.unsent[0].as_text(), Some("hello"));
 /// assert!(leftovers.unacknowledged.is_empty() && leftovers.received.is_empty());
+/// assert!(leftovers.refused.is_empty());
 /// # Ok(())
 /// # }
 /// ```
@@ -31,4 +32,9 @@ pub struct Leftovers {
     /// Messages received from the server that the caller had not read from
     /// `input` yet.
     pub received: Vec<Message>,
+    /// Outgoing messages the machine refused (too large, or not text in text
+    /// mode) whose status never reached the caller: the `status` channel
+    /// overflowed, or nobody read it. (The others came back in their
+    /// status, see [`Error::refused_message`](crate::Error::refused_message).)
+    pub refused: Vec<Message>,
 }

@@ -26,10 +26,15 @@ pub(crate) struct Target {
 impl Target {
     pub(crate) fn parse(url: &str) -> Result<Self, Error> {
         if !url.contains("://") {
-            return Err(Error::invalid_url(
-                url,
-                "it has no scheme: start it with ws:// or wss://",
-            ));
+            let lower = url.to_ascii_lowercase();
+            let reason = if ["ws:/", "wss:/"].iter().any(|s| lower.starts_with(s)) {
+                "it has one slash after the scheme: write two, as in ws://host/"
+            } else if ["ws//", "wss//"].iter().any(|s| lower.starts_with(s)) {
+                "the scheme has no colon: write ws:// or wss://"
+            } else {
+                "it has no scheme: start it with ws:// or wss://"
+            };
+            return Err(Error::invalid_url(url, reason));
         }
         let uri: Uri = url
             .parse()
@@ -234,6 +239,8 @@ mod tests {
             ("ws://", "cannot parse"),
             ("ws:// spaces /", "cannot parse"),
             ("wss://a..b/", "not a valid TLS server name"),
+            ("wss:/feed.example.com/", "one slash after the scheme"),
+            ("ws//feed.example.com/", "the scheme has no colon"),
         ];
         for (url, hint) in cases {
             let err = Target::parse(url).expect_err(url).to_string();

@@ -143,7 +143,9 @@ pub(crate) async fn run(args: &ChurnArgs) -> Result<Report, Error> {
                     let Ok(permit) = permit else {
                         return Err(machine::why_stopped(&mut machine.status));
                     };
-                    permit.send(numbered(next as u64, args.size));
+                    if permit.send(numbered(next as u64, args.size)).is_err() {
+                        return Err(machine::why_stopped(&mut machine.status));
+                    }
                     next += 1;
                     if next == n {
                         quiet.as_mut().reset(Instant::now() + QUIET);

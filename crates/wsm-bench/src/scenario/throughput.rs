@@ -64,7 +64,9 @@ async fn through_machine(
                     let Ok(permit) = permit else {
                         return Err(machine::why_stopped(&mut machine.status));
                     };
-                    permit.send(Message::binary(payload.clone()));
+                    if permit.send(Message::binary(payload.clone())).is_err() {
+                        return Err(machine::why_stopped(&mut machine.status));
+                    }
                     sent += 1;
                 }
             }

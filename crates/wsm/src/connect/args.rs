@@ -214,8 +214,9 @@ pub(crate) struct ConnectArgs {
         help_heading = "Connection"
     )]
     pub(crate) max_retries: Option<u32>,
-    /// A connection that lasted less than this counts as a failed attempt
-    /// (backoff instead of an immediate reconnect).
+    /// A connection that lasted this long is healthy (an immediate
+    /// reconnect); so is one that lasted a tenth of it and brought two
+    /// messages; any other counts as a failed attempt (backoff).
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration, help_heading = "Connection")]
     pub(crate) min_uptime: Duration,
     /// How many messages can wait while disconnected; when full, wsm stops

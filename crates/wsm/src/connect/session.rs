@@ -2,16 +2,10 @@
 //! Ctrl-C and the timers, until the machine has stopped.
 //!
 //! Ending cleanly when the input ends means: every line read has been
-//! handed to the machine, the machine has taken all of them from `output`
-//! and is connected (so they are written, and the close handshake flushes
-//! them), then `Quit`. The library has no "finish what is queued, then
-//! close" command, so the session watches for that point itself: it
-//! reserves every slot of `output` (all free means all taken) and waits for
-//! `CONNECTED`. It runs on a one-thread runtime, so when it sees the
-//! machine connected with no newer status, the machine is parked in its
-//! connected loop, past writing again what a lost connection left
-//! unconfirmed. Whatever still fails to go out is handed back by the
-//! machine and listed on stderr (exit 5).
+//! handed to `output`, then `Finish`: the machine delivers all of it
+//! (reconnecting if it must), closes and stops. With `-w` the session
+//! listens that long first. Whatever still fails to go out is handed back by
+//! the machine and listed on stderr (exit 5).
 
 use std::{collections::VecDeque, time::Duration};
 
@@ -51,11 +45,10 @@ pub(crate) enum Ending {
 enum Phase {
     /// Reading input, printing what arrives.
     Running,
-    /// The input ended: waiting until everything read has been taken by a
-    /// connected machine.
-    Draining,
-    /// `-w`: everything is out; waiting for answers until the deadline.
+    /// `-w`: the input ended; listening until the deadline, then finishing.
     Lingering,
+    /// `Finish` sent: the machine delivers what it was given, then stops.
+    Finishing,
     /// `Quit` sent: reading the channels until they close.
     Closing(Reason),
 }
@@ -63,7 +56,6 @@ enum Phase {
 /// Why the session asked the machine to quit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Reason {
-    InputEnded,
     /// `/close`.
     Closed,
     Count,
@@ -90,8 +82,6 @@ struct Session {
     /// `Quit` has been sent (closing after a failed write waits for the
     /// loop to send it).
     quit_sent: bool,
-    /// Every slot of `output` was free once the input had ended.
-    drained: bool,
     received: u64,
     count: Option<u64>,
     wait: Option<Duration>,
@@ -147,7 +137,6 @@ pub(crate) async fn run(settings: Settings, console: Console) -> Result<Ending, 
         pending: VecDeque::new(),
         input_ended: false,
         quit_sent: false,
-        drained: false,
         received: 0,
         count: settings.count,
         wait: settings.wait,
@@ -160,10 +149,6 @@ pub(crate) async fn run(settings: Settings, console: Console) -> Result<Ending, 
         session.note(Note::Warning(super::insecure::WARNING));
     }
 
-    // Resolves once every slot of `output` is free; pinned once, polled
-    // only while draining.
-    let drained = all_taken(&output);
-    tokio::pin!(drained);
     // `-w`'s deadline: pinned once, reset when it starts.
     let linger = sleep(Duration::ZERO);
     tokio::pin!(linger);
@@ -203,23 +188,22 @@ pub(crate) async fn run(settings: Settings, console: Console) -> Result<Ending, 
             // no more are read.
             permit = output.reserve(), if output_open && !session.pending.is_empty() => match permit {
                 Ok(permit) => {
-                    if let Some(message) = session.pending.pop_front() {
-                        permit.send(message);
+                    if let Some(message) = session.pending.pop_front()
+                        && let Err(stopped) = permit.send(message)
+                    {
+                        // The machine stopped meanwhile: reported as pending.
+                        session.pending.push_front(stopped.0);
+                        output_open = false;
                     }
                 }
                 // The machine has stopped: what is pending is reported.
                 Err(_) => output_open = false,
             },
-            () = &mut drained, if session.phase == Phase::Draining && !session.drained => {
-                session.drained = true;
-            }
-            () = &mut linger, if session.phase == Phase::Lingering => {
-                session.quit(Reason::InputEnded).await;
-            }
+            () = &mut linger, if session.phase == Phase::Lingering => session.finish().await,
             // Warnings from `--header-cmd`.
             Some(note) = notes_rx.recv() => session.note(Note::Warning(&note)),
         }
-        if let Some(wait) = session.advance(status.is_empty()).await {
+        if let Some(wait) = session.advance().await {
             linger.as_mut().reset(Instant::now() + wait);
         }
     }
@@ -236,6 +220,7 @@ pub(crate) async fn run(settings: Settings, console: Console) -> Result<Ending, 
         .unsent
         .into_iter()
         .chain(leftovers.unacknowledged)
+        .chain(leftovers.refused)
         .chain(std::mem::take(&mut session.pending))
         .collect();
     session.list_undelivered(&undelivered);
@@ -387,22 +372,16 @@ impl Session {
         }
     }
 
-    /// Moves on once the input has ended: draining, then lingering or
-    /// quitting. Returns `-w`'s wait when it starts.
-    async fn advance(&mut self, no_newer_status: bool) -> Option<Duration> {
+    /// Moves on once the input has ended and every line read is on
+    /// `output`: lingering (`-w`) or finishing. Returns `-w`'s wait when it
+    /// starts.
+    async fn advance(&mut self) -> Option<Duration> {
         if self.phase == Phase::Running && self.input_ended && self.pending.is_empty() {
-            self.phase = Phase::Draining;
-        }
-        if self.phase == Phase::Draining
-            && self.drained
-            && self.state == Some(State::Connected)
-            && no_newer_status
-        {
             if let Some(wait) = self.wait {
                 self.phase = Phase::Lingering;
                 return Some(wait);
             }
-            self.quit(Reason::InputEnded).await;
+            self.finish().await;
         }
         if matches!(self.phase, Phase::Closing(_)) && !self.quit_sent {
             self.quit_sent = true;
@@ -416,6 +395,13 @@ impl Session {
         if !matches!(self.phase, Phase::Closing(_)) {
             self.phase = Phase::Closing(reason);
         }
+    }
+
+    /// Everything read is on `output`: the machine delivers it, closes and
+    /// stops.
+    async fn finish(&mut self) {
+        self.phase = Phase::Finishing;
+        self.command(Command::Finish).await;
     }
 
     async fn quit(&mut self, reason: Reason) {
@@ -474,23 +460,6 @@ impl Session {
             _ if all_delivered && self.refused == 0 => Ending::Done,
             _ => Ending::Undelivered,
         })
-    }
-}
-
-/// Resolves once every slot of `output` is free, that is, once the machine
-/// has taken every message queued. Holding the reserved slots is what makes
-/// it wait for the next one to free up; they are released at the end.
-async fn all_taken(output: &Sender<Message>) {
-    let mut held = Vec::new();
-    loop {
-        if output.capacity() + held.len() >= output.max_capacity() {
-            return;
-        }
-        match output.reserve().await {
-            Ok(permit) => held.push(permit),
-            // The machine has stopped: nothing more will be taken.
-            Err(_) => return,
-        }
     }
 }
 

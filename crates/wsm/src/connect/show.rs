@@ -5,7 +5,7 @@ use std::{fmt::Write as _, time::Duration};
 
 use base64::Engine as _;
 use serde::Serialize;
-use ws_machine::{Direction, Error, Kind, Message, State, Status};
+use ws_machine::{Error, Kind, Message, State, Status};
 
 use super::args::{BinaryOut, StatusFormat};
 
@@ -71,16 +71,10 @@ struct JsonLine<'a> {
 /// Whether a status reports a refused outgoing message rather than a change
 /// of state.
 pub(crate) fn is_refusal(status: &Status) -> bool {
-    matches!(
-        status.error,
-        Some(
-            Error::NotText { .. }
-                | Error::MessageTooLarge {
-                    direction: Direction::Outgoing,
-                    ..
-                }
-        )
-    )
+    status
+        .error
+        .as_ref()
+        .is_some_and(|error| error.refused_message().is_some())
 }
 
 /// The error that decided, looking through `GaveUp` to its last attempt's.
