@@ -423,6 +423,13 @@ mod tests {
             "{error}"
         );
         assert!(error.is_retryable());
+        let reset = tws::Error::Io(io::ErrorKind::ConnectionReset.into());
+        let error = handshake_error(reset, b"", |_| true, true);
+        assert!(
+            error.to_string().contains("refuses the client certificate"),
+            "{error}"
+        );
+        assert!(error.is_retryable());
     }
 
     #[test]
