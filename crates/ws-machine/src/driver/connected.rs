@@ -213,17 +213,7 @@ impl Driver {
         match finish {
             Finish::Quit => Flow::Quit { deadline },
             Finish::Reconnect if quit => Flow::Quit { deadline },
-            Finish::Reconnect => {
-                self.outbox.connection_lost();
-                let ended = Ended {
-                    at: Instant::now(),
-                    messages: link.messages(),
-                };
-                Flow::Go(
-                    self.lifecycle
-                        .connection_lost(None, ended, &mut |s| self.status.emit(s)),
-                )
-            }
+            Finish::Reconnect => self.ended(None, link),
             Finish::Failed(error) => {
                 // The loss is reported either way; then the stop, if asked.
                 let flow = self.lost(error, link);
@@ -298,6 +288,13 @@ impl Driver {
     /// The connection ended with `error`.
     fn lost(&mut self, error: Error, link: &Link) -> Flow {
         tracing::debug!(%error, "connection lost");
+        self.ended(Some(error), link)
+    }
+
+    /// The connection ended: with `error`, or (`None`) because the caller
+    /// asked for a reconnect. What it had in flight goes back to be written
+    /// again; the lifecycle says what comes next.
+    fn ended(&mut self, error: Option<Error>, link: &Link) -> Flow {
         self.outbox.connection_lost();
         let ended = Ended {
             at: Instant::now(),
@@ -305,7 +302,7 @@ impl Driver {
         };
         Flow::Go(
             self.lifecycle
-                .connection_lost(Some(error), ended, &mut |s| self.status.emit(s)),
+                .connection_lost(error, ended, &mut |s| self.status.emit(s)),
         )
     }
 }
