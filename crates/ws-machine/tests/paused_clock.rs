@@ -106,6 +106,23 @@ async fn until_state(machine: &mut Machine, state: State) -> Status {
     panic!("no {state} within 100 statuses");
 }
 
+/// Asks the machine to reconnect and answers its next attempt: the server's
+/// end of the new connection, once the machine reports it connected.
+async fn reconnect_to_next(
+    peer: &Peer,
+    machine: &mut Machine,
+) -> tws::WebSocketStream<DuplexStream> {
+    let next = peer.offer();
+    machine
+        .command
+        .send(Command::Reconnect)
+        .await
+        .expect("running");
+    let server = upgrade(next).await;
+    until_state(machine, State::Connected).await;
+    server
+}
+
 /// Lets the machine and the peer run until `input` holds `n` messages
 /// (bounded: at most 10,000 turns of the scheduler).
 async fn until_input_holds(input: &ws_machine::channel::Receiver<ws_machine::Message>, n: usize) {
@@ -519,14 +536,7 @@ async fn messages_held_across_a_reconnect_reach_input_in_order() {
     // reading; closing, it reads 6 to 8 (held: as many as `input` holds).
     until_input_holds(&machine.input, 4).await;
     let old = tokio::spawn(async move { while let Some(Ok(_)) = server.next().await {} });
-    let next = peer.offer();
-    machine
-        .command
-        .send(Command::Reconnect)
-        .await
-        .expect("running");
-    let mut server = upgrade(next).await;
-    until_state(&mut machine, State::Connected).await;
+    let mut server = reconnect_to_next(&peer, &mut machine).await;
     server
         .send(tws::Message::binary(9u32.to_le_bytes().to_vec()))
         .await
@@ -739,14 +749,7 @@ async fn a_reconnect_during_a_flood_holds_no_more_than_input() {
     .await;
     let old = flood(server, 0, 200_000);
     until_input_holds(&machine.input, 8).await;
-    let next = peer.offer();
-    machine
-        .command
-        .send(Command::Reconnect)
-        .await
-        .expect("running");
-    let mut server = upgrade(next).await;
-    until_state(&mut machine, State::Connected).await;
+    let mut server = reconnect_to_next(&peer, &mut machine).await;
     server
         .send(tws::Message::binary(vec![1, 0, 0, 0, 0]))
         .await
