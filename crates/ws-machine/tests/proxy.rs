@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use common::{connect, echo, fast, shutdown, wait_for_final, wait_for_state, wait_for_state_where};
 use pki::{Ca, tls_echo};
-use proxies::{PASSWORD, Proxy, USER, connects, free_port, microsocks, tinyproxy};
+use proxies::{CONNECT, PASSWORD, Proxy, USER, free_port, microsocks, tinyproxy};
 use ws_machine::{Builder, Error, Machine, State};
 use wsm_server::{Config, Server};
 
@@ -42,12 +42,9 @@ async fn ws_through_tinyproxy() {
     let proxy = tinyproxy(free_port());
     let mut machine = connect(fast(server.url()).proxy(proxy.url())).await;
     echo(&mut machine, "through CONNECT").await;
-    let seen = connects(&proxy);
-    assert!(
-        seen.iter()
-            .any(|l| l.contains(&format!("CONNECT 127.0.0.1:{}", server.addr().port()))),
-        "{seen:?}"
-    );
+    let target = format!("CONNECT 127.0.0.1:{}", server.addr().port());
+    // Fails the test if no such line is logged within its bound.
+    proxy.wait_for_lines(&target, 1);
     breaks_without(proxy, &mut machine).await;
     shutdown(machine).await;
 }
@@ -59,8 +56,8 @@ async fn wss_through_tinyproxy_is_tls_end_to_end() {
     let mut machine = connect(fast(&url).proxy(proxy.url()).ca_pem(ca.pem())).await;
     echo(&mut machine, "through CONNECT, encrypted").await;
     // The proxy saw a CONNECT and nothing of the HTTP upgrade inside it.
+    assert_eq!(proxy.wait_for_lines(CONNECT, 1).len(), 1);
     let log = proxy.log();
-    assert_eq!(connects(&proxy).len(), 1, "{log:?}");
     assert!(!log.iter().any(|l| l.contains("GET ")), "{log:?}");
     breaks_without(proxy, &mut machine).await;
     shutdown(machine).await;
@@ -204,11 +201,8 @@ async fn after_the_server_restarts_the_machine_reconnects_through_the_proxy() {
     wait_for_state(&mut machine, State::Connected).await;
     echo(&mut machine, "after").await;
     let target = format!("CONNECT 127.0.0.1:{}", addr.port());
-    let tunnels = connects(&proxy)
-        .into_iter()
-        .filter(|l| l.contains(&target))
-        .count();
-    assert!(tunnels >= 2, "{:?}", proxy.log());
+    let tunnels = proxy.wait_for_lines(&target, 2);
+    assert!(tunnels.len() >= 2, "{tunnels:?}");
     breaks_without(proxy, &mut machine).await;
     shutdown(machine).await;
 }

@@ -9,7 +9,7 @@ mod support;
 #[path = "../../ws-machine/tests/proxies/mod.rs"]
 mod proxies;
 
-use proxies::{PASSWORD, connects, free_port, tinyproxy};
+use proxies::{CONNECT, PASSWORD, free_port, tinyproxy};
 use support::{
     child::{LIMIT, wsm},
     local::Local,
@@ -183,7 +183,12 @@ fn through_a_proxy_from_the_flag_or_the_environment() {
     let out = one_echo(&["--proxy", &proxy.url()], &url, &[]);
     echoed(&out);
     assert!(!out.stderr.contains(PASSWORD), "{}", out.stderr);
-    assert_eq!(connects(&proxy).len(), 1, "{:?}", proxy.log());
+    assert_eq!(
+        proxy.wait_for_lines(CONNECT, 1).len(),
+        1,
+        "{:?}",
+        proxy.log()
+    );
 
     // User info in the server's URL is not shown either.
     let with_user = url.replacen("ws://", "ws://wsuser:ws-s3cret@", 1);
@@ -199,7 +204,12 @@ fn through_a_proxy_from_the_flag_or_the_environment() {
     // From the environment, as curl reads it.
     echoed(&one_echo(&[], &url, &[("http_proxy", &proxy.url())]));
     echoed(&one_echo(&[], &url, &[("ALL_PROXY", &proxy.url())]));
-    assert_eq!(connects(&proxy).len(), 4, "{:?}", proxy.log());
+    assert_eq!(
+        proxy.wait_for_lines(CONNECT, 4).len(),
+        4,
+        "{:?}",
+        proxy.log()
+    );
 
     // An empty --proxy, NO_PROXY and --noproxy go direct (the proxy they
     // would use is down).
@@ -215,7 +225,12 @@ fn through_a_proxy_from_the_flag_or_the_environment() {
         &url,
         &[],
     ));
-    assert_eq!(connects(&proxy).len(), 4, "{:?}", proxy.log());
+    assert_eq!(
+        proxy.wait_for_lines(CONNECT, 4).len(),
+        4,
+        "{:?}",
+        proxy.log()
+    );
 
     // A proxy URL that cannot be used is a usage error, from the flag or
     // the environment, and never repeats the password.

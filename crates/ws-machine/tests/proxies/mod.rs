@@ -11,7 +11,7 @@ use std::{
     io::{BufRead, BufReader},
     net::TcpListener,
     process::{Child, Command, Stdio},
-    sync::{Arc, Mutex, mpsc},
+    sync::{Arc, Condvar, Mutex, mpsc},
     time::Duration,
 };
 
@@ -25,7 +25,7 @@ pub struct Proxy {
     pub port: u16,
     scheme: &'static str,
     /// What the proxy printed, line by line (tinyproxy's log).
-    log: Arc<Mutex<Vec<String>>>,
+    log: Arc<Log>,
     _dir: tempfile::TempDir,
 }
 
@@ -51,7 +51,39 @@ impl Proxy {
 
     /// The lines logged so far.
     pub fn log(&self) -> Vec<String> {
-        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+        self.log.lines.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Waits (at most 5 s) until the log's lines that contain `needle`
+    /// number at least `n`, and returns them; fails the test otherwise. The
+    /// proxy writes its log on its own schedule, after it has served the
+    /// request. (A blocking wait: the proxy is another process, nothing in
+    /// the test needs to run meanwhile.)
+    pub fn wait_for_lines(&self, needle: &str, n: usize) -> Vec<String> {
+        let matching = |lines: &Vec<String>| -> Vec<String> {
+            lines
+                .iter()
+                .filter(|line| line.contains(needle))
+                .cloned()
+                .collect()
+        };
+        let Ok(lines) = self.log.lines.lock() else {
+            panic!("the log's lock is poisoned");
+        };
+        let (lines, _) = self
+            .log
+            .added
+            .wait_timeout_while(lines, Duration::from_secs(5), |lines| {
+                matching(lines).len() < n
+            })
+            .unwrap_or_else(|_| panic!("the log's lock is poisoned"));
+        let found = matching(&lines);
+        assert!(
+            found.len() >= n,
+            "{n} line(s) with {needle:?} not logged within 5 s: {:?}",
+            *lines
+        );
+        found
     }
 
     /// Stops the proxy now: every tunnel through it breaks.
@@ -63,6 +95,13 @@ impl Proxy {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A child's output lines, and a signal for each one added.
+#[derive(Default)]
+struct Log {
+    lines: Mutex<Vec<String>>,
+    added: Condvar,
 }
 
 impl Drop for Proxy {
@@ -94,11 +133,8 @@ fn spawn(binary: &str, package: &str, args: &[&str]) -> Child {
 
 /// Collects the child's output lines; `ready` gets a message when a line
 /// contains `marker`.
-fn collect(
-    child: &mut Child,
-    marker: Option<&'static str>,
-) -> (Arc<Mutex<Vec<String>>>, mpsc::Receiver<()>) {
-    let log = Arc::new(Mutex::new(Vec::new()));
+fn collect(child: &mut Child, marker: Option<&'static str>) -> (Arc<Log>, mpsc::Receiver<()>) {
+    let log = Arc::new(Log::default());
     let (ready, is_ready) = mpsc::channel();
     let streams: Vec<Box<dyn std::io::Read + Send>> = vec![
         Box::new(child.stdout.take().expect("stdout")),
@@ -111,9 +147,10 @@ fn collect(
                 if marker.is_some_and(|m| line.contains(m)) {
                     let _ = ready.send(());
                 }
-                if let Ok(mut log) = log.lock() {
-                    log.push(line);
+                if let Ok(mut lines) = log.lines.lock() {
+                    lines.push(line);
                 }
+                log.added.notify_all();
             }
         });
     }
@@ -181,11 +218,5 @@ pub fn microsocks(port: u16) -> Proxy {
     }
 }
 
-/// The CONNECT requests tinyproxy logged.
-pub fn connects(proxy: &Proxy) -> Vec<String> {
-    proxy
-        .log()
-        .into_iter()
-        .filter(|line| line.contains("): CONNECT "))
-        .collect()
-}
+/// What tinyproxy logs for a CONNECT request.
+pub const CONNECT: &str = "): CONNECT ";
