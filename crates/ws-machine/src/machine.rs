@@ -98,7 +98,7 @@ impl std::fmt::Debug for Machine {
             .field("output", &self.output)
             .field("status", &self.status)
             .field("command", &self.command)
-            .field("url", &crate::types::redact(&self.url))
+            .field("url", &crate::types::redact_url(&self.url))
             .field("stopped", &self.stopped)
             .finish()
     }

@@ -156,7 +156,7 @@ fn mutual_tls_with_cert_and_key() {
     // final error against a peer whose alert always arrives.
     let out = one_echo(&["--cacert", &ca], &url, &[]);
     assert!(
-        matches!(out.status.code(), Some(1 | 4)) && out.stderr.contains("the client certificate"),
+        matches!(out.status.code(), Some(1 | 4)) && out.stderr.contains("client certificate"),
         "exit {:?}, stderr:\n{}",
         out.status,
         out.stderr

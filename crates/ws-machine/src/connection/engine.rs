@@ -252,7 +252,7 @@ fn handshake_error(
             {
                 Error::Handshake {
                     source: with_context(
-                        "the server closed the connection right after TLS, without answering the upgrade (a server that refuses the client certificate does this)",
+                        "the server closed the connection right after TLS, without answering the upgrade (with a client certificate configured: the server may have refused it)",
                         e,
                     ),
                 }
@@ -447,7 +447,7 @@ mod tests {
         let reset = tws::Error::Io(io::ErrorKind::ConnectionReset.into());
         let error = handshake_error(reset, b"", &|_| true, true);
         assert!(
-            error.to_string().contains("refuses the client certificate"),
+            error.to_string().contains("the server may have refused it"),
             "{error}"
         );
         assert!(error.is_retryable());

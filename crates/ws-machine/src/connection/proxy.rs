@@ -298,6 +298,8 @@ mod tests {
         let (result, _) = scripted(b"HTTP/1.1 200 OK\r\n").await;
         let err = result.expect_err("closed before the blank line");
         assert!(err.to_string().contains("closed the connection"), "{err}");
+        assert!(matches!(err, Error::Proxy { .. }), "{err}");
+        assert!(err.is_retryable());
     }
 
     #[test]

@@ -139,6 +139,11 @@ fn problem(error: &rustls::Error) -> Option<TlsProblem> {
             | AlertDescription::UnknownCA
             | AlertDescription::AccessDenied,
         ) => Some(TlsProblem::ClientCertificateRefused),
+        rustls::Error::PeerIncompatible(_)
+        | rustls::Error::AlertReceived(AlertDescription::ProtocolVersion) => {
+            Some(TlsProblem::Incompatible)
+        }
+        // Transient, or not about the configuration: retried.
         _ => None,
     }
 }
@@ -188,6 +193,14 @@ mod tests {
             (
                 rustls::Error::AlertReceived(AlertDescription::UnknownCA),
                 TlsProblem::ClientCertificateRefused,
+            ),
+            (
+                rustls::Error::PeerIncompatible(rustls::PeerIncompatible::NoCipherSuitesInCommon),
+                TlsProblem::Incompatible,
+            ),
+            (
+                rustls::Error::AlertReceived(AlertDescription::ProtocolVersion),
+                TlsProblem::Incompatible,
             ),
         ];
         for (rustls_error, expected) in cases {

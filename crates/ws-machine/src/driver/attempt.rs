@@ -11,7 +11,7 @@ use crate::{
         after,
         command::{self, Connecting},
     },
-    types::{Error, redact},
+    types::{Error, redact_url},
 };
 
 impl Driver {
@@ -46,7 +46,7 @@ impl Driver {
     /// Opens a connection, bounded by the handshake timeout, while serving
     /// commands; `Err` if told to quit meanwhile.
     async fn open(&mut self, headers: http::HeaderMap) -> Result<Result<Socket, Error>, Flow> {
-        tracing::debug!(url = %redact(self.target.url()), "connecting");
+        tracing::debug!(url = %redact_url(self.target.url()), "connecting");
         let limit = self.timeouts.handshake;
         let deadline = after(Instant::now(), limit);
         let (connector, target) = (&self.connector, &self.target);

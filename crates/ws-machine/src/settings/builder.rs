@@ -15,7 +15,7 @@ use super::{
     Capacities, Connection, Delivery, Dialer, HeadersFn, IntoMessages, Pem, ProxyChoice, Reconnect,
     Request, Settings, Timeouts, TransportOptions, check_headers,
 };
-use crate::types::{Endpoint, Error, Message, Target, redact};
+use crate::types::{Endpoint, Error, Message, Target, redact_url};
 
 /// The default retry policy for rejected handshakes: retry 5xx, 408 (request
 /// timeout) and 429 (too many requests); every other status is final.
@@ -70,7 +70,7 @@ impl fmt::Debug for Builder {
     // Header values may be secrets: only their names are shown.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")
-            .field("url", &redact(&self.url))
+            .field("url", &redact_url(&self.url))
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("headers_fn", &self.headers_fn.is_some())
             .field("on_connect", &self.on_connect.is_some())
@@ -710,6 +710,8 @@ impl Builder {
     /// if any, is asked for the proxy's address. A proxy that cannot be
     /// reached is retried ([`Error::Proxy`]); one that refuses the tunnel
     /// fails with [`Error::ProxyRefused`], final for rejected credentials.
+    /// With a proxy given here the environment's `NO_PROXY` is not read:
+    /// list the exceptions with [`no_proxy`](Builder::no_proxy).
     /// Default: no proxy.
     ///
     /// ```

@@ -217,11 +217,13 @@ impl NoProxy {
         {
             if token == "*" {
                 no_proxy.all = true;
-            } else if let Some(network) = network(token) {
+            } else if let Some(network) = network(without_port(token)) {
                 no_proxy.networks.push(network);
             } else {
-                let name = token.strip_prefix('.').unwrap_or(token);
-                let name = name.rsplit_once(':').map_or(name, |(name, _port)| name);
+                // `*.example.com` (as Go writes it) means `.example.com`.
+                let name = token.strip_prefix("*.").unwrap_or(token);
+                let name = name.strip_prefix('.').unwrap_or(name);
+                let name = without_port(name);
                 let name = name.trim_end_matches('.').to_ascii_lowercase();
                 if !name.is_empty() {
                     no_proxy.names.push(name);
@@ -251,6 +253,21 @@ impl NoProxy {
                     .strip_suffix(name.as_str())
                     .is_some_and(|head| head.ends_with('.'))
         })
+    }
+}
+
+/// `token` without a `:port` after it: `127.0.0.1:8080`, `[::1]:8080` and
+/// `name:8080` lose the port; a bare IPv6 address (`::1`) is kept whole.
+fn without_port(token: &str) -> &str {
+    if let Some(rest) = token.strip_prefix('[') {
+        // `[address]` or `[address]:port`: the address, brackets kept.
+        return rest.find(']').map_or(token, |end| &token[..end + 2]);
+    }
+    match token.rsplit_once(':') {
+        Some((head, port)) if !head.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            head
+        }
+        _ => token,
     }
 }
 
@@ -405,6 +422,27 @@ mod tests {
         assert!(!NoProxy::parse("").matches("a.test"));
         assert!(NoProxy::parse("0.0.0.0/0").matches("8.8.8.8"));
         assert!(!NoProxy::parse("10.0.0.0/99").matches("10.0.0.1"));
+    }
+
+    #[test]
+    fn no_proxy_entries_with_a_port_or_a_star_match_too() {
+        let list = NoProxy::parse("127.0.0.1:8080, [::1]:8080, localhost:8080, *.corp.test");
+        for host in [
+            "127.0.0.1",
+            "::1",
+            "[::1]",
+            "localhost",
+            "api.corp.test",
+            "corp.test",
+        ] {
+            assert!(list.matches(host), "{host} should bypass the proxy");
+        }
+        for host in ["127.0.0.2", "::2", "corp.test.evil"] {
+            assert!(!list.matches(host), "{host} should use the proxy");
+        }
+        assert_eq!(without_port("::1"), "::1");
+        assert_eq!(without_port("[::1]:8080"), "[::1]");
+        assert_eq!(without_port("name:80"), "name");
     }
 
     fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {

@@ -313,6 +313,11 @@ pub enum TlsProblem {
     /// The TLS server name cannot be used (an invalid
     /// [`Builder::tls_server_name`](crate::Builder::tls_server_name)).
     ServerName,
+    /// Client and server have no protocol version or cipher suite in
+    /// common: the server's TLS configuration (or a
+    /// [`Builder::tls_config`](crate::Builder::tls_config) that narrows the
+    /// choice) must change.
+    Incompatible,
 }
 
 impl fmt::Display for TlsProblem {
@@ -332,6 +337,9 @@ impl fmt::Display for TlsProblem {
             }
             Self::Certificate => "the server's certificate was rejected",
             Self::ServerName => "the TLS server name is not valid",
+            Self::Incompatible => {
+                "client and server share no TLS version or cipher suite (check the server's TLS configuration)"
+            }
         })
     }
 }
@@ -476,7 +484,7 @@ impl Error {
 
     pub(crate) fn invalid_url(url: &str, reason: impl Into<String>) -> Self {
         Self::InvalidUrl {
-            url: super::target::redact(url).into_owned(),
+            url: super::target::redact_url(url).into_owned(),
             reason: reason.into(),
         }
     }

@@ -17,4 +17,5 @@ pub(crate) use message::Mode;
 pub use message::{Kind, Message};
 pub use status::{State, Status};
 pub use target::Endpoint;
-pub(crate) use target::{Target, redact};
+pub(crate) use target::Target;
+pub use target::redact_url;

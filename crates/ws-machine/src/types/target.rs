@@ -107,21 +107,37 @@ impl Target {
     }
 }
 
-/// `url` without the user name and password it may carry
-/// (`wss://user:pass@host/` shows as `wss://***@host/`), for `Debug`,
-/// errors and logs.
-pub(crate) fn redact(url: &str) -> Cow<'_, str> {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return Cow::Borrowed(url);
-    };
-    let rest = &url[scheme_end..];
-    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    match authority.rfind('@') {
-        Some(at) => Cow::Owned(format!(
-            "{}***{}",
-            &url[..scheme_end],
-            &url[scheme_end + at..]
-        )),
+/// `url` without the user name and password it may carry, as the machine
+/// shows URLs in `Debug`, errors and logs: `wss://user:pass@host/` shows as
+/// `wss://***@host/`. A URL that does not parse (a password with `/`, `?`
+/// or `#` in it, or no scheme) is masked up to its last `@`, which may hide
+/// more than the user info, never less.
+///
+/// ```
+/// use ws_machine::redact_url;
+///
+/// assert_eq!(redact_url("wss://user:s3cret@feed.example.com/v1"), "wss://***@feed.example.com/v1");
+/// assert_eq!(redact_url("wss://user:pa/ss@feed.example.com/"), "wss://***@feed.example.com/");
+/// assert_eq!(redact_url("ws://127.0.0.1:8080/x@y"), "ws://127.0.0.1:8080/x@y");
+/// ```
+#[must_use]
+pub fn redact_url(url: &str) -> Cow<'_, str> {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[start..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    // What follows the authority's last `:` must be a port (or the end of
+    // an IPv6 address); otherwise a password with `/`, `?` or `#` in it cut
+    // the authority short, and the user info may be anywhere before the
+    // URL's last `@`.
+    let well_formed = authority.rfind(':').is_none_or(|colon| {
+        authority.ends_with(']') || authority[colon + 1..].bytes().all(|b| b.is_ascii_digit())
+    }) && url.parse::<Uri>().is_ok();
+    let at = authority
+        .rfind('@')
+        .or_else(|| (!well_formed).then(|| rest.rfind('@')).flatten());
+    match at {
+        Some(at) => Cow::Owned(format!("{}***{}", &url[..start], &rest[at..])),
         None => Cow::Borrowed(url),
     }
 }
@@ -221,11 +237,28 @@ mod tests {
     #[test]
     fn user_info_is_redacted() {
         assert_eq!(
-            redact("wss://u:s3cret@h.test:1/p?q=a@b"),
+            redact_url("wss://u:s3cret@h.test:1/p?q=a@b"),
             "wss://***@h.test:1/p?q=a@b"
         );
-        assert_eq!(redact("ws://h.test/x@y"), "ws://h.test/x@y");
-        assert_eq!(redact("no scheme"), "no scheme");
+        assert_eq!(redact_url("ws://h.test/x@y"), "ws://h.test/x@y");
+        assert_eq!(redact_url("no scheme"), "no scheme");
+        // Passwords that break the URL, and no scheme at all: still hidden.
+        for url in [
+            "wss://u:pa/ss@h.test/",
+            "wss://u:pa?ss@h.test/",
+            "wss://u:pa#ss@h.test/",
+            "u:s3cret@h.test/feed",
+        ] {
+            let shown = redact_url(url);
+            assert!(
+                !shown.contains("pa") && !shown.contains("s3cret"),
+                "{url} -> {shown}"
+            );
+            assert!(
+                shown.ends_with("@h.test/") || shown.ends_with("@h.test/feed"),
+                "{shown}"
+            );
+        }
         let err = Target::parse("http://u:s3cret@h.test/").expect_err("bad scheme");
         assert!(!err.to_string().contains("s3cret"), "{err}");
     }

@@ -135,15 +135,7 @@ impl Settings {
     /// The URL as status lines and `Debug` show it: a user name and
     /// password in it replaced by `***`.
     pub(crate) fn shown_url(&self) -> String {
-        let Some(start) = self.url.find("://").map(|i| i + 3) else {
-            return self.url.clone();
-        };
-        let rest = &self.url[start..];
-        let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-        match authority.rfind('@') {
-            Some(at) => format!("{}***{}", &self.url[..start], &rest[at..]),
-            None => self.url.clone(),
-        }
+        ws_machine::redact_url(&self.url).into_owned()
     }
 
     /// The machine's builder: every flag mapped to its library option. The
