@@ -1,27 +1,21 @@
-//! `wss://` against a local TLS WebSocket server with a self-signed
-//! certificate for 127.0.0.1: trusted through `tls_config`, it works; with
-//! the default roots, the certificate is refused with a final error.
+//! `wss://` against a local TLS WebSocket server with a certificate from a
+//! CA made in the test: trusted through `tls_config`, it works; with the
+//! default roots, the certificate is refused with a final error.
 
 mod common;
+mod pki;
 
 use std::sync::Arc;
 
 use common::{WAIT, connect, recv, shutdown};
 
-use futures_util::{SinkExt, StreamExt};
-use tokio::{net::TcpListener, time::timeout};
-use tokio_rustls::{
-    TlsAcceptor,
-    rustls::{
-        self, RootCertStore, ServerConfig,
-        pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer},
-    },
-};
+use tokio::time::timeout;
+use tokio_rustls::rustls::{self, RootCertStore};
 use ws_machine::{Error, Machine, Message, State};
 
 struct TlsEcho {
     url: String,
-    certificate: CertificateDer<'static>,
+    ca: pki::Ca,
 }
 
 /// A TLS echo server on 127.0.0.1 that serves connections until the test
@@ -32,47 +26,18 @@ async fn tls_echo_server() -> TlsEcho {
 
 /// The same, with a certificate for `name`.
 async fn tls_echo_server_for(name: &str) -> TlsEcho {
-    let rcgen::CertifiedKey { cert, key_pair } =
-        rcgen::generate_simple_self_signed(vec![name.to_owned()]).expect("certificate");
-    let certificate = cert.der().clone();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pair.serialize_der()));
-    let config =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .with_no_client_auth()
-            .with_single_cert(vec![certificate.clone()], key)
-            .expect("server config");
-    let acceptor = TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("wss://{}/", listener.local_addr().expect("address"));
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let Ok((_, mut ws)) = tokio_websockets::ServerBuilder::new().accept(tls).await
-                else {
-                    return;
-                };
-                while let Some(Ok(message)) = ws.next().await {
-                    if (message.is_text() || message.is_binary()) && ws.send(message).await.is_err()
-                    {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    TlsEcho { url, certificate }
+    let ca = pki::Ca::new("test CA");
+    let port = pki::tls_echo(&ca.server(&[name]), None).await;
+    TlsEcho {
+        url: format!("wss://127.0.0.1:{port}/"),
+        ca,
+    }
 }
 
 /// A client configuration that trusts the server's certificate.
 fn trusting(server: &TlsEcho) -> Arc<rustls::ClientConfig> {
     let mut roots = RootCertStore::empty();
-    roots.add(server.certificate.clone()).expect("root");
+    roots.add(server.ca.der()).expect("root");
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))

@@ -54,6 +54,11 @@ impl Ca {
         self.cert.pem()
     }
 
+    /// The CA's certificate in DER, for a root store built by hand.
+    pub fn der(&self) -> CertificateDer<'static> {
+        self.cert.der().clone()
+    }
+
     /// A server certificate for `names`.
     pub fn server(&self, names: &[&str]) -> Leaf {
         self.issue(names, false, rcgen::ExtendedKeyUsagePurpose::ServerAuth)
