@@ -23,7 +23,7 @@ use crate::{
     handoff::input::{Held, Inbox, room},
     policy::{
         delivery::Outbox,
-        keepalive::{Due, KeepAlive},
+        keepalive::{Due, KeepAlive, Schedule},
         write_watch::WriteWatch,
     },
     settings::Timeouts,
@@ -50,6 +50,14 @@ pub(crate) enum IoEvent {
     Ended(Error),
 }
 
+/// The keep-alive's part of the timeouts.
+fn schedule(timeouts: &Timeouts) -> Schedule {
+    Schedule {
+        interval: timeouts.ping_interval,
+        timeout: timeouts.pong_timeout,
+    }
+}
+
 /// One open connection and its per-connection state.
 pub(crate) struct Link {
     socket: Socket,
@@ -63,11 +71,11 @@ pub(crate) struct Link {
 
 impl Link {
     /// A connection established at `now`.
-    pub(crate) fn new(socket: Socket, timeouts: &Timeouts, now: Instant) -> Self {
+    pub(crate) fn new(socket: Socket, now: Instant) -> Self {
         Self {
             socket,
-            keepalive: KeepAlive::new(timeouts.ping_interval, timeouts.pong_timeout, now),
-            writes: WriteWatch::new(timeouts.write),
+            keepalive: KeepAlive::new(now),
+            writes: WriteWatch::new(),
             close: None,
             messages: 0,
         }
@@ -108,11 +116,12 @@ impl Link {
     }
 
     /// When the timer must fire next: for the keep-alive, or earlier for a
-    /// watched write.
-    pub(crate) fn deadline(&self) -> Instant {
-        let keepalive = self.keepalive.deadline();
+    /// watched write. (The link keeps only its instants; the timeouts come
+    /// from the settings with each question.)
+    pub(crate) fn deadline(&self, timeouts: &Timeouts) -> Instant {
+        let keepalive = self.keepalive.deadline(schedule(timeouts));
         self.writes
-            .deadline(self.socket.last_write())
+            .deadline(self.socket.last_write(), timeouts.write)
             .map_or(keepalive, |write| write.min(keepalive))
     }
 
@@ -121,19 +130,27 @@ impl Link {
     /// socket is not read because the caller is behind on `input`: an unread
     /// pong is not the peer's fault, so detection waits until reading
     /// resumes.
-    pub(crate) fn on_timer(&mut self, now: Instant, reading: bool) -> Result<Instant, Error> {
-        if self.writes.is_stuck(now, self.socket.last_write()) {
-            return Err(Error::WriteTimeout(self.writes.timeout()));
+    pub(crate) fn on_timer(
+        &mut self,
+        now: Instant,
+        reading: bool,
+        timeouts: &Timeouts,
+    ) -> Result<Instant, Error> {
+        if self
+            .writes
+            .is_stuck(now, self.socket.last_write(), timeouts.write)
+        {
+            return Err(Error::WriteTimeout(timeouts.write));
         }
         if !reading {
             let _ = self.keepalive.received(now);
         }
-        match self.keepalive.on_timer(now) {
+        match self.keepalive.on_timer(now, schedule(timeouts)) {
             Due::Rearm(_) => {}
             Due::Ping => self.ping(now)?,
-            Due::Dead => return Err(Error::PongTimeout(self.keepalive.pong_timeout())),
+            Due::Dead => return Err(Error::PongTimeout(timeouts.pong_timeout)),
         }
-        Ok(self.deadline())
+        Ok(self.deadline(timeouts))
     }
 
     /// Flushes what waits and, if `read`, reads up to a batch of frames,

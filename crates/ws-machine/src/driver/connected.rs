@@ -61,7 +61,7 @@ impl Driver {
         if let Err(error) = self.write_on_connect(&mut link) {
             return self.lost(error, &link);
         }
-        let timer = sleep_until(link.deadline());
+        let timer = sleep_until(link.deadline(&self.timeouts));
         tokio::pin!(timer);
         loop {
             let event = match self.commands.try_recv() {
@@ -96,7 +96,7 @@ impl Driver {
         self.lifecycle.connected(now, &mut |s| {
             self.status.emit(s.with_protocol(protocol.take()));
         });
-        Link::new(socket, &self.timeouts, now)
+        Link::new(socket, now)
     }
 
     /// Waits for the next thing to do.
@@ -125,7 +125,7 @@ impl Driver {
             Event::Command(command) => return self.on_command(command, link, timer),
             Event::Io(IoEvent::Progress { rearm }) => {
                 if rearm {
-                    timer.as_mut().reset(link.deadline());
+                    timer.as_mut().reset(link.deadline(&self.timeouts));
                 }
             }
             Event::Io(IoEvent::Failed {
@@ -146,10 +146,12 @@ impl Driver {
                     return Then::End(self.lost(error, link));
                 }
             }
-            Event::Timer => match link.on_timer(Instant::now(), !self.inbox.is_held_up()) {
-                Ok(next) => timer.as_mut().reset(next),
-                Err(error) => return Then::End(self.lost(error, link)),
-            },
+            Event::Timer => {
+                match link.on_timer(Instant::now(), !self.inbox.is_held_up(), &self.timeouts) {
+                    Ok(next) => timer.as_mut().reset(next),
+                    Err(error) => return Then::End(self.lost(error, link)),
+                }
+            }
             Event::HandedOver => {}
             Event::Delivered => return Then::Finish(Finish::Quit),
         }
@@ -171,7 +173,7 @@ impl Driver {
             Connected::Reconnect => Then::Finish(Finish::Reconnect),
             Connected::Ping => match link.ping(Instant::now()) {
                 Ok(()) => {
-                    timer.reset(link.deadline());
+                    timer.reset(link.deadline(&self.timeouts));
                     Then::Continue
                 }
                 Err(error) => Then::End(self.lost(error, link)),

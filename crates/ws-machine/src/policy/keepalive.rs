@@ -31,21 +31,27 @@ pub(crate) enum Due {
     Dead,
 }
 
+/// The keep-alive's two durations, given with each question (the
+/// connection keeps only its instants; the settings hold the durations).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Schedule {
+    /// Silence after which a ping is due.
+    pub(crate) interval: Duration,
+    /// How long an answer to a ping may take.
+    pub(crate) timeout: Duration,
+}
+
 /// Keep-alive bookkeeping of one connection.
 #[derive(Debug, Clone)]
 pub(crate) struct KeepAlive {
-    interval: Duration,
-    timeout: Duration,
     last_received: Instant,
     ping_outstanding_since: Option<Instant>,
 }
 
 impl KeepAlive {
     /// A fresh connection, established at `now`.
-    pub(crate) fn new(interval: Duration, timeout: Duration, now: Instant) -> Self {
+    pub(crate) fn new(now: Instant) -> Self {
         Self {
-            interval,
-            timeout,
             last_received: now,
             ping_outstanding_since: None,
         }
@@ -69,22 +75,17 @@ impl KeepAlive {
         }
     }
 
-    /// How long an answer to a ping may take.
-    pub(crate) fn pong_timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// When the timer should next fire.
-    pub(crate) fn deadline(&self) -> Instant {
+    pub(crate) fn deadline(&self, schedule: Schedule) -> Instant {
         match self.ping_outstanding_since {
-            Some(sent) => after(sent, self.timeout),
-            None => after(self.last_received, self.interval),
+            Some(sent) => after(sent, schedule.timeout),
+            None => after(self.last_received, schedule.interval),
         }
     }
 
     /// The timer fired at `now`.
-    pub(crate) fn on_timer(&self, now: Instant) -> Due {
-        let deadline = self.deadline();
+    pub(crate) fn on_timer(&self, now: Instant, schedule: Schedule) -> Due {
+        let deadline = self.deadline(schedule);
         if now < deadline {
             Due::Rearm(deadline)
         } else if self.ping_outstanding_since.is_some() {
@@ -104,58 +105,88 @@ mod tests {
     #[test]
     fn pings_after_silence_then_declares_death() {
         let t0 = Instant::now();
-        let mut ka = KeepAlive::new(10 * SECOND, 3 * SECOND, t0);
-        assert_eq!(ka.deadline(), t0 + 10 * SECOND);
-        assert_eq!(ka.on_timer(t0 + 10 * SECOND), Due::Ping);
+        let s = Schedule {
+            interval: 10 * SECOND,
+            timeout: 3 * SECOND,
+        };
+        let mut ka = KeepAlive::new(t0);
+        assert_eq!(ka.deadline(s), t0 + 10 * SECOND);
+        assert_eq!(ka.on_timer(t0 + 10 * SECOND, s), Due::Ping);
         ka.ping_sent(t0 + 10 * SECOND);
-        assert_eq!(ka.deadline(), t0 + 13 * SECOND);
-        assert_eq!(ka.on_timer(t0 + 13 * SECOND), Due::Dead);
+        assert_eq!(ka.deadline(s), t0 + 13 * SECOND);
+        assert_eq!(ka.on_timer(t0 + 13 * SECOND, s), Due::Dead);
     }
 
     #[test]
     fn any_frame_answers_a_ping() {
         let t0 = Instant::now();
-        let mut ka = KeepAlive::new(10 * SECOND, 3 * SECOND, t0);
+        let s = Schedule {
+            interval: 10 * SECOND,
+            timeout: 3 * SECOND,
+        };
+        let mut ka = KeepAlive::new(t0);
         ka.ping_sent(t0 + 10 * SECOND);
         ka.received(t0 + 11 * SECOND);
-        assert_eq!(ka.on_timer(t0 + 13 * SECOND), Due::Rearm(t0 + 21 * SECOND));
+        assert_eq!(
+            ka.on_timer(t0 + 13 * SECOND, s),
+            Due::Rearm(t0 + 21 * SECOND)
+        );
     }
 
     #[test]
     fn traffic_postpones_the_ping_without_resetting_the_timer() {
         let t0 = Instant::now();
-        let mut ka = KeepAlive::new(10 * SECOND, 3 * SECOND, t0);
+        let s = Schedule {
+            interval: 10 * SECOND,
+            timeout: 3 * SECOND,
+        };
+        let mut ka = KeepAlive::new(t0);
         ka.received(t0 + 4 * SECOND);
-        assert_eq!(ka.on_timer(t0 + 10 * SECOND), Due::Rearm(t0 + 14 * SECOND));
+        assert_eq!(
+            ka.on_timer(t0 + 10 * SECOND, s),
+            Due::Rearm(t0 + 14 * SECOND)
+        );
     }
 
     #[test]
     fn a_second_ping_does_not_extend_the_timeout() {
         let t0 = Instant::now();
-        let mut ka = KeepAlive::new(10 * SECOND, 3 * SECOND, t0);
+        let s = Schedule {
+            interval: 10 * SECOND,
+            timeout: 3 * SECOND,
+        };
+        let mut ka = KeepAlive::new(t0);
         ka.ping_sent(t0 + SECOND);
         ka.ping_sent(t0 + 2 * SECOND);
-        assert_eq!(ka.on_timer(t0 + 4 * SECOND), Due::Dead);
+        assert_eq!(ka.on_timer(t0 + 4 * SECOND, s), Due::Dead);
     }
 
     #[test]
     fn an_answer_to_a_ping_asks_for_a_timer_reset() {
         let t0 = Instant::now();
-        let mut ka = KeepAlive::new(10 * SECOND, 30 * SECOND, t0);
+        let s = Schedule {
+            interval: 10 * SECOND,
+            timeout: 30 * SECOND,
+        };
+        let mut ka = KeepAlive::new(t0);
         assert!(!ka.received(t0 + SECOND), "no ping outstanding");
         ka.ping_sent(t0 + 11 * SECOND);
-        assert_eq!(ka.deadline(), t0 + 41 * SECOND);
+        assert_eq!(ka.deadline(s), t0 + 41 * SECOND);
         assert!(ka.received(t0 + 12 * SECOND));
-        assert_eq!(ka.deadline(), t0 + 22 * SECOND, "earlier than before");
+        assert_eq!(ka.deadline(s), t0 + 22 * SECOND, "earlier than before");
     }
 
     #[test]
     fn huge_durations_mean_never() {
         let t0 = Instant::now();
-        let mut ka = KeepAlive::new(Duration::MAX, Duration::MAX, t0);
-        assert!(ka.deadline() > t0 + 100 * 365 * 24 * 3600 * SECOND / 10);
+        let s = Schedule {
+            interval: Duration::MAX,
+            timeout: Duration::MAX,
+        };
+        let mut ka = KeepAlive::new(t0);
+        assert!(ka.deadline(s) > t0 + 100 * 365 * 24 * 3600 * SECOND / 10);
         ka.ping_sent(t0);
-        assert!(matches!(ka.on_timer(t0 + 3600 * SECOND), Due::Rearm(_)));
+        assert!(matches!(ka.on_timer(t0 + 3600 * SECOND, s), Due::Rearm(_)));
     }
 
     #[test]
@@ -163,17 +194,18 @@ mod tests {
         let t0 = Instant::now();
         let interval = Duration::from_millis(100);
         let timeout = Duration::from_millis(200);
-        let mut ka = KeepAlive::new(interval, timeout, t0);
+        let s = Schedule { interval, timeout };
+        let mut ka = KeepAlive::new(t0);
         // The peer's last frame arrives at 50 ms, then it freezes.
         let frozen_at = t0 + Duration::from_millis(50);
         ka.received(frozen_at);
         // A timer armed at t0 fires at 100 ms: early, re-arm.
-        let Due::Rearm(at) = ka.on_timer(t0 + interval) else {
+        let Due::Rearm(at) = ka.on_timer(t0 + interval, s) else {
             panic!("expected a re-arm");
         };
-        assert_eq!(ka.on_timer(at), Due::Ping);
+        assert_eq!(ka.on_timer(at, s), Due::Ping);
         ka.ping_sent(at);
-        assert_eq!(ka.on_timer(ka.deadline()), Due::Dead);
-        assert_eq!(ka.deadline() - frozen_at, interval + timeout);
+        assert_eq!(ka.on_timer(ka.deadline(s), s), Due::Dead);
+        assert_eq!(ka.deadline(s) - frozen_at, interval + timeout);
     }
 }

@@ -26,24 +26,18 @@ pub(crate) enum Writes {
     Watched { since: Instant },
 }
 
-/// The write watch of one connection.
+/// The write watch of one connection (the timeout comes with each
+/// question: the settings hold it).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WriteWatch {
     writes: Writes,
-    timeout: Duration,
 }
 
 impl WriteWatch {
-    pub(crate) fn new(timeout: Duration) -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             writes: Writes::Flushed,
-            timeout,
         }
-    }
-
-    /// How long a watched write may go without progress.
-    pub(crate) fn timeout(&self) -> Duration {
-        self.timeout
     }
 
     /// Whether frames wait for a flush.
@@ -82,19 +76,29 @@ impl WriteWatch {
     /// When the watched write counts as stuck: the write timeout after the
     /// socket last accepted a byte of it (`last_progress`), or after it
     /// became pending if it accepted none. `None` while no write is watched.
-    pub(crate) fn deadline(&self, last_progress: Option<Instant>) -> Option<Instant> {
+    pub(crate) fn deadline(
+        &self,
+        last_progress: Option<Instant>,
+        timeout: Duration,
+    ) -> Option<Instant> {
         match self.writes {
             Writes::Watched { since } => {
                 let progress = last_progress.map_or(since, |at| at.max(since));
-                Some(after(progress, self.timeout))
+                Some(after(progress, timeout))
             }
             Writes::Flushed | Writes::Pending { .. } => None,
         }
     }
 
     /// Whether, at `now`, the watched write is stuck.
-    pub(crate) fn is_stuck(&self, now: Instant, last_progress: Option<Instant>) -> bool {
-        self.deadline(last_progress).is_some_and(|at| now >= at)
+    pub(crate) fn is_stuck(
+        &self,
+        now: Instant,
+        last_progress: Option<Instant>,
+        timeout: Duration,
+    ) -> bool {
+        self.deadline(last_progress, timeout)
+            .is_some_and(|at| now >= at)
     }
 }
 
@@ -107,37 +111,43 @@ mod tests {
     #[test]
     fn only_a_write_that_had_to_wait_is_watched() {
         let t0 = Instant::now();
-        let mut watch = WriteWatch::new(10 * SECOND);
+        let timeout = 10 * SECOND;
+        let mut watch = WriteWatch::new();
         assert!(!watch.needs_flush());
         watch.queued(t0);
         assert!(watch.needs_flush());
-        assert_eq!(watch.deadline(None), None, "not watched before it waits");
+        assert_eq!(
+            watch.deadline(None, timeout),
+            None,
+            "not watched before it waits"
+        );
         assert!(watch.stalled(), "the watch starts");
         assert!(!watch.stalled(), "and starts only once");
-        assert_eq!(watch.deadline(None), Some(t0 + 10 * SECOND));
+        assert_eq!(watch.deadline(None, timeout), Some(t0 + 10 * SECOND));
         watch.flushed();
-        assert_eq!(watch.deadline(None), None);
+        assert_eq!(watch.deadline(None, timeout), None);
         assert!(!watch.stalled(), "nothing to watch once flushed");
     }
 
     #[test]
     fn progress_postpones_the_deadline_and_only_silence_is_stuck() {
         let t0 = Instant::now();
-        let mut watch = WriteWatch::new(10 * SECOND);
+        let timeout = 10 * SECOND;
+        let mut watch = WriteWatch::new();
         watch.queued(t0);
         // More frames queued later do not move the start of the wait.
         watch.queued(t0 + SECOND);
         watch.stalled();
-        assert!(!watch.is_stuck(t0 + 9 * SECOND, None));
-        assert!(watch.is_stuck(t0 + 10 * SECOND, None));
+        assert!(!watch.is_stuck(t0 + 9 * SECOND, None, timeout));
+        assert!(watch.is_stuck(t0 + 10 * SECOND, None, timeout));
         let progress = Some(t0 + 6 * SECOND);
-        assert!(!watch.is_stuck(t0 + 15 * SECOND, progress));
-        assert!(watch.is_stuck(t0 + 16 * SECOND, progress));
+        assert!(!watch.is_stuck(t0 + 15 * SECOND, progress, timeout));
+        assert!(watch.is_stuck(t0 + 16 * SECOND, progress, timeout));
         // Progress from before this write began does not count.
         watch.flushed();
         watch.queued(t0 + 20 * SECOND);
         watch.stalled();
-        assert_eq!(watch.deadline(progress), Some(t0 + 30 * SECOND));
+        assert_eq!(watch.deadline(progress, timeout), Some(t0 + 30 * SECOND));
     }
 
     #[test]
@@ -145,7 +155,8 @@ mod tests {
         // A slow link: the socket takes some bytes every 1.9 s, for an hour,
         // under a 2 s timeout.
         let t0 = Instant::now();
-        let mut watch = WriteWatch::new(2 * SECOND);
+        let timeout = 2 * SECOND;
+        let mut watch = WriteWatch::new();
         watch.queued(t0);
         watch.stalled();
         let step = Duration::from_millis(1_900);
@@ -153,22 +164,27 @@ mod tests {
         let mut progress = None;
         while now < t0 + 3_600 * SECOND {
             now += step;
-            assert!(!watch.is_stuck(now, progress), "cut at {:?}", now - t0);
+            assert!(
+                !watch.is_stuck(now, progress, timeout),
+                "cut at {:?}",
+                now - t0
+            );
             progress = Some(now);
         }
         // Once it stops, it is stuck one timeout after the last progress.
         let last = now;
-        assert!(!watch.is_stuck(last + step, progress));
-        assert!(watch.is_stuck(last + 2 * SECOND, progress));
-        assert_eq!(watch.deadline(progress), Some(last + 2 * SECOND));
+        assert!(!watch.is_stuck(last + step, progress, timeout));
+        assert!(watch.is_stuck(last + 2 * SECOND, progress, timeout));
+        assert_eq!(watch.deadline(progress, timeout), Some(last + 2 * SECOND));
     }
 
     #[test]
     fn a_huge_timeout_means_never() {
         let t0 = Instant::now();
-        let mut watch = WriteWatch::new(Duration::MAX);
+        let timeout = Duration::MAX;
+        let mut watch = WriteWatch::new();
         watch.queued(t0);
         watch.stalled();
-        assert!(!watch.is_stuck(t0 + 3600 * SECOND, None));
+        assert!(!watch.is_stuck(t0 + 3600 * SECOND, None, timeout));
     }
 }
