@@ -933,3 +933,42 @@ async fn an_expired_token_from_headers_fn_is_renewed_at_once() {
     assert_eq!(started.elapsed(), Duration::ZERO, "no wait");
     assert_eq!(minted.load(Ordering::SeqCst), 2);
 }
+
+/// A feed that stalls while the server still answers pings is replaced
+/// after the data timeout; one that keeps sending is not.
+#[tokio::test(start_paused = true)]
+async fn a_stalled_feed_is_replaced_after_the_data_timeout() {
+    let (peer, mut machine, server) = connected(|builder| {
+        builder
+            .ping_interval(Duration::from_secs(1))
+            .pong_timeout(Duration::from_secs(1))
+            .data_timeout(Duration::from_secs(5))
+    })
+    .await;
+    // The server reads (so it answers every ping) and sends data for 20 s,
+    // one message every 2 s, then nothing.
+    let (mut sink, mut stream) = server.split();
+    let reader = tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
+    let connected_at = Instant::now();
+    for n in 0..10u8 {
+        sink.send(tws::Message::binary(vec![n]))
+            .await
+            .expect("send");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let last_data_at = connected_at + Duration::from_secs(18);
+    let _next = peer.offer();
+    let lost = until_state(&mut machine, State::Disconnected).await;
+    assert!(
+        matches!(lost.error, Some(Error::DataTimeout(d)) if d == Duration::from_secs(5)),
+        "{lost:?}"
+    );
+    assert_eq!(Instant::now() - last_data_at, Duration::from_secs(5));
+    assert!(lost.error.as_ref().is_some_and(Error::is_retryable));
+    let mut got = 0;
+    while machine.input.try_recv().is_ok() {
+        got += 1;
+    }
+    assert_eq!(got, 10, "every message arrived before the stall");
+    reader.abort();
+}

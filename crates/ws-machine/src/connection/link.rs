@@ -22,6 +22,7 @@ use crate::{
     channel::Sender,
     handoff::input::{Held, Inbox, room},
     policy::{
+        after,
         delivery::Outbox,
         keepalive::{Due, KeepAlive, Schedule},
         write_watch::WriteWatch,
@@ -67,6 +68,8 @@ pub(crate) struct Link {
     close: Option<Box<(u16, String)>>,
     /// Data messages received on this connection (for the health rule).
     messages: u32,
+    /// When the last data message arrived (or the connection opened).
+    last_data: Instant,
 }
 
 impl Link {
@@ -78,6 +81,7 @@ impl Link {
             writes: WriteWatch::new(),
             close: None,
             messages: 0,
+            last_data: now,
         }
     }
 
@@ -119,7 +123,10 @@ impl Link {
     /// watched write. (The link keeps only its instants; the timeouts come
     /// from the settings with each question.)
     pub(crate) fn deadline(&self, timeouts: &Timeouts) -> Instant {
-        let keepalive = self.keepalive.deadline(schedule(timeouts));
+        let keepalive = self
+            .keepalive
+            .deadline(schedule(timeouts))
+            .min(after(self.last_data, timeouts.data));
         self.writes
             .deadline(self.socket.last_write(), timeouts.write)
             .map_or(keepalive, |write| write.min(keepalive))
@@ -144,6 +151,10 @@ impl Link {
         }
         if !reading {
             let _ = self.keepalive.received(now);
+            self.last_data = now;
+        }
+        if now >= after(self.last_data, timeouts.data) {
+            return Err(Error::DataTimeout(timeouts.data));
         }
         match self.keepalive.on_timer(now, schedule(timeouts)) {
             Due::Rearm(_) => {}
@@ -188,6 +199,7 @@ impl Link {
             }
         }
         let mut received = false;
+        let mut data = false;
         if read {
             for _ in 0..BATCH {
                 if !held.is_empty() {
@@ -198,6 +210,7 @@ impl Link {
                         received = true;
                         match frame {
                             Incoming::Message(message) => {
+                                data = true;
                                 self.messages = self.messages.saturating_add(1);
                                 outbox.received(&message);
                                 held.hand_over(input, message);
@@ -223,8 +236,15 @@ impl Link {
                 }
             }
         }
-        if received && self.keepalive.received(Instant::now()) {
-            rearm = true;
+        if received {
+            let now = Instant::now();
+            if data {
+                // The deadline only moves later: the timer need not move.
+                self.last_data = now;
+            }
+            if self.keepalive.received(now) {
+                rearm = true;
+            }
         }
         if progress || received {
             Poll::Ready(IoEvent::Progress { rearm })

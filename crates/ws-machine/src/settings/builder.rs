@@ -110,6 +110,7 @@ impl Builder {
                 pong_timeout: Duration::from_secs(10),
                 handshake: Duration::from_secs(10),
                 write: Duration::from_secs(10),
+                data: Duration::MAX,
                 close: Duration::from_secs(1),
             },
             reconnect: Reconnect {
@@ -273,6 +274,31 @@ impl Builder {
     /// declared dead ([`Error::WriteTimeout`]). Default: 10 s.
     pub fn write_timeout(mut self, timeout: Duration) -> Self {
         self.timeouts.write = timeout;
+        self
+    }
+
+    /// If no data message (text or binary) arrives for this long, the
+    /// connection is stale and is replaced ([`Error::DataTimeout`], retried
+    /// like any lost connection): for feeds that can stall while the server
+    /// still answers pings. The time the machine does not read because the
+    /// caller is behind on `input` does not count. Default: off
+    /// (`Duration::MAX`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// use std::time::Duration;
+    ///
+    /// // Prices tick several times a second: 10 s without one is a stall.
+    /// let machine = ws_machine::Machine::builder("ws://127.0.0.1:9/prices")
+    ///     .data_timeout(Duration::from_secs(10))
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn data_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.data = timeout;
         self
     }
 
@@ -830,6 +856,7 @@ impl Builder {
             ("pong_timeout", timeouts.pong_timeout),
             ("handshake_timeout", timeouts.handshake),
             ("write_timeout", timeouts.write),
+            ("data_timeout", timeouts.data),
         ];
         for (option, value) in positive {
             if value.is_zero() {
@@ -912,6 +939,8 @@ mod tests {
     fn options_are_validated() {
         let err = invalid(Builder::new("ws://127.0.0.1:1/").queue_capacity(0));
         assert!(err.to_string().contains("queue_capacity"), "{err}");
+        let err = invalid(Builder::new("ws://127.0.0.1:1/").data_timeout(Duration::ZERO));
+        assert!(err.to_string().contains("data_timeout"), "{err}");
         let err = invalid(
             Builder::new("ws://127.0.0.1:1/")
                 .backoff(Duration::from_secs(2), Duration::from_secs(1)),

@@ -73,6 +73,9 @@ pub(crate) struct Timeouts {
     pub(crate) pong_timeout: Duration,
     pub(crate) handshake: Duration,
     pub(crate) write: Duration,
+    /// No data message for this long: the connection is stale
+    /// (`Duration::MAX`: never).
+    pub(crate) data: Duration,
     /// Bounds the whole stop: close handshake, hand-over, draining `output`.
     pub(crate) close: Duration,
 }

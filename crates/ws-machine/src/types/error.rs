@@ -228,6 +228,13 @@ pub enum Error {
     #[error("no answer to ping within {0:?}: peer is not responding")]
     PongTimeout(Duration),
 
+    /// No data message arrived within the data timeout
+    /// ([`Builder::data_timeout`](crate::Builder::data_timeout)): the feed
+    /// is stale, even if the server answers pings. Retried: the connection
+    /// is replaced.
+    #[error("no data message within {0:?}: the feed is stale")]
+    DataTimeout(Duration),
+
     /// Writing to the connection made no progress for the write timeout: the
     /// peer stopped reading. Retried; the messages being written are written
     /// again on the next connection.
@@ -397,6 +404,7 @@ impl Error {
             | Self::Closed { .. }
             | Self::ConnectionLost(_)
             | Self::PongTimeout(_)
+            | Self::DataTimeout(_)
             | Self::WriteTimeout(_)
             | Self::Protocol { .. } => true,
         }
@@ -440,6 +448,7 @@ impl Error {
             | Self::Closed { .. }
             | Self::ConnectionLost(_)
             | Self::PongTimeout(_)
+            | Self::DataTimeout(_)
             | Self::WriteTimeout(_)
             | Self::Protocol { .. }
             | Self::GaveUp { .. } => None,
@@ -474,6 +483,7 @@ impl Error {
             | Self::Closed { .. }
             | Self::ConnectionLost(_)
             | Self::PongTimeout(_)
+            | Self::DataTimeout(_)
             | Self::WriteTimeout(_)
             | Self::Protocol { .. }
             | Self::MessageTooLarge { .. }

@@ -192,6 +192,10 @@ pub(crate) struct ConnectArgs {
     /// The connection is dead if a write makes no progress for this long.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive_duration, help_heading = "Connection")]
     pub(crate) write_timeout: Duration,
+    /// The feed is stale, and the connection replaced, if no message
+    /// arrives for this long (default: never).
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration, help_heading = "Connection")]
+    pub(crate) data_timeout: Option<Duration>,
     /// How long closing waits for the server's answer to the close frame.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = duration, help_heading = "Connection")]
     pub(crate) close_timeout: Duration,
@@ -463,6 +467,7 @@ impl ConnectArgs {
                 pong_timeout: self.pong_timeout,
                 handshake_timeout: self.handshake_timeout,
                 write_timeout: self.write_timeout,
+                data_timeout: self.data_timeout,
                 close_timeout: self.close_timeout,
                 backoff_initial: self.backoff_initial,
                 backoff_max: self.backoff_max,

@@ -72,6 +72,7 @@ pub(crate) struct Connection {
     pub(crate) pong_timeout: Duration,
     pub(crate) handshake_timeout: Duration,
     pub(crate) write_timeout: Duration,
+    pub(crate) data_timeout: Option<Duration>,
     pub(crate) close_timeout: Duration,
     pub(crate) backoff_initial: Duration,
     pub(crate) backoff_max: Duration,
@@ -157,6 +158,9 @@ impl Settings {
             .min_uptime(c.min_uptime)
             .queue_capacity(c.queue_capacity)
             .max_message_size(c.max_message_size);
+        if let Some(timeout) = c.data_timeout {
+            builder = builder.data_timeout(timeout);
+        }
         if let Some(attempts) = c.max_attempts {
             builder = builder.max_attempts(attempts);
         }
