@@ -134,7 +134,7 @@ async fn a_server_close_is_reported_with_its_code() {
     let seen = wait_for_state(&mut machine, State::Disconnected).await;
     let closed = seen.last().expect("a status");
     assert!(
-        matches!(&closed.error, Some(Error::Closed { code: 1000, reason }) if reason.is_empty()),
+        matches!(&closed.error, Some(Error::Closed { code: 1000, reason, retryable: true }) if reason.is_empty()),
         "{closed}"
     );
     wait_for_state(&mut machine, State::Connected).await;

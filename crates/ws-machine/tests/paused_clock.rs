@@ -594,11 +594,45 @@ async fn the_close_code_survives_a_failed_close_reply() {
     drop(server);
     let status = until_state(&mut machine, State::Disconnected).await;
     match status.error {
-        Some(Error::Closed { code, reason }) => {
+        Some(Error::Closed { code, reason, .. }) => {
             assert_eq!((code, reason.as_str()), (4001, "go away"));
         }
         other => panic!("expected the server's close, got {other:?}"),
     }
+}
+
+/// With a close code policy, the server's 4001 ends the machine: the status
+/// is final, the machine stops, and no new connection is tried.
+#[tokio::test(start_paused = true)]
+async fn a_final_close_code_stops_the_machine() {
+    let (peer, builder) = Peer::builder();
+    let mut machine = builder
+        .final_close_codes(|code| code == 4001)
+        .spawn()
+        .expect("valid");
+    let mut server = peer.accept().await;
+    until_state(&mut machine, State::Connected).await;
+    let code = tws::CloseCode::try_from(4001).expect("valid code");
+    server
+        .send(tws::Message::close(Some(code), "key revoked"))
+        .await
+        .expect("send");
+    let status = until_state(&mut machine, State::Disconnected).await;
+    assert!(status.is_final(), "{status:?}");
+    assert!(matches!(
+        status.error,
+        Some(Error::Closed {
+            code: 4001,
+            retryable: false,
+            ..
+        })
+    ));
+    let end = timeout(Duration::from_secs(3600), machine.status.recv()).await;
+    assert!(
+        matches!(end, Ok(None)),
+        "the status channel ends after the final status: {end:?}"
+    );
+    assert!(machine.is_stopped());
 }
 
 /// Sends numbered binary messages as fast as the connection takes them,

@@ -13,7 +13,8 @@ pub(crate) enum Exit {
     Failure,
     /// Bad usage: a flag, URL, header or file that cannot work.
     Usage,
-    /// The server refused the handshake with a status that is not retried.
+    /// The server refused the handshake with a status that is not retried,
+    /// or closed with a code of `--final-close`.
     Rejected,
     /// `--max-retries` attempts failed in a row.
     GaveUp,
@@ -63,7 +64,7 @@ impl Exit {
             Exit::Usage => "bad usage: a bad flag, URL, header or file",
             Exit::Rejected => {
                 "the server refused the handshake with an HTTP status that is not retried \
-                 (401, 403, 404, ...)"
+                 (401, 403, 404, ...), or closed with a code given to --final-close"
             }
             Exit::GaveUp => "gave up: --max-retries attempts failed in a row",
             Exit::Undelivered => {
@@ -107,7 +108,10 @@ impl Exit {
         use ws_machine::Error as E;
         match error {
             E::InvalidUrl { .. } | E::InvalidHeader { .. } | E::InvalidConfig { .. } => Exit::Usage,
-            E::HandshakeRejected { .. } => Exit::Rejected,
+            E::HandshakeRejected { .. }
+            | E::Closed {
+                retryable: false, ..
+            } => Exit::Rejected,
             E::GaveUp { .. } => Exit::GaveUp,
             _ => Exit::Failure,
         }

@@ -438,6 +438,38 @@ fn once_exits_6_when_the_connection_ends() {
     assert!(out.stderr.contains("cannot connect to"), "{}", out.stderr);
 }
 
+/// `--final-close CODE`: a close with that code ends wsm with 3 and no
+/// reconnect; without the flag the same close is followed by a reconnect.
+#[test]
+fn a_final_close_code_exits_3() {
+    let server = Local::start();
+    let url = server.url();
+    let mut wsm = Wsm::start(&args(&url, &["--final-close", "1000", "--status", "json"]));
+    wsm.send("/CLOSE");
+    let status = wsm.wait();
+    assert_eq!(status.code(), Some(3), "{}", wsm.err.rest().join("\n"));
+    let last = wsm
+        .err
+        .rest()
+        .iter()
+        .rev()
+        .find(|l| is_state(l, "DISCONNECTED"))
+        .map(|l| json(l))
+        .expect("a final status");
+    assert_eq!(
+        (&last["final"], &last["close_code"]),
+        (&true.into(), &1000.into()),
+        "{last}"
+    );
+    assert_eq!(server.server().connections_accepted(), 1);
+
+    let mut other = Wsm::start(&args(&url, &["--final-close", "4001"]));
+    other.send("/CLOSE");
+    server.wait_for_connections(3);
+    other.close_stdin();
+    assert_eq!(other.wait().code(), Some(0));
+}
+
 #[test]
 fn a_refused_message_makes_the_end_exit_5() {
     let server = Local::start();

@@ -306,7 +306,11 @@ impl Link {
     /// a write refused by the closed engine).
     fn end_error(&mut self, error: Error) -> Error {
         match self.close.take().map(|close| *close) {
-            Some((code, reason)) => Error::Closed { code, reason },
+            Some((code, reason)) => Error::Closed {
+                code,
+                reason,
+                retryable: true,
+            },
             None => error,
         }
     }
@@ -314,7 +318,11 @@ impl Link {
     /// Why the connection ended when the stream did.
     fn ended(&mut self) -> Error {
         match self.close.take().map(|close| *close) {
-            Some((code, reason)) => Error::Closed { code, reason },
+            Some((code, reason)) => Error::Closed {
+                code,
+                reason,
+                retryable: true,
+            },
             None => Error::ConnectionLost(Arc::new(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "the server closed the TCP connection without a close frame",

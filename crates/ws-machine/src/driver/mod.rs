@@ -131,7 +131,8 @@ impl Driver {
             request: settings.request,
             on_connect: settings.on_connect,
             timeouts: settings.timeouts,
-            lifecycle: Lifecycle::new(&settings.reconnect, fresh_credentials),
+            lifecycle: Lifecycle::new(&settings.reconnect, fresh_credentials)
+                .with_final_close(settings.final_close),
             outbox: Outbox::new(settings.delivery),
             status: StatusOut::new(ends.status),
             inbox: Inbox::new(ends.input),

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::backoff::Backoff;
 use crate::{
-    settings::Reconnect,
+    settings::{CloseCodes, Reconnect},
     types::{Error, State, Status},
 };
 
@@ -64,7 +64,6 @@ pub(crate) enum Next {
 }
 
 /// The machine's state machine, free of I/O.
-#[derive(Debug)]
 pub(crate) struct Lifecycle {
     state: State,
     /// Failed attempts in a row (a too-short connection counts as one).
@@ -80,6 +79,8 @@ pub(crate) struct Lifecycle {
     fresh_credentials: bool,
     /// 401 or 403 rejections in a row.
     auth_rejections: u32,
+    /// Which close codes from the server are final.
+    final_close: Option<CloseCodes>,
     min_uptime: Duration,
     max_attempts: Option<u32>,
     backoff: Backoff,
@@ -98,6 +99,7 @@ impl Lifecycle {
             reconnect: reconnect.enabled,
             fresh_credentials,
             auth_rejections: 0,
+            final_close: None,
             min_uptime: reconnect.min_uptime,
             max_attempts: reconnect.max_attempts,
             backoff: Backoff::new(reconnect.backoff_initial, reconnect.backoff_max, rng),
@@ -165,6 +167,33 @@ impl Lifecycle {
         }
     }
 
+    /// With the close codes that are final.
+    pub(crate) fn with_final_close(self, final_close: Option<CloseCodes>) -> Self {
+        Self {
+            final_close,
+            ..self
+        }
+    }
+
+    /// A close from the server whose code the policy makes final, marked so.
+    fn judge_close(&self, error: Error) -> Error {
+        match (error, &self.final_close) {
+            (
+                Error::Closed {
+                    code,
+                    reason,
+                    retryable: true,
+                },
+                Some(is_final),
+            ) if is_final(code) => Error::Closed {
+                code,
+                reason,
+                retryable: false,
+            },
+            (error, _) => error,
+        }
+    }
+
     /// Whether a connection that was up for `up_for` and brought `messages`
     /// data messages was healthy: it stayed up `min_uptime`, or it stayed up
     /// a tenth of that and brought at least two messages. A server that
@@ -189,6 +218,7 @@ impl Lifecycle {
             .take()
             .map_or(Duration::ZERO, |at| ended.at.saturating_duration_since(at));
         let healthy = self.is_healthy(up_for, ended.messages);
+        let error = error.map(|e| self.judge_close(e));
         if healthy {
             self.failures = 0;
         }
@@ -658,6 +688,52 @@ pub(crate) mod tests {
         let mut lc = Lifecycle::new(&reconnect, false);
         lc.start(&mut |_| {});
         assert_eq!(lc.attempt_failed(unauthorized(), &mut |_| {}), Next::Stop);
+    }
+
+    /// A close code the policy makes final stops the machine, even after a
+    /// healthy connection; other codes are retried as before.
+    #[test]
+    fn a_final_close_code_stops_the_machine() {
+        let closed = |code| Error::Closed {
+            code,
+            reason: String::new(),
+            retryable: true,
+        };
+        let policy: CloseCodes = Arc::new(|code| code == 4001);
+        let healthy_loss = |lc: &mut Lifecycle, error, log: &mut Vec<Status>| {
+            let t0 = Instant::now();
+            lc.start(&mut |s| log.push(s));
+            lc.connected(t0, &mut |s| log.push(s));
+            lc.connection_lost(Some(error), quiet(t0 + Duration::from_secs(60)), &mut |s| {
+                log.push(s)
+            })
+        };
+
+        let mut log = Vec::new();
+        let mut lc = lifecycle(Duration::from_secs(1), None).with_final_close(Some(policy.clone()));
+        assert_eq!(healthy_loss(&mut lc, closed(4001), &mut log), Next::Stop);
+        let last = log.last().expect("a final status");
+        assert!(last.is_final());
+        assert!(matches!(
+            last.error,
+            Some(Error::Closed {
+                code: 4001,
+                retryable: false,
+                ..
+            })
+        ));
+
+        let mut log = Vec::new();
+        let mut lc = lifecycle(Duration::from_secs(1), None).with_final_close(Some(policy));
+        assert_eq!(healthy_loss(&mut lc, closed(1001), &mut log), Next::Connect);
+
+        let mut log = Vec::new();
+        let mut lc = lifecycle(Duration::from_secs(1), None);
+        assert_eq!(
+            healthy_loss(&mut lc, closed(4001), &mut log),
+            Next::Connect,
+            "without a policy every close is retried"
+        );
     }
 
     #[test]

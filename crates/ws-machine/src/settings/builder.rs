@@ -58,6 +58,7 @@ pub struct Builder {
     header_errors: Vec<Error>,
     headers_fn: Option<HeadersFn>,
     on_connect: Option<super::OnConnectFn>,
+    final_close: Option<super::CloseCodes>,
     connection: Connection,
     timeouts: Timeouts,
     reconnect: Reconnect,
@@ -98,6 +99,7 @@ impl Builder {
             header_errors: Vec::new(),
             headers_fn: None,
             on_connect: None,
+            final_close: None,
             connection: Connection {
                 dialer: Dialer::Tcp,
                 tls_config: None,
@@ -513,6 +515,33 @@ impl Builder {
         self
     }
 
+    /// Which close codes from the server stop the machine, as
+    /// [`retry_status`](Builder::retry_status) does for HTTP: for example
+    /// 1008 (policy violation), or an application's 4xxx code meaning
+    /// "invalid credentials". A close with such a code is reported as a
+    /// final [`Error::Closed`]. Default: none; every close is retried (with
+    /// the health rule of [`min_uptime`](Builder::min_uptime) deciding the
+    /// wait).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// // This exchange closes with 4001 when the API key is revoked.
+    /// let machine = ws_machine::Machine::builder("ws://127.0.0.1:9/")
+    ///     .final_close_codes(|code| code == 1008 || code == 4001)
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn final_close_codes(
+        mut self,
+        is_final: impl Fn(u16) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.final_close = Some(Arc::new(is_final));
+        self
+    }
+
     /// Which HTTP statuses of a rejected handshake are retried (with the
     /// usual backoff, honouring `Retry-After`); the others stop the machine.
     /// With a [`headers_fn`](Builder::headers_fn), a 401 or 403 is retried
@@ -902,6 +931,7 @@ impl Builder {
             connection,
             request: Request::new(self.headers, self.headers_fn),
             on_connect: self.on_connect,
+            final_close: self.final_close,
             timeouts,
             reconnect,
             delivery: self.delivery,

@@ -50,9 +50,15 @@ pub(crate) struct Settings {
     pub(crate) on_connect: Option<OnConnectFn>,
     pub(crate) timeouts: Timeouts,
     pub(crate) reconnect: Reconnect,
+    /// Which close codes from the server are final.
+    pub(crate) final_close: Option<CloseCodes>,
     pub(crate) delivery: Delivery,
     pub(crate) capacities: Capacities,
 }
+
+/// Decides whether a close code from the server is final (see
+/// [`Builder::final_close_codes`]).
+pub(crate) type CloseCodes = Arc<dyn Fn(u16) -> bool + Send + Sync>;
 
 /// How connections are opened.
 #[derive(Clone)]

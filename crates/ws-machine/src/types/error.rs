@@ -200,13 +200,18 @@ pub enum Error {
         offered: Vec<String>,
     },
 
-    /// The server closed the connection with a close frame. Retried.
-    #[error("server closed the connection (code {code}{})", reason_note(.reason))]
+    /// The server closed the connection with a close frame. Retried,
+    /// unless [`Builder::final_close_codes`](crate::Builder::final_close_codes)
+    /// says this code is final.
+    #[error("server closed the connection (code {code}{}){}", reason_note(.reason), if *.retryable { "" } else { " (not retried: this code is final)" })]
     Closed {
         /// The close code the server sent (1005 when it sent none).
         code: u16,
         /// The reason the server gave, possibly empty.
         reason: String,
+        /// Whether the machine will connect again (decided by the close
+        /// code policy).
+        retryable: bool,
     },
 
     /// The function that computes the request headers
@@ -401,12 +406,12 @@ impl Error {
             | Self::HandshakeTimeout(_)
             | Self::Handshake { .. }
             | Self::Headers { .. }
-            | Self::Closed { .. }
             | Self::ConnectionLost(_)
             | Self::PongTimeout(_)
             | Self::DataTimeout(_)
             | Self::WriteTimeout(_)
             | Self::Protocol { .. } => true,
+            Self::Closed { retryable, .. } => *retryable,
         }
     }
 
@@ -669,9 +674,20 @@ mod tests {
         assert!(
             Error::Closed {
                 code: 1001,
-                reason: String::new()
+                reason: String::new(),
+                retryable: true,
             }
             .is_retryable()
+        );
+        let policy = Error::Closed {
+            code: 4001,
+            reason: "key revoked".into(),
+            retryable: false,
+        };
+        assert!(!policy.is_retryable());
+        assert_eq!(
+            policy.to_string(),
+            "server closed the connection (code 4001: key revoked) (not retried: this code is final)"
         );
         assert!(!Error::invalid_url("x", "no scheme").is_retryable());
         let tls = Error::Tls {
@@ -732,6 +748,7 @@ mod tests {
         let closed = Error::Closed {
             code: 1000,
             reason: "bye".into(),
+            retryable: true,
         };
         assert_eq!(
             closed.to_string(),

@@ -210,6 +210,16 @@ pub(crate) struct ConnectArgs {
     /// (code 6; the last status line says why) instead of reconnecting.
     #[arg(long, help_heading = "Connection")]
     pub(crate) once: bool,
+    /// A close code from the server that ends wsm (exit 3) instead of a
+    /// reconnect: e.g. 1008, or an application's 4xxx code for a revoked
+    /// key. Repeatable.
+    #[arg(
+        long,
+        value_name = "CODE",
+        value_parser = RangedU64ValueParser::<u16>::new().range(1000..5000),
+        help_heading = "Connection"
+    )]
+    pub(crate) final_close: Vec<u16>,
     /// Give up (exit 4) after N failed attempts in a row (default: never).
     #[arg(
         long,
@@ -472,6 +482,7 @@ impl ConnectArgs {
                 backoff_initial: self.backoff_initial,
                 backoff_max: self.backoff_max,
                 reconnect: !self.once,
+                final_close: self.final_close,
                 max_attempts: self.max_retries,
                 min_uptime: self.min_uptime,
                 queue_capacity: self.queue,

@@ -66,7 +66,7 @@ impl fmt::Debug for Settings {
 }
 
 /// The library's options, one field per flag.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Connection {
     pub(crate) ping_interval: Duration,
     pub(crate) pong_timeout: Duration,
@@ -78,6 +78,8 @@ pub(crate) struct Connection {
     pub(crate) backoff_max: Duration,
     /// False with `--once`.
     pub(crate) reconnect: bool,
+    /// `--final-close`: the server's close codes that end wsm.
+    pub(crate) final_close: Vec<u16>,
     pub(crate) max_attempts: Option<u32>,
     pub(crate) min_uptime: Duration,
     pub(crate) queue_capacity: usize,
@@ -146,7 +148,7 @@ impl Settings {
     ///
     /// With `--insecure`, a client certificate or key that cannot be read.
     pub(crate) fn builder(&self) -> Result<Builder, Error> {
-        let c = self.connection;
+        let c = &self.connection;
         let mut builder = Machine::builder(self.url.clone())
             .ping_interval(c.ping_interval)
             .pong_timeout(c.pong_timeout)
@@ -160,6 +162,10 @@ impl Settings {
             .max_message_size(c.max_message_size);
         if let Some(timeout) = c.data_timeout {
             builder = builder.data_timeout(timeout);
+        }
+        if !c.final_close.is_empty() {
+            let codes = c.final_close.clone();
+            builder = builder.final_close_codes(move |code| codes.contains(&code));
         }
         if let Some(attempts) = c.max_attempts {
             builder = builder.max_attempts(attempts);

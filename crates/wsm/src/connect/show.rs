@@ -169,7 +169,9 @@ impl Show {
                 let error = status.error.as_ref();
                 let decisive = error.map(innermost);
                 let (close_code, close_reason) = match decisive {
-                    Some(Error::Closed { code, reason }) => (Some(*code), Some(reason.as_str())),
+                    Some(Error::Closed { code, reason, .. }) => {
+                        (Some(*code), Some(reason.as_str()))
+                    }
                     _ => (None, None),
                 };
                 let http_status = match decisive {
