@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::report::RawEngine;
+
 /// The parsed command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -87,6 +89,9 @@ pub(crate) struct ThroughputArgs {
     /// Use the bare engine (tokio-websockets) instead of a machine.
     #[arg(long)]
     pub(crate) raw: bool,
+    /// Which bare engine `--raw` runs (yawc: issue 8's candidate).
+    #[arg(long, value_enum, default_value_t = RawEngine::TokioWebsockets)]
+    pub(crate) raw_engine: RawEngine,
 }
 
 /// Flags of `latency`.
@@ -104,6 +109,9 @@ pub(crate) struct LatencyArgs {
     /// Use the bare engine (tokio-websockets) instead of a machine.
     #[arg(long)]
     pub(crate) raw: bool,
+    /// Which bare engine `--raw` runs (yawc: issue 8's candidate).
+    #[arg(long, value_enum, default_value_t = RawEngine::TokioWebsockets)]
+    pub(crate) raw_engine: RawEngine,
 }
 
 /// Flags of `idle`.
@@ -118,6 +126,9 @@ pub(crate) struct IdleArgs {
     /// Use the bare engine (tokio-websockets) instead of a machine.
     #[arg(long)]
     pub(crate) raw: bool,
+    /// Which bare engine `--raw` runs (yawc: issue 8's candidate).
+    #[arg(long, value_enum, default_value_t = RawEngine::TokioWebsockets)]
+    pub(crate) raw_engine: RawEngine,
 }
 
 /// Flags of `churn`.

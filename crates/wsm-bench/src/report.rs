@@ -15,21 +15,48 @@ pub(crate) enum Client {
     Machine,
     /// The bare engine the machine wraps, at its default settings.
     Raw,
+    /// Bare yawc 0.5 at its defaults (`WebSocket::connect`), with
+    /// permessage-deflate offered when `deflate` (issue 8's candidate).
+    RawYawc { deflate: bool },
 }
 
 impl Client {
-    /// The machine with `raw == false`, the bare engine with `raw == true`.
-    pub(crate) fn pick(raw: bool) -> Self {
-        if raw { Self::Raw } else { Self::Machine }
-    }
-
-    /// The client's name in the report.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Self::Machine => "ws-machine",
-            Self::Raw => "tokio-websockets",
+    /// The machine with `raw == false`, the bare engine `engine` names with
+    /// `raw == true`.
+    pub(crate) fn pick(raw: bool, engine: RawEngine) -> Self {
+        match (raw, engine) {
+            (false, _) => Self::Machine,
+            (true, RawEngine::TokioWebsockets) => Self::Raw,
+            (true, RawEngine::Yawc) => Self::RawYawc { deflate: false },
+            (true, RawEngine::YawcDeflate) => Self::RawYawc { deflate: true },
         }
     }
+
+    /// The client's name in the report. A machine is named with the engine
+    /// the library's `WSM_ENGINE` prototype switch picks for it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Machine => match std::env::var("WSM_ENGINE").as_deref() {
+                Ok("yawc") => "ws-machine/yawc",
+                Ok("yawc-deflate") => "ws-machine/yawc-deflate",
+                _ => "ws-machine",
+            },
+            Self::Raw => "tokio-websockets",
+            Self::RawYawc { deflate: false } => "yawc",
+            Self::RawYawc { deflate: true } => "yawc-deflate",
+        }
+    }
+}
+
+/// The bare engine `--raw` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum RawEngine {
+    /// tokio-websockets 0.13, the engine the machine wraps by default.
+    TokioWebsockets,
+    /// yawc 0.5, compression off.
+    Yawc,
+    /// yawc 0.5 offering permessage-deflate.
+    YawcDeflate,
 }
 
 /// What one run measured.

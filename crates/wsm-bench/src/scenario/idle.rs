@@ -22,7 +22,7 @@ use ws_machine::Machine;
 use crate::{
     cli::IdleArgs,
     error::{Error, within},
-    machine, raw,
+    machine, raw, raw_yawc,
     report::{Client, Report},
     rss::rss_kib,
 };
@@ -46,12 +46,15 @@ enum Held {
 
 /// Runs the scenario with the client `args.raw` picks.
 pub(crate) async fn run(args: &IdleArgs) -> Result<Report, Error> {
-    let client = Client::pick(args.raw);
+    let client = Client::pick(args.raw, args.raw_engine);
     let rss_kib_before = rss_kib()?;
     let started = Instant::now();
     let held = match client {
         Client::Machine => Held::Machines(open_machines(&args.url, args.conns).await?),
         Client::Raw => Held::Sockets(open_sockets(&args.url, args.conns).await?),
+        Client::RawYawc { deflate } => {
+            Held::Sockets(open_yawc_sockets(&args.url, args.conns, deflate).await?)
+        }
     };
     let connect = started.elapsed();
     tokio::time::sleep(SETTLE).await;
@@ -129,6 +132,26 @@ async fn open_sockets(url: &str, n: usize) -> Result<Vec<JoinHandle<()>>, Error>
         // Idle, with a read pending, until aborted.
         tasks.push(tokio::spawn(async move {
             while let Some(Ok(_)) = socket.next().await {}
+        }));
+    })
+    .await;
+    if opened.is_err() {
+        tasks.iter().for_each(JoinHandle::abort);
+    }
+    opened.map(|()| tasks)
+}
+
+/// [`open_sockets`] for bare yawc.
+async fn open_yawc_sockets(
+    url: &str,
+    n: usize,
+    deflate: bool,
+) -> Result<Vec<JoinHandle<()>>, Error> {
+    let mut tasks = Vec::with_capacity(n);
+    let open = move |url: String| async move { raw_yawc::connect(&url, deflate).await };
+    let opened = open_gated(url, n, open, |mut socket| {
+        tasks.push(tokio::spawn(async move {
+            while socket.next().await.is_some() {}
         }));
     })
     .await;

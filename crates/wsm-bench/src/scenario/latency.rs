@@ -18,11 +18,12 @@ use crate::{
 
 /// Runs the scenario with the client `args.raw` picks.
 pub(crate) async fn run(args: &LatencyArgs) -> Result<Report, Error> {
-    let client = Client::pick(args.raw);
+    let client = Client::pick(args.raw, args.raw_engine);
     let payload = payload(args.size);
     let mut rounds = match client {
         Client::Machine => rounds_machine(&args.url, &payload, args.rounds).await?,
         Client::Raw => rounds_engine(&args.url, &payload, args.rounds).await?,
+        Client::RawYawc { .. } => return Err(Error::Unsupported("latency")),
     };
     rounds.sort_unstable();
     Ok(Report::Latency {

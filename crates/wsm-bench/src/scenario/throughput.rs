@@ -15,17 +15,20 @@ use super::{RUN_LIMIT, check_echo, payload};
 use crate::{
     cli::ThroughputArgs,
     error::{Error, within},
-    machine, raw,
+    machine, raw, raw_yawc,
     report::{Client, Report},
 };
 
 /// Runs the scenario with the client `args.raw` picks.
 pub(crate) async fn run(args: &ThroughputArgs) -> Result<Report, Error> {
-    let client = Client::pick(args.raw);
+    let client = Client::pick(args.raw, args.raw_engine);
     let payload = payload(args.size);
     let elapsed = match client {
         Client::Machine => through_machine(&args.url, &payload, args.messages, args.window).await?,
         Client::Raw => through_engine(&args.url, &payload, args.messages, args.window).await?,
+        Client::RawYawc { deflate } => {
+            through_yawc(&args.url, deflate, &payload, args.messages, args.window).await?
+        }
     };
     Ok(Report::Throughput {
         client,
@@ -133,6 +136,67 @@ async fn through_engine(
     .await?;
     let elapsed = started.elapsed();
     // Not timed: a polite close, bounded.
+    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+    Ok(elapsed)
+}
+
+/// Bare yawc, the same way as [`through_engine`]: the socket split in two,
+/// the writer feeding while the window has room and flushing when it is
+/// full (yawc also flushes by itself once its write buffer passes its
+/// backpressure boundary, 8 KiB by default).
+async fn through_yawc(
+    url: &str,
+    deflate: bool,
+    payload: &Bytes,
+    n: usize,
+    window: usize,
+) -> Result<Duration, Error> {
+    let socket = within(
+        "connecting",
+        machine::CONNECT_LIMIT,
+        raw_yawc::connect(url, deflate),
+    )
+    .await?;
+    let (mut sink, mut stream) = socket.split();
+    let room = Semaphore::new(window);
+    let started = Instant::now();
+    let writer = async {
+        let mut sent = 0;
+        while sent < n {
+            room.acquire()
+                .await
+                .map_err(|_| Error::Closed("every message was sent"))?
+                .forget();
+            sink.feed(raw_yawc::binary(payload))
+                .await
+                .map_err(Error::raw_yawc("writing"))?;
+            sent += 1;
+            while sent < n {
+                let Ok(permit) = room.try_acquire() else {
+                    break;
+                };
+                permit.forget();
+                sink.feed(raw_yawc::binary(payload))
+                    .await
+                    .map_err(Error::raw_yawc("writing"))?;
+                sent += 1;
+            }
+            sink.flush().await.map_err(Error::raw_yawc("flushing"))?;
+        }
+        Ok(())
+    };
+    let reader = async {
+        for _ in 0..n {
+            check_echo(payload.len(), raw_yawc::next_len(&mut stream).await?)?;
+            room.add_permits(1);
+        }
+        Ok(())
+    };
+    within("the throughput run", RUN_LIMIT, async {
+        tokio::try_join!(writer, reader).map(|((), ())| ())
+    })
+    .await?;
+    let elapsed = started.elapsed();
     let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
     Ok(elapsed)
 }
