@@ -51,6 +51,15 @@ pub(crate) enum Command {
     Deadpeer(DeadpeerArgs),
 }
 
+/// What the messages of a throughput run carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum PayloadKind {
+    /// One payload of 0xa5 bytes, shared by every message.
+    Same,
+    /// Distinct JSON-like texts, taken in turn.
+    Json,
+}
+
 /// A count or size that must be at least 1.
 fn positive(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
@@ -92,6 +101,11 @@ pub(crate) struct ThroughputArgs {
     /// Which bare engine `--raw` runs (yawc: issue 8's candidate).
     #[arg(long, value_enum, default_value_t = RawEngine::TokioWebsockets)]
     pub(crate) raw_engine: RawEngine,
+    /// What the messages carry: one shared payload of 0xa5 bytes (the
+    /// contract's), or distinct JSON-like texts (what compression meets in
+    /// a feed).
+    #[arg(long, value_enum, default_value_t = PayloadKind::Same)]
+    pub(crate) payload: PayloadKind,
 }
 
 /// Flags of `latency`.

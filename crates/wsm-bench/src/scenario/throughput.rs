@@ -6,12 +6,11 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::{sync::Semaphore, time::Instant};
 use ws_machine::{Machine, Message};
 
-use super::{RUN_LIMIT, check_echo, payload};
+use super::{Payloads, RUN_LIMIT, check_echo};
 use crate::{
     cli::ThroughputArgs,
     error::{Error, within},
@@ -22,7 +21,7 @@ use crate::{
 /// Runs the scenario with the client `args.raw` picks.
 pub(crate) async fn run(args: &ThroughputArgs) -> Result<Report, Error> {
     let client = Client::pick(args.raw, args.raw_engine);
-    let payload = payload(args.size);
+    let payload = Payloads::new(args.size, args.payload);
     let elapsed = match client {
         Client::Machine => through_machine(&args.url, &payload, args.messages, args.window).await?,
         Client::Raw => through_engine(&args.url, &payload, args.messages, args.window).await?,
@@ -42,7 +41,7 @@ pub(crate) async fn run(args: &ThroughputArgs) -> Result<Report, Error> {
 /// then a message is handed to `output` while the window has room.
 async fn through_machine(
     url: &str,
-    payload: &Bytes,
+    payload: &Payloads,
     n: usize,
     window: usize,
 ) -> Result<Duration, Error> {
@@ -58,7 +57,7 @@ async fn through_machine(
                     let Some(message) = message else {
                         return Err(machine::why_stopped(&mut machine.status));
                     };
-                    check_echo(payload.len(), message.len())?;
+                    check_echo(payload.size(), message.len())?;
                     received += 1;
                 }
                 // Cancel-safe: a slot not reserved is not lost, and the
@@ -67,7 +66,7 @@ async fn through_machine(
                     let Ok(permit) = permit else {
                         return Err(machine::why_stopped(&mut machine.status));
                     };
-                    if permit.send(Message::binary(payload.clone())).is_err() {
+                    if permit.send(Message::binary(payload.get(sent).clone())).is_err() {
                         return Err(machine::why_stopped(&mut machine.status));
                     }
                     sent += 1;
@@ -88,7 +87,7 @@ async fn through_machine(
 /// engine); the reader counts echoes and opens the window again.
 async fn through_engine(
     url: &str,
-    payload: &Bytes,
+    payload: &Payloads,
     n: usize,
     window: usize,
 ) -> Result<Duration, Error> {
@@ -105,7 +104,7 @@ async fn through_engine(
                 .await
                 .map_err(|_| Error::Closed("every message was sent"))?
                 .forget();
-            sink.feed(raw::binary(payload))
+            sink.feed(raw::binary(payload.get(sent)))
                 .await
                 .map_err(Error::raw("writing"))?;
             sent += 1;
@@ -114,7 +113,7 @@ async fn through_engine(
                     break;
                 };
                 permit.forget();
-                sink.feed(raw::binary(payload))
+                sink.feed(raw::binary(payload.get(sent)))
                     .await
                     .map_err(Error::raw("writing"))?;
                 sent += 1;
@@ -125,7 +124,7 @@ async fn through_engine(
     };
     let reader = async {
         for _ in 0..n {
-            check_echo(payload.len(), raw::next_len(&mut stream).await?)?;
+            check_echo(payload.size(), raw::next_len(&mut stream).await?)?;
             room.add_permits(1);
         }
         Ok(())
@@ -147,7 +146,7 @@ async fn through_engine(
 async fn through_yawc(
     url: &str,
     deflate: bool,
-    payload: &Bytes,
+    payload: &Payloads,
     n: usize,
     window: usize,
 ) -> Result<Duration, Error> {
@@ -167,7 +166,7 @@ async fn through_yawc(
                 .await
                 .map_err(|_| Error::Closed("every message was sent"))?
                 .forget();
-            sink.feed(raw_yawc::binary(payload))
+            sink.feed(raw_yawc::binary(payload.get(sent)))
                 .await
                 .map_err(Error::raw_yawc("writing"))?;
             sent += 1;
@@ -176,7 +175,7 @@ async fn through_yawc(
                     break;
                 };
                 permit.forget();
-                sink.feed(raw_yawc::binary(payload))
+                sink.feed(raw_yawc::binary(payload.get(sent)))
                     .await
                     .map_err(Error::raw_yawc("writing"))?;
                 sent += 1;
@@ -187,7 +186,7 @@ async fn through_yawc(
     };
     let reader = async {
         for _ in 0..n {
-            check_echo(payload.len(), raw_yawc::next_len(&mut stream).await?)?;
+            check_echo(payload.size(), raw_yawc::next_len(&mut stream).await?)?;
             room.add_permits(1);
         }
         Ok(())
