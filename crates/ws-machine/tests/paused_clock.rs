@@ -1006,3 +1006,81 @@ async fn a_stalled_feed_is_replaced_after_the_data_timeout() {
     assert_eq!(got, 10, "every message arrived before the stall");
     reader.abort();
 }
+
+/// The heartbeat of a server that ignores control pings: `{"op":"ping"}`
+/// every 5 s, whatever else flows; the server's `{"op":"pong"}` replies are
+/// kept out of `input`, its data is not. The connection stays up.
+#[tokio::test(start_paused = true)]
+async fn the_heartbeat_goes_out_on_its_period_and_its_replies_are_kept_out() {
+    let (_peer, mut machine, server) = connected(|builder| {
+        builder
+            .heartbeat(r#"{"op":"ping"}"#, Duration::from_secs(5))
+            .heartbeat_reply(|m| m.as_text() == Some(r#"{"op":"pong"}"#))
+            .ping_interval(Duration::MAX)
+            .pong_timeout(Duration::from_secs(2))
+    })
+    .await;
+    let start = Instant::now();
+    let (mut sink, mut stream) = server.split();
+    let mut beats = Vec::new();
+    while beats.len() < 4 {
+        let frame = timeout(Duration::from_secs(60), stream.next())
+            .await
+            .expect("a heartbeat within a minute")
+            .expect("open")
+            .expect("a frame");
+        assert_eq!(frame.as_text(), Some(r#"{"op":"ping"}"#));
+        beats.push(start.elapsed());
+        sink.send(tws::Message::text(r#"{"op":"pong"}"#))
+            .await
+            .expect("send");
+        sink.send(tws::Message::text(format!("tick {}", beats.len())))
+            .await
+            .expect("send");
+    }
+    let secs: Vec<u64> = beats.iter().map(Duration::as_secs).collect();
+    assert_eq!(secs, [5, 10, 15, 20]);
+    until_input_holds(&machine.input, 4).await;
+    let mut delivered = Vec::new();
+    while let Ok(message) = machine.input.try_recv() {
+        delivered.push(message.as_text().unwrap_or_default().to_owned());
+    }
+    assert_eq!(delivered, ["tick 1", "tick 2", "tick 3", "tick 4"]);
+    assert!(
+        machine.status.try_recv().is_err(),
+        "no state change while the heartbeat is answered"
+    );
+}
+
+/// A server that sends data but no longer answers the heartbeat is dead:
+/// only a matching reply counts, within the pong timeout.
+#[tokio::test(start_paused = true)]
+async fn an_unanswered_heartbeat_ends_the_connection() {
+    let (_peer, mut machine, server) = connected(|builder| {
+        builder
+            .heartbeat("ping", Duration::from_secs(5))
+            .heartbeat_reply(|m| m.as_ref() == b"pong")
+            .ping_interval(Duration::MAX)
+            .pong_timeout(Duration::from_secs(2))
+    })
+    .await;
+    let start = Instant::now();
+    let (mut sink, mut unread) = server.split();
+    // Reads (so the heartbeat is taken) but only ever sends data.
+    let _reader = tokio::spawn(async move { while unread.next().await.is_some() {} });
+    let _feed = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if sink.send(tws::Message::text("price")).await.is_err() {
+                break;
+            }
+        }
+    });
+    let lost = until_state(&mut machine, State::Disconnected).await;
+    assert!(
+        matches!(lost.error, Some(Error::HeartbeatTimeout(d)) if d == Duration::from_secs(2)),
+        "{lost:?}"
+    );
+    assert_eq!(start.elapsed(), Duration::from_secs(7));
+    assert!(!lost.is_final(), "retried");
+}

@@ -470,6 +470,39 @@ fn a_final_close_code_exits_3() {
     assert_eq!(other.wait().code(), Some(0));
 }
 
+/// `--heartbeat`: sent on its period; the echo server's echo is the reply
+/// named by `--heartbeat-reply`, so it is not printed, while other
+/// messages are.
+#[test]
+fn heartbeats_go_out_and_their_replies_are_not_printed() {
+    let server = Local::start();
+    let url = server.url();
+    let mut wsm = Wsm::start(&args(
+        &url,
+        &[
+            "--heartbeat",
+            "hb",
+            "--heartbeat-interval",
+            "20ms",
+            "--heartbeat-reply",
+            "hb",
+        ],
+    ));
+    server.wait_for_messages(5);
+    wsm.send("data");
+    wsm.out.wait_for("the echo", |l| l == "data");
+    wsm.close_stdin();
+    assert_eq!(wsm.wait().code(), Some(0));
+    let beats = server
+        .server()
+        .received()
+        .iter()
+        .filter(|r| r.data.as_text() == Some("hb"))
+        .count();
+    assert!(beats >= 5, "{beats} heartbeats");
+    assert_eq!(wsm.out.rest(), ["data"], "only the data is printed");
+}
+
 #[test]
 fn a_refused_message_makes_the_end_exit_5() {
     let server = Local::start();

@@ -1,12 +1,13 @@
-//! One open connection: the socket, its keep-alive and its write watch.
+//! One open connection: the socket, its keep-alive, its heartbeat and its
+//! write watch.
 //!
 //! The connected phase owns one `Link` and asks it four things: hand a frame
 //! to the engine ([`Link::send`]); move bytes ([`Link::poll_io`], which says
 //! what happened); what its one timer means when it fires
 //! ([`Link::on_timer`], which says when to fire next or why the connection
-//! is dead); and close ([`Link::close`]). One timer serves the keep-alive
-//! and the write watch: it fires at [`Link::deadline`], the earlier of the
-//! two.
+//! is dead); and close ([`Link::close`]). One timer serves the keep-alive,
+//! the heartbeat and the write watch: it fires at [`Link::deadline`], the
+//! earliest of them.
 
 use std::{
     future::poll_fn,
@@ -24,11 +25,12 @@ use crate::{
     policy::{
         after,
         delivery::Outbox,
+        heartbeat::{self, Beat, Period},
         keepalive::{Due, KeepAlive, Schedule},
         write_watch::WriteWatch,
     },
-    settings::Timeouts,
-    types::{Error, Message},
+    settings::{Heartbeat, Timeouts},
+    types::{Error, Message, Mode},
 };
 
 /// Most frames read, or messages taken from `output`, in one go before the
@@ -51,18 +53,46 @@ pub(crate) enum IoEvent {
     Ended(Error),
 }
 
+/// What a received message is to the heartbeat.
+enum Reply {
+    /// Not a reply: data for the caller.
+    Not,
+    /// A reply, kept out of `input`.
+    Kept,
+    /// A reply, delivered too.
+    Delivered,
+}
+
 /// The keep-alive's part of the timeouts.
 fn schedule(timeouts: &Timeouts) -> Schedule {
     Schedule {
-        interval: timeouts.ping_interval,
-        timeout: timeouts.pong_timeout,
+        interval: timeouts.ping_interval.get(),
+        timeout: timeouts.pong_timeout.get(),
     }
+}
+
+/// The heartbeat's part of the timeouts.
+fn period(beat: &Heartbeat, timeouts: &Timeouts) -> Period {
+    Period {
+        every: beat.every,
+        timeout: timeouts.pong_timeout.get(),
+    }
+}
+
+/// The connection's own settings, lent with each question that needs them
+/// (the link keeps only its instants).
+#[derive(Clone, Copy)]
+pub(crate) struct Rules<'a> {
+    pub(crate) timeouts: &'a Timeouts,
+    pub(crate) heartbeat: Option<&'a Heartbeat>,
 }
 
 /// One open connection and its per-connection state.
 pub(crate) struct Link {
     socket: Socket,
     keepalive: KeepAlive,
+    /// Present with a heartbeat (boxed: most machines have none).
+    heartbeat: Option<Box<heartbeat::Heartbeat>>,
     writes: WriteWatch,
     /// The server's close frame, once it arrived (boxed: rare).
     close: Option<Box<(u16, String)>>,
@@ -74,10 +104,13 @@ pub(crate) struct Link {
 
 impl Link {
     /// A connection established at `now`.
-    pub(crate) fn new(socket: Socket, now: Instant) -> Self {
+    pub(crate) fn new(socket: Socket, now: Instant, rules: Rules<'_>) -> Self {
         Self {
             socket,
             keepalive: KeepAlive::new(now),
+            heartbeat: rules
+                .heartbeat
+                .map(|beat| Box::new(heartbeat::Heartbeat::new(now, period(beat, rules.timeouts)))),
             writes: WriteWatch::new(),
             close: None,
             messages: 0,
@@ -122,13 +155,17 @@ impl Link {
     /// When the timer must fire next: for the keep-alive, or earlier for a
     /// watched write. (The link keeps only its instants; the timeouts come
     /// from the settings with each question.)
-    pub(crate) fn deadline(&self, timeouts: &Timeouts) -> Instant {
-        let keepalive = self
+    pub(crate) fn deadline(&self, rules: Rules<'_>) -> Instant {
+        let timeouts = rules.timeouts;
+        let mut keepalive = self
             .keepalive
             .deadline(schedule(timeouts))
-            .min(after(self.last_data, timeouts.data));
+            .min(after(self.last_data, timeouts.data.get()));
+        if let (Some(state), Some(beat)) = (&self.heartbeat, rules.heartbeat) {
+            keepalive = keepalive.min(state.deadline(period(beat, timeouts)));
+        }
         self.writes
-            .deadline(self.socket.last_write(), timeouts.write)
+            .deadline(self.socket.last_write(), timeouts.write.get())
             .map_or(keepalive, |write| write.min(keepalive))
     }
 
@@ -141,27 +178,77 @@ impl Link {
         &mut self,
         now: Instant,
         reading: bool,
-        timeouts: &Timeouts,
+        rules: Rules<'_>,
     ) -> Result<Instant, Error> {
+        let timeouts = rules.timeouts;
         if self
             .writes
-            .is_stuck(now, self.socket.last_write(), timeouts.write)
+            .is_stuck(now, self.socket.last_write(), timeouts.write.get())
         {
-            return Err(Error::WriteTimeout(timeouts.write));
+            return Err(Error::WriteTimeout(timeouts.write.get()));
         }
         if !reading {
             let _ = self.keepalive.received(now);
             self.last_data = now;
+            if let Some(state) = &mut self.heartbeat {
+                state.answered();
+            }
         }
-        if now >= after(self.last_data, timeouts.data) {
-            return Err(Error::DataTimeout(timeouts.data));
+        if now >= after(self.last_data, timeouts.data.get()) {
+            return Err(Error::DataTimeout(timeouts.data.get()));
         }
         match self.keepalive.on_timer(now, schedule(timeouts)) {
             Due::Rearm(_) => {}
             Due::Ping => self.ping(now)?,
-            Due::Dead => return Err(Error::PongTimeout(timeouts.pong_timeout)),
+            Due::Dead => return Err(Error::PongTimeout(timeouts.pong_timeout.get())),
         }
-        Ok(self.deadline(timeouts))
+        if let Some(beat) = rules.heartbeat {
+            self.beat(now, beat, timeouts)?;
+        }
+        Ok(self.deadline(rules))
+    }
+
+    /// Sends the heartbeat if it is due, or says the connection is dead.
+    fn beat(&mut self, now: Instant, beat: &Heartbeat, timeouts: &Timeouts) -> Result<(), Error> {
+        let Some(state) = &self.heartbeat else {
+            return Ok(());
+        };
+        let period = period(beat, timeouts);
+        match state.on_timer(now, period) {
+            Beat::Rearm(_) => Ok(()),
+            Beat::Dead => Err(Error::HeartbeatTimeout(timeouts.pong_timeout.get())),
+            Beat::Send => {
+                tracing::trace!("heartbeat");
+                // The message was checked when the machine was built; its
+                // kind is known, so the mode plays no part.
+                self.send(engine::outgoing(&beat.message, Mode::Binary, usize::MAX)?)?;
+                if let Some(state) = &mut self.heartbeat {
+                    state.sent(now, period);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether a received message answers the heartbeat, and whether it
+    /// goes to `input`.
+    fn heartbeat_reply(&mut self, message: &Message, beat: Option<&Heartbeat>) -> Reply {
+        let (Some(state), Some(beat)) = (&mut self.heartbeat, beat) else {
+            return Reply::Not;
+        };
+        match &beat.reply {
+            Some(is_reply) if is_reply(message) => {
+                state.answered();
+                if beat.deliver_replies {
+                    Reply::Delivered
+                } else {
+                    Reply::Kept
+                }
+            }
+            // Without a matcher, anything that arrives answers (see
+            // `poll_io`).
+            Some(_) | None => Reply::Not,
+        }
     }
 
     /// Flushes what waits and, if `read`, reads up to a batch of frames,
@@ -170,6 +257,7 @@ impl Link {
     pub(crate) fn poll_io(
         &mut self,
         cx: &mut Context<'_>,
+        beat: Option<&Heartbeat>,
         read: bool,
         input: &Sender<Message>,
         held: &mut Held,
@@ -210,8 +298,14 @@ impl Link {
                         received = true;
                         match frame {
                             Incoming::Message(message) => {
-                                data = true;
-                                self.messages = self.messages.saturating_add(1);
+                                match self.heartbeat_reply(&message, beat) {
+                                    Reply::Kept => continue,
+                                    Reply::Delivered => {}
+                                    Reply::Not => {
+                                        data = true;
+                                        self.messages = self.messages.saturating_add(1);
+                                    }
+                                }
                                 outbox.received(&message);
                                 held.hand_over(input, message);
                             }
@@ -244,6 +338,12 @@ impl Link {
             }
             if self.keepalive.received(now) {
                 rearm = true;
+            }
+            if let Some(state) = &mut self.heartbeat
+                && beat.is_some_and(|b| b.reply.is_none())
+            {
+                // Anything answers a heartbeat without a matcher.
+                state.answered();
             }
         }
         if progress || received {

@@ -47,7 +47,7 @@ impl Driver {
     /// commands; `Err` if told to quit meanwhile.
     async fn open(&mut self, headers: http::HeaderMap) -> Result<Result<Socket, Error>, Flow> {
         tracing::debug!(url = %redact_url(self.target.url()), "connecting");
-        let limit = self.timeouts.handshake;
+        let limit = self.timeouts.handshake.get();
         let deadline = after(Instant::now(), limit);
         let (connector, target) = (&self.connector, &self.target);
         let connect = timeout(limit, connector.connect(target, &headers, deadline));

@@ -13,13 +13,14 @@ use super::{Driver, Feed, Flow};
 use crate::{
     connection::{
         engine::{self, Socket},
-        link::{BATCH, IoEvent, Link},
+        link::{BATCH, IoEvent, Link, Rules},
     },
     handoff::input::room,
     policy::{
         command::{self, Closing, Connected},
         lifecycle::Ended,
     },
+    settings::Heartbeat,
     types::{Command, Error, Message},
 };
 
@@ -61,7 +62,7 @@ impl Driver {
         if let Err(error) = self.write_on_connect(&mut link) {
             return self.lost(error, &link);
         }
-        let timer = sleep_until(link.deadline(&self.timeouts));
+        let timer = sleep_until(link.deadline(self.rules()));
         tokio::pin!(timer);
         loop {
             let event = match self.commands.try_recv() {
@@ -88,6 +89,18 @@ impl Driver {
         }
     }
 
+    fn heartbeat(&self) -> Option<&Heartbeat> {
+        self.conversation.as_ref()?.heartbeat.as_ref()
+    }
+
+    /// The connection's settings, lent to the link.
+    fn rules(&self) -> Rules<'_> {
+        Rules {
+            timeouts: &self.timeouts,
+            heartbeat: self.heartbeat(),
+        }
+    }
+
     /// Reports `Connected`, with the subprotocol the server chose, and
     /// starts running the connection. Not async, so the task keeps no room
     /// for the subprotocol.
@@ -96,7 +109,7 @@ impl Driver {
         self.lifecycle.connected(now, &mut |s| {
             self.status.emit(s.with_protocol(protocol.take()));
         });
-        Link::new(socket, now)
+        Link::new(socket, now, self.rules())
     }
 
     /// Waits for the next thing to do.
@@ -105,9 +118,13 @@ impl Driver {
         let flush = link.needs_flush();
         let take = self.feed.takes() && self.outbox.can_take();
         let (tx, held, outbox) = (&self.inbox.tx, &mut self.inbox.held, &mut self.outbox);
+        let beat = self
+            .conversation
+            .as_ref()
+            .and_then(|c| c.heartbeat.as_ref());
         tokio::select! {
             command = self.commands.recv() => Event::Command(command),
-            event = poll_fn(|cx| link.poll_io(cx, read, tx, held, outbox)), if read || flush => {
+            event = poll_fn(|cx| link.poll_io(cx, beat, read, tx, held, outbox)), if read || flush => {
                 Event::Io(event)
             }
             message = self.output.recv(), if take => Event::Output(message),
@@ -125,7 +142,7 @@ impl Driver {
             Event::Command(command) => return self.on_command(command, link, timer),
             Event::Io(IoEvent::Progress { rearm }) => {
                 if rearm {
-                    timer.as_mut().reset(link.deadline(&self.timeouts));
+                    timer.as_mut().reset(link.deadline(self.rules()));
                 }
             }
             Event::Io(IoEvent::Failed {
@@ -147,7 +164,7 @@ impl Driver {
                 }
             }
             Event::Timer => {
-                match link.on_timer(Instant::now(), !self.inbox.is_held_up(), &self.timeouts) {
+                match link.on_timer(Instant::now(), !self.inbox.is_held_up(), self.rules()) {
                     Ok(next) => timer.as_mut().reset(next),
                     Err(error) => return Then::End(self.lost(error, link)),
                 }
@@ -173,7 +190,7 @@ impl Driver {
             Connected::Reconnect => Then::Finish(Finish::Reconnect),
             Connected::Ping => match link.ping(Instant::now()) {
                 Ok(()) => {
-                    timer.reset(link.deadline(&self.timeouts));
+                    timer.reset(link.deadline(self.rules()));
                     Then::Continue
                 }
                 Err(error) => Then::End(self.lost(error, link)),
@@ -227,7 +244,11 @@ impl Driver {
     /// The messages sent first on every connection; not tracked (they go
     /// out again on the next connection anyway).
     fn write_on_connect(&mut self, link: &mut Link) -> Result<(), Error> {
-        let Some(on_connect) = &self.on_connect else {
+        let Some(on_connect) = self
+            .conversation
+            .as_ref()
+            .and_then(|c| c.on_connect.as_ref())
+        else {
             return Ok(());
         };
         for message in on_connect() {

@@ -40,7 +40,7 @@ use crate::{
         delivery::Outbox,
         lifecycle::{Lifecycle, Next},
     },
-    settings::{OnConnectFn, Request, Settings, Timeouts},
+    settings::{Conversation, Request, Settings, Timeouts},
     types::{Command, Leftovers, Message, Mode, Status, Target},
 };
 
@@ -110,7 +110,7 @@ pub(crate) struct Driver {
     target: Target,
     connector: Connector,
     request: Request,
-    on_connect: Option<OnConnectFn>,
+    conversation: Option<Box<Conversation>>,
     timeouts: Timeouts,
     lifecycle: Lifecycle,
     outbox: Outbox,
@@ -129,7 +129,7 @@ impl Driver {
             connector: Connector::new(&settings.target, settings.connection),
             target: settings.target,
             request: settings.request,
-            on_connect: settings.on_connect,
+            conversation: settings.conversation,
             timeouts: settings.timeouts,
             lifecycle: Lifecycle::new(&settings.reconnect, fresh_credentials)
                 .with_final_close(settings.final_close),
@@ -170,7 +170,7 @@ impl Driver {
 
     /// When a close (or a stop) that begins now must be over.
     fn close_deadline(&self) -> Instant {
-        after(Instant::now(), self.timeouts.close)
+        after(Instant::now(), self.timeouts.close.get())
     }
 
     fn emit(&mut self, status: Status) {

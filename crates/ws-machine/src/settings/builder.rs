@@ -12,10 +12,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::rustls;
 
 use super::{
-    Capacities, Connection, Delivery, Dialer, HeadersFn, IntoMessages, Pem, ProxyChoice, Reconnect,
-    Request, Settings, Timeouts, TransportOptions, check_headers,
+    Capacities, Connection, Conversation, Delivery, Dialer, HeadersFn, Heartbeat, IntoMessages,
+    Matcher, Pem, ProxyChoice, Reconnect, Request, Settings, Timeouts, TransportOptions,
+    check_headers,
 };
-use crate::types::{Endpoint, Error, Message, Target, redact_url};
+use crate::types::{Endpoint, Error, Message, Mode, Target, redact_url};
 
 /// The default retry policy for rejected handshakes: retry 5xx, 408 (request
 /// timeout) and 429 (too many requests); every other status is final.
@@ -59,6 +60,7 @@ pub struct Builder {
     headers_fn: Option<HeadersFn>,
     on_connect: Option<super::OnConnectFn>,
     final_close: Option<super::CloseCodes>,
+    heartbeat: HeartbeatOptions,
     connection: Connection,
     timeouts: Timeouts,
     reconnect: Reconnect,
@@ -75,6 +77,11 @@ impl fmt::Debug for Builder {
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("headers_fn", &self.headers_fn.is_some())
             .field("on_connect", &self.on_connect.is_some())
+            // The message may carry a token: only the period is shown.
+            .field(
+                "heartbeat",
+                &self.heartbeat.beat.as_ref().map(|(_, every)| every),
+            )
             .field(
                 "dialer",
                 &matches!(self.connection.dialer, Dialer::Custom(_)),
@@ -100,6 +107,11 @@ impl Builder {
             headers_fn: None,
             on_connect: None,
             final_close: None,
+            heartbeat: HeartbeatOptions {
+                beat: None,
+                reply: None,
+                deliver_replies: false,
+            },
             connection: Connection {
                 dialer: Dialer::Tcp,
                 tls_config: None,
@@ -108,12 +120,12 @@ impl Builder {
                 extras: None,
             },
             timeouts: Timeouts {
-                ping_interval: Duration::from_secs(30),
-                pong_timeout: Duration::from_secs(10),
-                handshake: Duration::from_secs(10),
-                write: Duration::from_secs(10),
-                data: Duration::MAX,
-                close: Duration::from_secs(1),
+                ping_interval: Duration::from_secs(30).into(),
+                pong_timeout: Duration::from_secs(10).into(),
+                handshake: Duration::from_secs(10).into(),
+                write: Duration::from_secs(10).into(),
+                data: Duration::MAX.into(),
+                close: Duration::from_secs(1).into(),
             },
             reconnect: Reconnect {
                 enabled: true,
@@ -253,7 +265,7 @@ impl Builder {
     /// After this long without receiving anything, send a ping.
     /// `Duration::MAX` turns the keep-alive off. Default: 30 s.
     pub fn ping_interval(mut self, interval: Duration) -> Self {
-        self.timeouts.ping_interval = interval;
+        self.timeouts.ping_interval = interval.into();
         self
     }
 
@@ -261,21 +273,21 @@ impl Builder {
     /// connection is declared dead ([`Error::PongTimeout`]) and the machine
     /// reconnects. Default: 10 s.
     pub fn pong_timeout(mut self, timeout: Duration) -> Self {
-        self.timeouts.pong_timeout = timeout;
+        self.timeouts.pong_timeout = timeout.into();
         self
     }
 
     /// Limit for one connection attempt: DNS, TCP connect, TLS and the HTTP
     /// upgrade together. Default: 10 s.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.timeouts.handshake = timeout;
+        self.timeouts.handshake = timeout.into();
         self
     }
 
     /// If a write makes no progress for this long, the connection is
     /// declared dead ([`Error::WriteTimeout`]). Default: 10 s.
     pub fn write_timeout(mut self, timeout: Duration) -> Self {
-        self.timeouts.write = timeout;
+        self.timeouts.write = timeout.into();
         self
     }
 
@@ -300,7 +312,7 @@ impl Builder {
     /// # }
     /// ```
     pub fn data_timeout(mut self, timeout: Duration) -> Self {
-        self.timeouts.data = timeout;
+        self.timeouts.data = timeout.into();
         self
     }
 
@@ -313,7 +325,7 @@ impl Builder {
     /// [`Command::Reconnect`](crate::Command::Reconnect) and the sending of
     /// a close frame after a protocol error. Default: 1 s.
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
-        self.timeouts.close = timeout;
+        self.timeouts.close = timeout.into();
         self
     }
 
@@ -512,6 +524,98 @@ impl Builder {
     /// [`Error::MessageTooLarge`]. Default: 16 MiB.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.connection.max_message_size = bytes;
+        self
+    }
+
+    /// An application-level heartbeat: `message` is sent every `every` on
+    /// every connection, whatever else flows, for servers that ignore
+    /// control pings and expect a data message (`{"op":"ping"}`), or that
+    /// drop clients which send nothing for a while. After each heartbeat a
+    /// reply must arrive within the [`pong_timeout`](Builder::pong_timeout),
+    /// or the connection is dead ([`Error::HeartbeatTimeout`]) and replaced.
+    /// What counts as a reply is set by
+    /// [`heartbeat_reply`](Builder::heartbeat_reply); by default anything
+    /// that arrives does.
+    ///
+    /// Control pings go on as well, after [`ping_interval`](Builder::ping_interval)
+    /// of silence; to send only the heartbeat, set
+    /// `ping_interval(Duration::MAX)`. The heartbeat is not tracked for
+    /// delivery and is never handed back. Plain bytes
+    /// ([`Message::bytes`]) are sent as binary. Default: no heartbeat.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// use std::time::Duration;
+    /// use ws_machine::Machine;
+    ///
+    /// // The server ignores control pings, answers {"op":"ping"} with
+    /// // {"op":"pong"}, and drops clients silent for 30 s.
+    /// let machine = Machine::builder("ws://127.0.0.1:9/feed")
+    ///     .heartbeat(r#"{"op":"ping"}"#, Duration::from_secs(15))
+    ///     .heartbeat_reply(|m| m.as_text() == Some(r#"{"op":"pong"}"#))
+    ///     .ping_interval(Duration::MAX)
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn heartbeat(mut self, message: impl Into<Message>, every: Duration) -> Self {
+        self.heartbeat.beat = Some((message.into(), every));
+        self
+    }
+
+    /// What counts as the reply to a [`heartbeat`](Builder::heartbeat):
+    /// only a received message for which `is_reply` is true answers it, so
+    /// a server that sends data but stopped answering heartbeats is
+    /// replaced too. Matched replies are kept out of `input` unless
+    /// [`deliver_heartbeat_replies`](Builder::deliver_heartbeat_replies) is
+    /// on, and they do not count as data for
+    /// [`data_timeout`](Builder::data_timeout). Default: no matcher
+    /// (anything that arrives answers; nothing is kept out).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// use std::time::Duration;
+    ///
+    /// let machine = ws_machine::Machine::builder("ws://127.0.0.1:9/")
+    ///     .heartbeat("ping", Duration::from_secs(10))
+    ///     .heartbeat_reply(|reply| reply.as_ref() == b"pong")
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn heartbeat_reply(
+        mut self,
+        is_reply: impl Fn(&Message) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.heartbeat.reply = Some(Arc::new(is_reply));
+        self
+    }
+
+    /// Whether the replies matched by
+    /// [`heartbeat_reply`](Builder::heartbeat_reply) also go to `input`.
+    /// Default: false (they are kept out).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// use std::time::Duration;
+    ///
+    /// // The reply carries the server's clock, which the caller reads.
+    /// let machine = ws_machine::Machine::builder("ws://127.0.0.1:9/")
+    ///     .heartbeat(r#"{"op":"time"}"#, Duration::from_secs(10))
+    ///     .heartbeat_reply(|m| m.as_text().is_some_and(|t| t.starts_with(r#"{"time":"#)))
+    ///     .deliver_heartbeat_replies(true)
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn deliver_heartbeat_replies(mut self, deliver: bool) -> Self {
+        self.heartbeat.deliver_replies = deliver;
         self
     }
 
@@ -888,7 +992,7 @@ impl Builder {
             ("data_timeout", timeouts.data),
         ];
         for (option, value) in positive {
-            if value.is_zero() {
+            if value.get().is_zero() {
                 return Err(Error::InvalidConfig {
                     option,
                     reason: "must be longer than zero (Duration::MAX means never)".into(),
@@ -926,11 +1030,18 @@ impl Builder {
                 reason: "must be at least 1".into(),
             });
         }
+        let heartbeat = self.heartbeat.build(connection.max_message_size)?;
+        let conversation = (self.on_connect.is_some() || heartbeat.is_some()).then(|| {
+            Box::new(Conversation {
+                on_connect: self.on_connect,
+                heartbeat,
+            })
+        });
         Ok(Settings {
             target,
             connection,
             request: Request::new(self.headers, self.headers_fn),
-            on_connect: self.on_connect,
+            conversation,
             final_close: self.final_close,
             timeouts,
             reconnect,
@@ -942,6 +1053,49 @@ impl Builder {
     /// The URL as given (for the [`Machine`](crate::Machine)'s handle).
     pub(crate) fn url(&self) -> &str {
         &self.url
+    }
+}
+
+/// The heartbeat's options as set, in any order.
+struct HeartbeatOptions {
+    beat: Option<(Message, Duration)>,
+    reply: Option<Matcher>,
+    deliver_replies: bool,
+}
+
+impl HeartbeatOptions {
+    /// The heartbeat's settings: `None` without a heartbeat.
+    fn build(self, max_message_size: usize) -> Result<Option<Heartbeat>, Error> {
+        let Some((message, every)) = self.beat else {
+            if self.reply.is_some() || self.deliver_replies {
+                return Err(Error::InvalidConfig {
+                    option: "heartbeat_reply",
+                    reason: "there is no heartbeat to reply to: set `heartbeat` too".into(),
+                });
+            }
+            return Ok(None);
+        };
+        if every.is_zero() {
+            return Err(Error::InvalidConfig {
+                option: "heartbeat",
+                reason: "the period must be longer than zero (Duration::MAX means never)".into(),
+            });
+        }
+        if message.len() > max_message_size {
+            return Err(Error::InvalidConfig {
+                option: "heartbeat",
+                reason: format!(
+                    "the message ({} bytes) is larger than max_message_size ({max_message_size})",
+                    message.len()
+                ),
+            });
+        }
+        Ok(Some(Heartbeat {
+            message: message.resolved(Mode::Binary),
+            every,
+            reply: self.reply,
+            deliver_replies: self.deliver_replies,
+        }))
     }
 }
 
@@ -978,6 +1132,38 @@ mod tests {
         assert!(err.to_string().contains("backoff"), "{err}");
         let err = invalid(Builder::new("ws://127.0.0.1:1/").header("x-token", "a\nb"));
         assert!(matches!(err, Error::InvalidHeader { .. }), "{err}");
+    }
+
+    #[test]
+    fn heartbeat_options_are_validated() {
+        let url = "ws://127.0.0.1:1/";
+        let err = invalid(Builder::new(url).heartbeat_reply(|_| true));
+        assert!(
+            err.to_string().contains("no heartbeat to reply to"),
+            "{err}"
+        );
+        let err = invalid(Builder::new(url).heartbeat("ping", Duration::ZERO));
+        assert!(err.to_string().contains("longer than zero"), "{err}");
+        let err = invalid(
+            Builder::new(url)
+                .heartbeat("a heartbeat too long", Duration::from_secs(1))
+                .max_message_size(4),
+        );
+        assert!(
+            err.to_string().contains("larger than max_message_size"),
+            "{err}"
+        );
+        let settings = Builder::new(url)
+            .heartbeat(Message::bytes(&b"\x01"[..]), Duration::from_secs(1))
+            .build()
+            .expect("valid");
+        let beat = settings
+            .conversation
+            .and_then(|c| c.heartbeat)
+            .expect("a heartbeat");
+        assert!(beat.message.is_binary(), "plain bytes go out as binary");
+        let quiet = Builder::new(url).build().expect("valid");
+        assert!(quiet.conversation.is_none(), "nothing to say: nothing held");
     }
 
     #[test]

@@ -233,6 +233,13 @@ pub enum Error {
     #[error("no answer to ping within {0:?}: peer is not responding")]
     PongTimeout(Duration),
 
+    /// No reply to the application-level heartbeat
+    /// ([`Builder::heartbeat`](crate::Builder::heartbeat)) arrived within
+    /// the pong timeout: the server no longer answers, even if TCP is still
+    /// open. Retried.
+    #[error("no reply to the heartbeat within {0:?}: server is not responding")]
+    HeartbeatTimeout(Duration),
+
     /// No data message arrived within the data timeout
     /// ([`Builder::data_timeout`](crate::Builder::data_timeout)): the feed
     /// is stale, even if the server answers pings. Retried: the connection
@@ -408,6 +415,7 @@ impl Error {
             | Self::Headers { .. }
             | Self::ConnectionLost(_)
             | Self::PongTimeout(_)
+            | Self::HeartbeatTimeout(_)
             | Self::DataTimeout(_)
             | Self::WriteTimeout(_)
             | Self::Protocol { .. } => true,
@@ -453,6 +461,7 @@ impl Error {
             | Self::Closed { .. }
             | Self::ConnectionLost(_)
             | Self::PongTimeout(_)
+            | Self::HeartbeatTimeout(_)
             | Self::DataTimeout(_)
             | Self::WriteTimeout(_)
             | Self::Protocol { .. }
@@ -488,6 +497,7 @@ impl Error {
             | Self::Closed { .. }
             | Self::ConnectionLost(_)
             | Self::PongTimeout(_)
+            | Self::HeartbeatTimeout(_)
             | Self::DataTimeout(_)
             | Self::WriteTimeout(_)
             | Self::Protocol { .. }
@@ -671,6 +681,7 @@ mod tests {
     #[test]
     fn connection_errors_are_retried_and_config_errors_are_not() {
         assert!(Error::PongTimeout(Duration::from_secs(1)).is_retryable());
+        assert!(Error::HeartbeatTimeout(Duration::from_secs(1)).is_retryable());
         assert!(
             Error::Closed {
                 code: 1001,

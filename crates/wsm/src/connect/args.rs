@@ -15,7 +15,7 @@ use ws_machine::Message;
 
 use super::{
     lines::{LineParser, Mode, Parsed},
-    settings::{Connection, Settings, Transport},
+    settings::{Connection, Heartbeat, Settings, Transport},
 };
 use crate::{error::Error, exit};
 
@@ -192,6 +192,23 @@ pub(crate) struct ConnectArgs {
     /// The connection is dead if a write makes no progress for this long.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive_duration, help_heading = "Connection")]
     pub(crate) write_timeout: Duration,
+    /// A heartbeat sent every --heartbeat-interval on every connection, for
+    /// servers that ignore pings and want a message (like -x: text, or
+    /// binary with the prefix). No reply within --pong-timeout: reconnect.
+    #[arg(long, value_name = "MSG", help_heading = "Connection")]
+    pub(crate) heartbeat: Option<String>,
+    /// How often the heartbeat goes out.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = positive_duration, help_heading = "Connection")]
+    pub(crate) heartbeat_interval: Duration,
+    /// The heartbeat's reply (exactly this message): only it answers the
+    /// heartbeat, and it is not printed. Default: anything answers.
+    #[arg(
+        long,
+        value_name = "MSG",
+        requires = "heartbeat",
+        help_heading = "Connection"
+    )]
+    pub(crate) heartbeat_reply: Option<String>,
     /// The feed is stale, and the connection replaced, if no message
     /// arrives for this long (default: never).
     #[arg(long, value_name = "DURATION", value_parser = positive_duration, help_heading = "Connection")]
@@ -454,6 +471,20 @@ impl ConnectArgs {
             })?);
         }
 
+        let heartbeat = match self.heartbeat {
+            None => None,
+            Some(text) => Some(Heartbeat {
+                message: startup_message(&parser, text.as_bytes(), || "--heartbeat".into())?,
+                every: self.heartbeat_interval,
+                reply: self
+                    .heartbeat_reply
+                    .map(|reply| {
+                        startup_message(&parser, reply.as_bytes(), || "--heartbeat-reply".into())
+                    })
+                    .transpose()?,
+            }),
+        };
+
         let mut headers: Vec<(String, Secret)> = self
             .headers
             .into_iter()
@@ -472,6 +503,7 @@ impl ConnectArgs {
             headers,
             header_cmd: self.header_cmd,
             on_connect,
+            heartbeat,
             connection: Connection {
                 ping_interval: self.ping_interval,
                 pong_timeout: self.pong_timeout,

@@ -19,6 +19,7 @@ pub(crate) struct Settings {
     pub(crate) header_cmd: Option<String>,
     /// `--on-connect` lines, then `-x` messages.
     pub(crate) on_connect: Vec<Message>,
+    pub(crate) heartbeat: Option<Heartbeat>,
     pub(crate) connection: Connection,
     pub(crate) transport: Transport,
     /// How lines are sent until `/text` or `/binary`.
@@ -51,6 +52,7 @@ impl fmt::Debug for Settings {
             )
             .field("header_cmd", &self.header_cmd.is_some())
             .field("on_connect", &self.on_connect.len())
+            .field("heartbeat", &self.heartbeat.as_ref().map(|h| h.every))
             .field("connection", &self.connection)
             .field("transport", &self.transport)
             .field("mode", &self.mode)
@@ -63,6 +65,14 @@ impl fmt::Debug for Settings {
             .field("wait", &self.wait)
             .finish()
     }
+}
+
+/// `--heartbeat` and its two companions.
+pub(crate) struct Heartbeat {
+    pub(crate) message: Message,
+    pub(crate) every: Duration,
+    /// `--heartbeat-reply`: the one message that answers.
+    pub(crate) reply: Option<Message>,
 }
 
 /// The library's options, one field per flag.
@@ -175,6 +185,12 @@ impl Settings {
         }
         if !self.on_connect.is_empty() {
             builder = builder.on_connect(self.on_connect.clone());
+        }
+        if let Some(beat) = &self.heartbeat {
+            builder = builder.heartbeat(beat.message.clone(), beat.every);
+            if let Some(reply) = beat.reply.clone() {
+                builder = builder.heartbeat_reply(move |message| *message == reply);
+            }
         }
         self.transport.apply(builder)
     }
