@@ -1084,3 +1084,114 @@ async fn an_unanswered_heartbeat_ends_the_connection() {
     assert_eq!(start.elapsed(), Duration::from_secs(7));
     assert!(!lost.is_final(), "retried");
 }
+
+/// Reads the next data frame the server receives, as text, within a minute
+/// of paused time; `None` if none came.
+async fn next_text(
+    stream: &mut futures_util::stream::SplitStream<tws::WebSocketStream<DuplexStream>>,
+) -> Option<String> {
+    loop {
+        let frame = timeout(Duration::from_secs(60), stream.next())
+            .await
+            .ok()??
+            .ok()?;
+        if let Some(text) = frame.as_text() {
+            return Some(text.to_owned());
+        }
+    }
+}
+
+/// With a ready gate, the caller's messages (queued before the connection,
+/// and sent while it waits) go out only after the server's answer to the
+/// login; `Ready` follows `Connected`, and the answer reaches `input`. On
+/// the next connection the gate closes again.
+#[tokio::test(start_paused = true)]
+async fn the_ready_gate_holds_messages_until_the_server_says_ready() {
+    let (peer, builder) = Peer::builder();
+    let mut machine = builder
+        .on_connect("login")
+        .ready_when(|m| m.as_text() == Some("welcome"))
+        .spawn()
+        .expect("valid");
+    machine
+        .output
+        .send("order 1".into())
+        .await
+        .expect("running");
+    let (mut sink, mut stream) = peer.accept().await.split();
+    until_state(&mut machine, State::Connected).await;
+    assert_eq!(next_text(&mut stream).await.as_deref(), Some("login"));
+    machine
+        .output
+        .send("order 2".into())
+        .await
+        .expect("running");
+    // Nothing else comes while the server has not answered.
+    let early = timeout(Duration::from_secs(5), stream.next()).await;
+    assert!(early.is_err(), "sent before ready: {early:?}");
+    sink.send(tws::Message::text("welcome"))
+        .await
+        .expect("send");
+    let ready = next_status(&mut machine).await;
+    assert_eq!(ready.state, State::Ready);
+    assert_eq!(ready.attempt, 1);
+    assert_eq!(next_text(&mut stream).await.as_deref(), Some("order 1"));
+    assert_eq!(next_text(&mut stream).await.as_deref(), Some("order 2"));
+    let welcome = timeout(Duration::from_secs(60), machine.input.recv())
+        .await
+        .expect("in time")
+        .expect("open");
+    assert_eq!(welcome.as_text(), Some("welcome"));
+
+    // A new connection: login first, orders only after the answer.
+    let next = peer.offer();
+    drop((sink, stream));
+    until_state(&mut machine, State::Disconnected).await;
+    machine
+        .output
+        .send("order 3".into())
+        .await
+        .expect("running");
+    let (mut sink, mut stream) = upgrade(next).await.split();
+    until_state(&mut machine, State::Connected).await;
+    assert_eq!(next_text(&mut stream).await.as_deref(), Some("login"));
+    let early = timeout(Duration::from_secs(5), stream.next()).await;
+    assert!(early.is_err(), "sent before ready: {early:?}");
+    sink.send(tws::Message::text("welcome"))
+        .await
+        .expect("send");
+    until_state(&mut machine, State::Ready).await;
+    assert_eq!(next_text(&mut stream).await.as_deref(), Some("order 3"));
+}
+
+/// A server that never says ready: after the ready timeout the connection
+/// is replaced, as a failed attempt (a wait follows), and the message
+/// waiting is still owed.
+#[tokio::test(start_paused = true)]
+async fn a_connection_never_ready_is_replaced_after_the_ready_timeout() {
+    let (peer, builder) = Peer::builder();
+    let mut machine = builder
+        .on_connect("login")
+        .ready_when(|m| m.as_text() == Some("welcome"))
+        .ready_timeout(Duration::from_secs(3))
+        .spawn()
+        .expect("valid");
+    machine.output.send("order".into()).await.expect("running");
+    let _silent = peer.accept().await;
+    until_state(&mut machine, State::Connected).await;
+    let connected_at = Instant::now();
+    let lost = until_state(&mut machine, State::Disconnected).await;
+    assert!(
+        matches!(lost.error, Some(Error::ReadyTimeout(d)) if d == Duration::from_secs(3)),
+        "{lost:?}"
+    );
+    assert_eq!(connected_at.elapsed(), Duration::from_secs(3));
+    assert_eq!(next_status(&mut machine).await.state, State::Waiting);
+    let leftovers = machine.shutdown().await;
+    let owed: Vec<_> = leftovers
+        .unsent
+        .iter()
+        .filter_map(|m| m.as_text())
+        .collect();
+    assert_eq!(owed, ["order"]);
+}

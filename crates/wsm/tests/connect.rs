@@ -503,6 +503,31 @@ fn heartbeats_go_out_and_their_replies_are_not_printed() {
     assert_eq!(wsm.out.rest(), ["data"], "only the data is printed");
 }
 
+/// `--ready-on`: lines wait until the server's answer to the login (here
+/// its echo of `-x login`) arrives; the status line says READY.
+#[test]
+fn ready_on_holds_lines_until_the_answer() {
+    let server = Local::start();
+    let url = server.url();
+    let mut client = Wsm::start(&args(&url, &["-x", "login ok", "--ready-on", "ok"]));
+    client.send("order");
+    client.err.wait_for("READY", |l| l.contains(" READY "));
+    client.out.wait_for("the echo", |l| l == "order");
+    client.close_stdin();
+    assert_eq!(client.wait().code(), Some(0));
+    assert_eq!(client.out.rest(), ["login ok", "order"]);
+    let texts: Vec<String> = server
+        .server()
+        .received()
+        .into_iter()
+        .filter_map(|r| r.data.as_text().map(str::to_owned))
+        .collect();
+    assert_eq!(texts, ["login ok", "order"]);
+
+    let out = run_to_end(wsm(&args(&url, &["--ready-on", ""])), LIMIT);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+}
+
 #[test]
 fn a_refused_message_makes_the_end_exit_5() {
     let server = Local::start();

@@ -1,5 +1,5 @@
-//! One open connection: the socket, its keep-alive, its heartbeat and its
-//! write watch.
+//! One open connection: the socket, its keep-alive, its write watch, and
+//! its part of the conversation (the heartbeat and the ready gate).
 //!
 //! The connected phase owns one `Link` and asks it four things: hand a frame
 //! to the engine ([`Link::send`]); move bytes ([`Link::poll_io`], which says
@@ -25,13 +25,14 @@ use crate::{
     policy::{
         after,
         delivery::Outbox,
-        heartbeat::{self, Beat, Period},
         keepalive::{Due, KeepAlive, Schedule},
         write_watch::WriteWatch,
     },
-    settings::{Heartbeat, Timeouts},
+    settings::{Conversation, Timeouts},
     types::{Error, Message, Mode},
 };
+
+use super::talk::{Heard, Talk};
 
 /// Most frames read, or messages taken from `output`, in one go before the
 /// driver's loop looks at its other sources again: under load a larger
@@ -45,22 +46,15 @@ pub(crate) enum IoEvent {
     /// socket. With `rearm`, the timer must be set to [`Link::deadline`]: a
     /// ping was answered (the next one is due sooner than the pong timeout
     /// the timer waits for), or a write is now watched.
-    Progress { rearm: bool },
+    ///
+    /// With `ready`, a received message opened the ready gate: the caller's
+    /// messages may go out.
+    Progress { rearm: bool, ready: bool },
     /// The connection failed. With `close_queued`, a close frame saying why
     /// waits: [`Link::flush_until`] sends it.
     Failed { error: Error, close_queued: bool },
     /// The server ended the connection, with or without a close frame.
     Ended(Error),
-}
-
-/// What a received message is to the heartbeat.
-enum Reply {
-    /// Not a reply: data for the caller.
-    Not,
-    /// A reply, kept out of `input`.
-    Kept,
-    /// A reply, delivered too.
-    Delivered,
 }
 
 /// The keep-alive's part of the timeouts.
@@ -71,28 +65,20 @@ fn schedule(timeouts: &Timeouts) -> Schedule {
     }
 }
 
-/// The heartbeat's part of the timeouts.
-fn period(beat: &Heartbeat, timeouts: &Timeouts) -> Period {
-    Period {
-        every: beat.every,
-        timeout: timeouts.pong_timeout.get(),
-    }
-}
-
 /// The connection's own settings, lent with each question that needs them
 /// (the link keeps only its instants).
 #[derive(Clone, Copy)]
 pub(crate) struct Rules<'a> {
     pub(crate) timeouts: &'a Timeouts,
-    pub(crate) heartbeat: Option<&'a Heartbeat>,
+    pub(crate) conversation: Option<&'a Conversation>,
 }
 
 /// One open connection and its per-connection state.
 pub(crate) struct Link {
     socket: Socket,
     keepalive: KeepAlive,
-    /// Present with a heartbeat (boxed: most machines have none).
-    heartbeat: Option<Box<heartbeat::Heartbeat>>,
+    /// Present with a heartbeat or a ready gate.
+    talk: Option<Box<Talk>>,
     writes: WriteWatch,
     /// The server's close frame, once it arrived (boxed: rare).
     close: Option<Box<(u16, String)>>,
@@ -108,9 +94,9 @@ impl Link {
         Self {
             socket,
             keepalive: KeepAlive::new(now),
-            heartbeat: rules
-                .heartbeat
-                .map(|beat| Box::new(heartbeat::Heartbeat::new(now, period(beat, rules.timeouts)))),
+            talk: rules
+                .conversation
+                .and_then(|talk| Talk::new(now, talk, rules.timeouts)),
             writes: WriteWatch::new(),
             close: None,
             messages: 0,
@@ -161,8 +147,10 @@ impl Link {
             .keepalive
             .deadline(schedule(timeouts))
             .min(after(self.last_data, timeouts.data.get()));
-        if let (Some(state), Some(beat)) = (&self.heartbeat, rules.heartbeat) {
-            keepalive = keepalive.min(state.deadline(period(beat, timeouts)));
+        if let (Some(state), Some(talk)) = (&self.talk, rules.conversation)
+            && let Some(deadline) = state.deadline(talk, timeouts)
+        {
+            keepalive = keepalive.min(deadline);
         }
         self.writes
             .deadline(self.socket.last_write(), timeouts.write.get())
@@ -190,9 +178,6 @@ impl Link {
         if !reading {
             let _ = self.keepalive.received(now);
             self.last_data = now;
-            if let Some(state) = &mut self.heartbeat {
-                state.answered();
-            }
         }
         if now >= after(self.last_data, timeouts.data.get()) {
             return Err(Error::DataTimeout(timeouts.data.get()));
@@ -202,53 +187,21 @@ impl Link {
             Due::Ping => self.ping(now)?,
             Due::Dead => return Err(Error::PongTimeout(timeouts.pong_timeout.get())),
         }
-        if let Some(beat) = rules.heartbeat {
-            self.beat(now, beat, timeouts)?;
+        if let (Some(state), Some(talk)) = (&mut self.talk, rules.conversation)
+            && let Some(heartbeat) = state.on_timer(now, reading, talk, timeouts)?
+        {
+            tracing::trace!("heartbeat");
+            // Its kind is known (fixed when the machine was built), so the
+            // mode plays no part; its size was checked then too.
+            self.send(engine::outgoing(heartbeat, Mode::Binary, usize::MAX)?)?;
         }
         Ok(self.deadline(rules))
     }
 
-    /// Sends the heartbeat if it is due, or says the connection is dead.
-    fn beat(&mut self, now: Instant, beat: &Heartbeat, timeouts: &Timeouts) -> Result<(), Error> {
-        let Some(state) = &self.heartbeat else {
-            return Ok(());
-        };
-        let period = period(beat, timeouts);
-        match state.on_timer(now, period) {
-            Beat::Rearm(_) => Ok(()),
-            Beat::Dead => Err(Error::HeartbeatTimeout(timeouts.pong_timeout.get())),
-            Beat::Send => {
-                tracing::trace!("heartbeat");
-                // The message was checked when the machine was built; its
-                // kind is known, so the mode plays no part.
-                self.send(engine::outgoing(&beat.message, Mode::Binary, usize::MAX)?)?;
-                if let Some(state) = &mut self.heartbeat {
-                    state.sent(now, period);
-                }
-                Ok(())
-            }
-        }
-    }
-
-    /// Whether a received message answers the heartbeat, and whether it
-    /// goes to `input`.
-    fn heartbeat_reply(&mut self, message: &Message, beat: Option<&Heartbeat>) -> Reply {
-        let (Some(state), Some(beat)) = (&mut self.heartbeat, beat) else {
-            return Reply::Not;
-        };
-        match &beat.reply {
-            Some(is_reply) if is_reply(message) => {
-                state.answered();
-                if beat.deliver_replies {
-                    Reply::Delivered
-                } else {
-                    Reply::Kept
-                }
-            }
-            // Without a matcher, anything that arrives answers (see
-            // `poll_io`).
-            Some(_) | None => Reply::Not,
-        }
+    /// Whether the caller's messages may go out: the server said it is
+    /// ready, or there is no ready gate.
+    pub(crate) fn is_ready(&self) -> bool {
+        self.talk.as_ref().is_none_or(|talk| talk.is_ready())
     }
 
     /// Flushes what waits and, if `read`, reads up to a batch of frames,
@@ -257,7 +210,7 @@ impl Link {
     pub(crate) fn poll_io(
         &mut self,
         cx: &mut Context<'_>,
-        beat: Option<&Heartbeat>,
+        conversation: Option<&Conversation>,
         read: bool,
         input: &Sender<Message>,
         held: &mut Held,
@@ -288,6 +241,7 @@ impl Link {
         }
         let mut received = false;
         let mut data = false;
+        let mut ready = false;
         if read {
             for _ in 0..BATCH {
                 if !held.is_empty() {
@@ -298,10 +252,19 @@ impl Link {
                         received = true;
                         match frame {
                             Incoming::Message(message) => {
-                                match self.heartbeat_reply(&message, beat) {
-                                    Reply::Kept => continue,
-                                    Reply::Delivered => {}
-                                    Reply::Not => {
+                                let heard = match (&mut self.talk, conversation) {
+                                    (Some(state), Some(talk)) => state.heard(&message, talk),
+                                    _ => Heard::Data,
+                                };
+                                match heard {
+                                    Heard::Reply { deliver: false } => continue,
+                                    Heard::Reply { deliver: true } => {}
+                                    Heard::Ready => {
+                                        ready = true;
+                                        data = true;
+                                        self.messages = self.messages.saturating_add(1);
+                                    }
+                                    Heard::Data => {
                                         data = true;
                                         self.messages = self.messages.saturating_add(1);
                                     }
@@ -339,15 +302,12 @@ impl Link {
             if self.keepalive.received(now) {
                 rearm = true;
             }
-            if let Some(state) = &mut self.heartbeat
-                && beat.is_some_and(|b| b.reply.is_none())
-            {
-                // Anything answers a heartbeat without a matcher.
-                state.answered();
+            if let (Some(state), Some(talk)) = (&mut self.talk, conversation) {
+                state.received(talk);
             }
         }
         if progress || received {
-            Poll::Ready(IoEvent::Progress { rearm })
+            Poll::Ready(IoEvent::Progress { rearm, ready })
         } else {
             Poll::Pending
         }

@@ -20,7 +20,6 @@ use crate::{
         command::{self, Closing, Connected},
         lifecycle::Ended,
     },
-    settings::Heartbeat,
     types::{Command, Error, Message},
 };
 
@@ -89,15 +88,11 @@ impl Driver {
         }
     }
 
-    fn heartbeat(&self) -> Option<&Heartbeat> {
-        self.conversation.as_ref()?.heartbeat.as_ref()
-    }
-
     /// The connection's settings, lent to the link.
     fn rules(&self) -> Rules<'_> {
         Rules {
             timeouts: &self.timeouts,
-            heartbeat: self.heartbeat(),
+            conversation: self.conversation.as_deref(),
         }
     }
 
@@ -116,15 +111,13 @@ impl Driver {
     async fn next_event(&mut self, link: &mut Link, timer: Pin<&mut Sleep>) -> Event {
         let read = !self.inbox.is_held_up();
         let flush = link.needs_flush();
-        let take = self.feed.takes() && self.outbox.can_take();
+        // Until the server says it is ready, the caller's messages wait.
+        let take = self.feed.takes() && self.outbox.can_take() && link.is_ready();
         let (tx, held, outbox) = (&self.inbox.tx, &mut self.inbox.held, &mut self.outbox);
-        let beat = self
-            .conversation
-            .as_ref()
-            .and_then(|c| c.heartbeat.as_ref());
+        let talk = self.conversation.as_deref();
         tokio::select! {
             command = self.commands.recv() => Event::Command(command),
-            event = poll_fn(|cx| link.poll_io(cx, beat, read, tx, held, outbox)), if read || flush => {
+            event = poll_fn(|cx| link.poll_io(cx, talk, read, tx, held, outbox)), if read || flush => {
                 Event::Io(event)
             }
             message = self.output.recv(), if take => Event::Output(message),
@@ -140,7 +133,10 @@ impl Driver {
     fn on_event(&mut self, event: Event, link: &mut Link, mut timer: Pin<&mut Sleep>) -> Then {
         match event {
             Event::Command(command) => return self.on_command(command, link, timer),
-            Event::Io(IoEvent::Progress { rearm }) => {
+            Event::Io(IoEvent::Progress { rearm, ready }) => {
+                if ready {
+                    self.lifecycle.ready(&mut |s| self.status.emit(s));
+                }
                 if rearm {
                     timer.as_mut().reset(link.deadline(self.rules()));
                 }
@@ -263,6 +259,9 @@ impl Driver {
     /// Messages taken back after a connection died, oldest first, as far as
     /// the window allows.
     fn write_replayed(&mut self, link: &mut Link) -> Result<(), Error> {
+        if !link.is_ready() {
+            return Ok(());
+        }
         while self.outbox.can_replay() {
             let Some(message) = self.outbox.take_replay() else {
                 break;
@@ -322,6 +321,7 @@ impl Driver {
         let ended = Ended {
             at: Instant::now(),
             messages: link.messages(),
+            ready: link.is_ready(),
         };
         Flow::Go(
             self.lifecycle

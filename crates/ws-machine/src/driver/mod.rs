@@ -125,6 +125,10 @@ pub(crate) struct Driver {
 impl Driver {
     pub(crate) fn new(settings: Settings, ends: Ends) -> Self {
         let fresh_credentials = settings.request.is_computed();
+        let gated = settings
+            .conversation
+            .as_ref()
+            .is_some_and(|c| c.ready.is_some());
         Self {
             connector: Connector::new(&settings.target, settings.connection),
             target: settings.target,
@@ -132,7 +136,8 @@ impl Driver {
             conversation: settings.conversation,
             timeouts: settings.timeouts,
             lifecycle: Lifecycle::new(&settings.reconnect, fresh_credentials)
-                .with_final_close(settings.final_close),
+                .with_final_close(settings.final_close)
+                .with_ready_gate(gated),
             outbox: Outbox::new(settings.delivery),
             status: StatusOut::new(ends.status),
             inbox: Inbox::new(ends.input),

@@ -13,7 +13,7 @@ use tokio_rustls::rustls;
 
 use super::{
     Capacities, Connection, Conversation, Delivery, Dialer, HeadersFn, Heartbeat, IntoMessages,
-    Matcher, Pem, ProxyChoice, Reconnect, Request, Settings, Timeouts, TransportOptions,
+    Matcher, Pem, ProxyChoice, ReadyGate, Reconnect, Request, Settings, Timeouts, TransportOptions,
     check_headers,
 };
 use crate::types::{Endpoint, Error, Message, Mode, Target, redact_url};
@@ -61,6 +61,7 @@ pub struct Builder {
     on_connect: Option<super::OnConnectFn>,
     final_close: Option<super::CloseCodes>,
     heartbeat: HeartbeatOptions,
+    ready: ReadyOptions,
     connection: Connection,
     timeouts: Timeouts,
     reconnect: Reconnect,
@@ -77,6 +78,7 @@ impl fmt::Debug for Builder {
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("headers_fn", &self.headers_fn.is_some())
             .field("on_connect", &self.on_connect.is_some())
+            .field("ready_when", &self.ready.when.is_some())
             // The message may carry a token: only the period is shown.
             .field(
                 "heartbeat",
@@ -111,6 +113,10 @@ impl Builder {
                 beat: None,
                 reply: None,
                 deliver_replies: false,
+            },
+            ready: ReadyOptions {
+                when: None,
+                timeout: None,
             },
             connection: Connection {
                 dialer: Dialer::Tcp,
@@ -619,6 +625,65 @@ impl Builder {
         self
     }
 
+    /// A ready gate: after connecting (and sending the
+    /// [`on_connect`](Builder::on_connect) messages), the caller's messages,
+    /// queued or written again after a reconnect, wait until a received
+    /// message for which `is_ready` is true says the server is ready, for
+    /// servers that must acknowledge a login or a subscription before
+    /// anything else may be sent. The machine then reports
+    /// [`State::Ready`](crate::State::Ready) (after
+    /// [`State::Connected`](crate::State::Connected)); the message that
+    /// opened the gate is delivered to `input` like any other. If none
+    /// comes within the [`ready_timeout`](Builder::ready_timeout), the
+    /// connection is replaced ([`Error::ReadyTimeout`]) and counts as a
+    /// failed attempt. Commands work meanwhile. Default: no gate (the
+    /// caller's messages go out as soon as the connection is open, and
+    /// there is no `Ready` status).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// use ws_machine::Machine;
+    ///
+    /// // Orders may go out only after the exchange accepted the login.
+    /// let machine = Machine::builder("ws://127.0.0.1:9/orders")
+    ///     .on_connect(r#"{"op":"login","key":"..."}"#)
+    ///     .ready_when(|m| m.as_text().is_some_and(|t| t.contains(r#""event":"login""#)))
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ready_when(
+        mut self,
+        is_ready: impl Fn(&Message) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.ready.when = Some(Arc::new(is_ready));
+        self
+    }
+
+    /// How long a connection may take, from the upgrade, to become ready
+    /// (see [`ready_when`](Builder::ready_when)). Default: 10 s.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// use std::time::Duration;
+    ///
+    /// let machine = ws_machine::Machine::builder("ws://127.0.0.1:9/")
+    ///     .on_connect("subscribe:prices")
+    ///     .ready_when(|m| m.as_ref() == b"subscribed")
+    ///     .ready_timeout(Duration::from_secs(3))
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ready_timeout(mut self, timeout: Duration) -> Self {
+        self.ready.timeout = Some(timeout);
+        self
+    }
+
     /// Which close codes from the server stop the machine, as
     /// [`retry_status`](Builder::retry_status) does for HTTP: for example
     /// 1008 (policy violation), or an application's 4xxx code meaning
@@ -1031,12 +1096,15 @@ impl Builder {
             });
         }
         let heartbeat = self.heartbeat.build(connection.max_message_size)?;
-        let conversation = (self.on_connect.is_some() || heartbeat.is_some()).then(|| {
-            Box::new(Conversation {
-                on_connect: self.on_connect,
-                heartbeat,
-            })
-        });
+        let ready = self.ready.build()?;
+        let conversation = (self.on_connect.is_some() || heartbeat.is_some() || ready.is_some())
+            .then(|| {
+                Box::new(Conversation {
+                    on_connect: self.on_connect,
+                    heartbeat,
+                    ready,
+                })
+            });
         Ok(Settings {
             target,
             connection,
@@ -1099,6 +1167,38 @@ impl HeartbeatOptions {
     }
 }
 
+/// The ready gate's options as set, in any order.
+struct ReadyOptions {
+    when: Option<Matcher>,
+    timeout: Option<Duration>,
+}
+
+/// The ready timeout's default.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl ReadyOptions {
+    /// The gate: `None` without one.
+    fn build(self) -> Result<Option<ReadyGate>, Error> {
+        let Some(is_ready) = self.when else {
+            if self.timeout.is_some() {
+                return Err(Error::InvalidConfig {
+                    option: "ready_timeout",
+                    reason: "there is no ready gate: set `ready_when` too".into(),
+                });
+            }
+            return Ok(None);
+        };
+        let timeout = self.timeout.unwrap_or(READY_TIMEOUT);
+        if timeout.is_zero() {
+            return Err(Error::InvalidConfig {
+                option: "ready_timeout",
+                reason: "must be longer than zero (Duration::MAX means never)".into(),
+            });
+        }
+        Ok(Some(ReadyGate { is_ready, timeout }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1132,6 +1232,25 @@ mod tests {
         assert!(err.to_string().contains("backoff"), "{err}");
         let err = invalid(Builder::new("ws://127.0.0.1:1/").header("x-token", "a\nb"));
         assert!(matches!(err, Error::InvalidHeader { .. }), "{err}");
+    }
+
+    #[test]
+    fn ready_gate_options_are_validated() {
+        let url = "ws://127.0.0.1:1/";
+        let err = invalid(Builder::new(url).ready_timeout(Duration::from_secs(1)));
+        assert!(err.to_string().contains("no ready gate"), "{err}");
+        let err = invalid(
+            Builder::new(url)
+                .ready_when(|_| true)
+                .ready_timeout(Duration::ZERO),
+        );
+        assert!(err.to_string().contains("ready_timeout"), "{err}");
+        let settings = Builder::new(url)
+            .ready_when(|_| true)
+            .build()
+            .expect("valid");
+        let gate = settings.conversation.and_then(|c| c.ready).expect("a gate");
+        assert_eq!(gate.timeout, READY_TIMEOUT);
     }
 
     #[test]

@@ -58,12 +58,21 @@ pub(crate) struct Heartbeat {
 }
 
 /// What the application says on every connection besides the caller's
-/// messages: the messages sent first and the heartbeat. Boxed in the
+/// messages: the messages sent first, the heartbeat, and what makes the
+/// connection ready. Boxed in the
 /// settings and the driver: most machines have none of it, and every idle
 /// machine keeps its task's state.
 pub(crate) struct Conversation {
     pub(crate) on_connect: Option<OnConnectFn>,
     pub(crate) heartbeat: Option<Heartbeat>,
+    pub(crate) ready: Option<ReadyGate>,
+}
+
+/// The ready gate (see [`Builder::ready_when`]).
+pub(crate) struct ReadyGate {
+    /// Whether a received message says the connection is ready.
+    pub(crate) is_ready: Matcher,
+    pub(crate) timeout: Duration,
 }
 
 /// Everything a machine runs with, validated.

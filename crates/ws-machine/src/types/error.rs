@@ -240,6 +240,16 @@ pub enum Error {
     #[error("no reply to the heartbeat within {0:?}: server is not responding")]
     HeartbeatTimeout(Duration),
 
+    /// No received message made the connection ready
+    /// ([`Builder::ready_when`](crate::Builder::ready_when)) within the
+    /// ready timeout: the server did not accept the `on_connect` messages
+    /// (an auth or a subscribe) in time. Retried, as a failed attempt (with
+    /// the backoff).
+    #[error(
+        "the server did not say it is ready within {0:?}: check the on_connect messages and the ready_when matcher"
+    )]
+    ReadyTimeout(Duration),
+
     /// No data message arrived within the data timeout
     /// ([`Builder::data_timeout`](crate::Builder::data_timeout)): the feed
     /// is stale, even if the server answers pings. Retried: the connection
@@ -416,6 +426,7 @@ impl Error {
             | Self::ConnectionLost(_)
             | Self::PongTimeout(_)
             | Self::HeartbeatTimeout(_)
+            | Self::ReadyTimeout(_)
             | Self::DataTimeout(_)
             | Self::WriteTimeout(_)
             | Self::Protocol { .. } => true,
@@ -462,6 +473,7 @@ impl Error {
             | Self::ConnectionLost(_)
             | Self::PongTimeout(_)
             | Self::HeartbeatTimeout(_)
+            | Self::ReadyTimeout(_)
             | Self::DataTimeout(_)
             | Self::WriteTimeout(_)
             | Self::Protocol { .. }
@@ -498,6 +510,7 @@ impl Error {
             | Self::ConnectionLost(_)
             | Self::PongTimeout(_)
             | Self::HeartbeatTimeout(_)
+            | Self::ReadyTimeout(_)
             | Self::DataTimeout(_)
             | Self::WriteTimeout(_)
             | Self::Protocol { .. }
@@ -682,6 +695,7 @@ mod tests {
     fn connection_errors_are_retried_and_config_errors_are_not() {
         assert!(Error::PongTimeout(Duration::from_secs(1)).is_retryable());
         assert!(Error::HeartbeatTimeout(Duration::from_secs(1)).is_retryable());
+        assert!(Error::ReadyTimeout(Duration::from_secs(1)).is_retryable());
         assert!(
             Error::Closed {
                 code: 1001,

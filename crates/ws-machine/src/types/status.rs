@@ -9,8 +9,14 @@ use super::error::Error;
 pub enum State {
     /// An attempt to connect is under way (TCP, TLS, HTTP upgrade).
     Connecting,
-    /// The WebSocket is open: messages flow.
+    /// The WebSocket is open: messages flow. With a ready gate
+    /// ([`Builder::ready_when`](crate::Builder::ready_when)), only the
+    /// `on_connect` messages go out until [`State::Ready`].
     Connected,
+    /// With a ready gate only: the server said it is ready (for example it
+    /// acknowledged the login sent first), so the caller's messages, queued
+    /// and written again, now go out.
+    Ready,
     /// The connection or the attempt ended; [`Status::error`] says why.
     Disconnected,
     /// Waiting before the next attempt; [`Status::delay`] says how long.
@@ -22,6 +28,7 @@ impl fmt::Display for State {
         f.write_str(match self {
             Self::Connecting => "CONNECTING",
             Self::Connected => "CONNECTED",
+            Self::Ready => "READY",
             Self::Disconnected => "DISCONNECTED",
             Self::Waiting => "WAITING",
         })

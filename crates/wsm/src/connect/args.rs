@@ -119,6 +119,15 @@ pub(crate) struct ConnectArgs {
     /// A file whose lines are sent first on every connection, like -x.
     #[arg(long, value_name = "FILE", help_heading = "Messages")]
     pub(crate) on_connect: Option<PathBuf>,
+    /// Hold lines until a received message contains TEXT (the server's
+    /// answer to the login of -x or --on-connect), on every connection;
+    /// the status line says READY then.
+    #[arg(long, value_name = "TEXT", value_parser = not_empty, help_heading = "Messages")]
+    pub(crate) ready_on: Option<String>,
+    /// With --ready-on: how long a connection may take to become ready
+    /// before it is replaced.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive_duration, help_heading = "Messages")]
+    pub(crate) ready_timeout: Duration,
     /// Do not read stdin: only print what the server sends (feeds). Runs
     /// until Ctrl-C, -n, or the connection fails for good.
     #[arg(long, help_heading = "Messages")]
@@ -384,6 +393,13 @@ fn auth(text: &str) -> Result<Secret, String> {
     Ok(Secret(text.to_owned()))
 }
 
+fn not_empty(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(text.to_owned())
+}
+
 fn duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
         .map_err(|e| format!("{e}: expected a duration such as 500ms, 5s or 2m"))
@@ -504,6 +520,7 @@ impl ConnectArgs {
             header_cmd: self.header_cmd,
             on_connect,
             heartbeat,
+            ready_on: self.ready_on.map(|text| (text, self.ready_timeout)),
             connection: Connection {
                 ping_interval: self.ping_interval,
                 pong_timeout: self.pong_timeout,

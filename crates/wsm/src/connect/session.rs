@@ -282,7 +282,7 @@ impl Session {
     async fn on_slash(&mut self, slash: Slash, queued: usize) {
         match slash {
             Slash::Ping => {
-                if self.state == Some(State::Connected) {
+                if matches!(self.state, Some(State::Connected | State::Ready)) {
                     self.command(Command::Ping).await;
                     self.note(Note::Info("ping sent"));
                 } else {

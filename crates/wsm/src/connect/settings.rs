@@ -20,6 +20,8 @@ pub(crate) struct Settings {
     /// `--on-connect` lines, then `-x` messages.
     pub(crate) on_connect: Vec<Message>,
     pub(crate) heartbeat: Option<Heartbeat>,
+    /// `--ready-on` and `--ready-timeout`.
+    pub(crate) ready_on: Option<(String, Duration)>,
     pub(crate) connection: Connection,
     pub(crate) transport: Transport,
     /// How lines are sent until `/text` or `/binary`.
@@ -53,6 +55,7 @@ impl fmt::Debug for Settings {
             .field("header_cmd", &self.header_cmd.is_some())
             .field("on_connect", &self.on_connect.len())
             .field("heartbeat", &self.heartbeat.as_ref().map(|h| h.every))
+            .field("ready_on", &self.ready_on.is_some())
             .field("connection", &self.connection)
             .field("transport", &self.transport)
             .field("mode", &self.mode)
@@ -185,6 +188,19 @@ impl Settings {
         }
         if !self.on_connect.is_empty() {
             builder = builder.on_connect(self.on_connect.clone());
+        }
+        if let Some((text, timeout)) = &self.ready_on {
+            let text = text.clone().into_bytes();
+            builder = builder
+                .ready_when(move |message| {
+                    // Not empty (checked with the flag), so `windows` takes it.
+                    !text.is_empty()
+                        && message
+                            .as_ref()
+                            .windows(text.len())
+                            .any(|window| window == text.as_slice())
+                })
+                .ready_timeout(*timeout);
         }
         if let Some(beat) = &self.heartbeat {
             builder = builder.heartbeat(beat.message.clone(), beat.every);

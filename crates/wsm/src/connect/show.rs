@@ -157,6 +157,9 @@ impl Show {
                             let _ = write!(line, " (subprotocol {protocol})");
                         }
                     }
+                    (State::Ready, None) => {
+                        let _ = write!(line, " {}", self.url);
+                    }
                     (State::Waiting, None) => {
                         let wait = status.delay.map(delay).unwrap_or_default();
                         let _ = write!(line, " {wait} before attempt {}", status.attempt + 1);
@@ -184,8 +187,11 @@ impl Show {
                     state: Some(status.state.to_string()),
                     attempt: Some(status.attempt),
                     last: status.is_final(),
-                    url: matches!(status.state, State::Connecting | State::Connected)
-                        .then_some(self.url.as_str()),
+                    url: matches!(
+                        status.state,
+                        State::Connecting | State::Connected | State::Ready
+                    )
+                    .then_some(self.url.as_str()),
                     protocol: status.protocol.as_deref(),
                     delay_ms: status.delay.map(|d| d.as_millis()),
                     error: error.map(ToString::to_string),
