@@ -1195,3 +1195,44 @@ async fn a_connection_never_ready_is_replaced_after_the_ready_timeout() {
         .collect();
     assert_eq!(owed, ["order"]);
 }
+
+/// `send_rate(4, 1 s)`: at most four in any second, the first four at
+/// once; the login sent first is counted too, so it takes the room of one
+/// order.
+#[tokio::test(start_paused = true)]
+async fn the_send_rate_paces_the_callers_messages() {
+    let (peer, builder) = Peer::builder();
+    let mut machine = builder
+        .on_connect("login")
+        .send_rate(4, Duration::from_secs(1))
+        .spawn()
+        .expect("valid");
+    for n in 0..6 {
+        machine
+            .output
+            .send(format!("order {n}").into())
+            .await
+            .expect("running");
+    }
+    let (_sink, mut stream) = peer.accept().await.split();
+    until_state(&mut machine, State::Connected).await;
+    let start = Instant::now();
+    let mut arrivals = Vec::new();
+    for _ in 0..7 {
+        let text = next_text(&mut stream).await.expect("a message");
+        arrivals.push((text, start.elapsed().as_millis()));
+    }
+    let expected: Vec<(String, u128)> = [
+        ("login", 0),
+        ("order 0", 0),
+        ("order 1", 0),
+        ("order 2", 0),
+        ("order 3", 1000),
+        ("order 4", 1000),
+        ("order 5", 1000),
+    ]
+    .into_iter()
+    .map(|(t, ms)| (t.to_owned(), ms))
+    .collect();
+    assert_eq!(arrivals, expected);
+}

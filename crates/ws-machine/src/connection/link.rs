@@ -65,6 +65,14 @@ fn schedule(timeouts: &Timeouts) -> Schedule {
     }
 }
 
+/// What a timer expiry did, when it did not end the connection.
+pub(crate) struct Tick {
+    /// When the timer must fire next.
+    pub(crate) next: Instant,
+    /// Whether a heartbeat went out (a message, for the rate limit).
+    pub(crate) heartbeat: bool,
+}
+
 /// The connection's own settings, lent with each question that needs them
 /// (the link keeps only its instants).
 #[derive(Clone, Copy)]
@@ -157,17 +165,17 @@ impl Link {
             .map_or(keepalive, |write| write.min(keepalive))
     }
 
-    /// The timer fired at `now`: pings if one is due, and says when to fire
-    /// next, or why the connection is dead. `reading` is false while the
-    /// socket is not read because the caller is behind on `input`: an unread
-    /// pong is not the peer's fault, so detection waits until reading
-    /// resumes.
+    /// The timer fired at `now`: pings or sends the heartbeat if one is
+    /// due, and says when to fire next, or why the connection is dead.
+    /// `reading` is false while the socket is not read because the caller
+    /// is behind on `input`: an unread pong is not the peer's fault, so
+    /// detection waits until reading resumes.
     pub(crate) fn on_timer(
         &mut self,
         now: Instant,
         reading: bool,
         rules: Rules<'_>,
-    ) -> Result<Instant, Error> {
+    ) -> Result<Tick, Error> {
         let timeouts = rules.timeouts;
         if self
             .writes
@@ -194,8 +202,15 @@ impl Link {
             // Its kind is known (fixed when the machine was built), so the
             // mode plays no part; its size was checked then too.
             self.send(engine::outgoing(heartbeat, Mode::Binary, usize::MAX)?)?;
+            return Ok(Tick {
+                next: self.deadline(rules),
+                heartbeat: true,
+            });
         }
-        Ok(self.deadline(rules))
+        Ok(Tick {
+            next: self.deadline(rules),
+            heartbeat: false,
+        })
     }
 
     /// Whether the caller's messages may go out: the server said it is

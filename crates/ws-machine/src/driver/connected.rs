@@ -108,11 +108,14 @@ impl Driver {
     }
 
     /// Waits for the next thing to do.
-    async fn next_event(&mut self, link: &mut Link, timer: Pin<&mut Sleep>) -> Event {
+    async fn next_event(&mut self, link: &mut Link, mut timer: Pin<&mut Sleep>) -> Event {
         let read = !self.inbox.is_held_up();
         let flush = link.needs_flush();
-        // Until the server says it is ready, the caller's messages wait.
-        let take = self.feed.takes() && self.outbox.can_take() && link.is_ready();
+        // Until the server says it is ready, the caller's messages wait; and
+        // while the rate limit says so (for those taken from `output` and
+        // those written again: the timer wakes the phase when it lifts).
+        let paced = self.paced_until(timer.as_mut()).is_some();
+        let take = !paced && self.feed.takes() && self.outbox.can_take() && link.is_ready();
         let (tx, held, outbox) = (&self.inbox.tx, &mut self.inbox.held, &mut self.outbox);
         let talk = self.conversation.as_deref();
         tokio::select! {
@@ -161,7 +164,12 @@ impl Driver {
             }
             Event::Timer => {
                 match link.on_timer(Instant::now(), !self.inbox.is_held_up(), self.rules()) {
-                    Ok(next) => timer.as_mut().reset(next),
+                    Ok(tick) => {
+                        if tick.heartbeat {
+                            self.count_sent(Instant::now());
+                        }
+                        timer.as_mut().reset(tick.next);
+                    }
                     Err(error) => return Then::End(self.lost(error, link)),
                 }
             }
@@ -247,13 +255,51 @@ impl Driver {
         else {
             return Ok(());
         };
+        let now = Instant::now();
         for message in on_connect() {
             match engine::outgoing(&message, self.mode, self.connector.max_message_size()) {
-                Ok(frame) => link.send(frame)?,
+                Ok(frame) => {
+                    self.count_sent(now);
+                    link.send(frame)?;
+                }
                 Err(refused) => self.refuse(refused),
             }
         }
         Ok(())
+    }
+
+    /// When the rate limit lets the caller's next message go, if not now;
+    /// the timer is brought forward to that moment so the phase wakes up.
+    fn paced_until(&self, mut timer: Pin<&mut Sleep>) -> Option<Instant> {
+        let at = self.pace.as_ref()?.ready_at()?;
+        if at <= Instant::now() {
+            return None;
+        }
+        if at < timer.deadline() {
+            timer.as_mut().reset(at);
+        }
+        Some(at)
+    }
+
+    /// Whether the rate limit lets one more of the caller's messages go at
+    /// `now`; if so, it is counted.
+    fn may_send(&mut self, now: Instant) -> bool {
+        match &mut self.pace {
+            None => true,
+            Some(pace) if pace.allows(now) => {
+                pace.sent(now);
+                true
+            }
+            Some(_) => false,
+        }
+    }
+
+    /// A message that goes out whatever the rate (`on_connect`, the
+    /// heartbeat) is counted all the same.
+    fn count_sent(&mut self, now: Instant) {
+        if let Some(pace) = &mut self.pace {
+            pace.sent(now);
+        }
     }
 
     /// Messages taken back after a connection died, oldest first, as far as
@@ -262,7 +308,8 @@ impl Driver {
         if !link.is_ready() {
             return Ok(());
         }
-        while self.outbox.can_replay() {
+        let now = self.pace.as_ref().map(|_| Instant::now());
+        while self.outbox.can_replay() && now.is_none_or(|now| self.may_send(now)) {
             let Some(message) = self.outbox.take_replay() else {
                 break;
             };
@@ -274,9 +321,18 @@ impl Driver {
     /// Writes a message from `output`, then what else is already queued, so
     /// that it all goes out in one socket write.
     fn write_batch(&mut self, link: &mut Link, first: Message) -> Result<(), Error> {
+        // The clock is read once per batch, and only with a rate limit.
+        let now = self.pace.as_ref().map(|_| Instant::now());
+        if let Some(now) = now {
+            // `take` checked the limit for this one.
+            self.count_sent(now);
+        }
         self.write_tracked(link, first)?;
         for _ in 1..BATCH {
-            if !self.outbox.can_take() || !self.commands.is_empty() {
+            if !self.outbox.can_take()
+                || !self.commands.is_empty()
+                || now.is_some_and(|now| !self.may_send(now))
+            {
                 break;
             }
             let Ok(message) = self.output.try_recv() else {

@@ -39,6 +39,7 @@ use crate::{
         after,
         delivery::Outbox,
         lifecycle::{Lifecycle, Next},
+        pace::Pace,
     },
     settings::{Conversation, Request, Settings, Timeouts},
     types::{Command, Leftovers, Message, Mode, Status, Target},
@@ -120,6 +121,8 @@ pub(crate) struct Driver {
     feed: Feed,
     commands: Receiver<Command>,
     mode: Mode,
+    /// The outgoing rate limit, if any (boxed: most machines have none).
+    pace: Option<Box<Pace>>,
 }
 
 impl Driver {
@@ -145,6 +148,9 @@ impl Driver {
             feed: Feed::Open,
             commands: ends.commands,
             mode: Mode::default(),
+            pace: settings
+                .send_rate
+                .map(|rate| Box::new(Pace::new(rate.count, rate.per))),
         }
     }
 

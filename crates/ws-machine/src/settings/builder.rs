@@ -13,8 +13,8 @@ use tokio_rustls::rustls;
 
 use super::{
     Capacities, Connection, Conversation, Delivery, Dialer, HeadersFn, Heartbeat, IntoMessages,
-    Matcher, Pem, ProxyChoice, ReadyGate, Reconnect, Request, Settings, Timeouts, TransportOptions,
-    check_headers,
+    Matcher, Pem, ProxyChoice, ReadyGate, Reconnect, Request, SendRate, Settings, Timeouts,
+    TransportOptions, check_headers,
 };
 use crate::types::{Endpoint, Error, Message, Mode, Target, redact_url};
 
@@ -67,6 +67,7 @@ pub struct Builder {
     reconnect: Reconnect,
     delivery: Delivery,
     capacities: Capacities,
+    send_rate: Option<SendRate>,
     transport: TransportOptions,
 }
 
@@ -94,6 +95,7 @@ impl fmt::Debug for Builder {
             .field("ack_key", &self.delivery.ack_key.is_some())
             .field("ack_window", &self.delivery.ack_window)
             .field("capacities", &self.capacities)
+            .field("send_rate", &self.send_rate)
             .field("transport", &self.transport)
             .finish_non_exhaustive()
     }
@@ -150,6 +152,7 @@ impl Builder {
                 input: 1024,
                 status: 32,
             },
+            send_rate: None,
             transport: TransportOptions::default(),
         }
     }
@@ -684,6 +687,34 @@ impl Builder {
         self
     }
 
+    /// An outgoing rate limit: at most `count` messages in any window of
+    /// `per` (a burst of up to `count` goes at once), because exchanges
+    /// disconnect clients that exceed their message rate. Exact against
+    /// servers that count in fixed or in sliding windows; the machine keeps
+    /// the times of the last `count` messages. Messages wait in `output`
+    /// meanwhile (so a full `output` pushes back on the caller). The
+    /// `on_connect` messages and the heartbeat are never delayed but are
+    /// counted, so the caller's messages make room for them. The limit
+    /// holds across reconnects. Default: none.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// use std::time::Duration;
+    ///
+    /// // The exchange allows 10 messages a second per connection.
+    /// let machine = ws_machine::Machine::builder("ws://127.0.0.1:9/orders")
+    ///     .send_rate(10, Duration::from_secs(1))
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn send_rate(mut self, count: u32, per: Duration) -> Self {
+        self.send_rate = Some(SendRate { count, per });
+        self
+    }
+
     /// Which close codes from the server stop the machine, as
     /// [`retry_status`](Builder::retry_status) does for HTTP: for example
     /// 1008 (policy violation), or an application's 4xxx code meaning
@@ -1095,6 +1126,17 @@ impl Builder {
                 reason: "must be at least 1".into(),
             });
         }
+        if let Some(rate) = self.send_rate
+            && (rate.count == 0 || rate.per.is_zero())
+        {
+            return Err(Error::InvalidConfig {
+                option: "send_rate",
+                reason: format!(
+                    "{} messages per {:?}: both must be more than zero",
+                    rate.count, rate.per
+                ),
+            });
+        }
         let heartbeat = self.heartbeat.build(connection.max_message_size)?;
         let ready = self.ready.build()?;
         let conversation = (self.on_connect.is_some() || heartbeat.is_some() || ready.is_some())
@@ -1115,6 +1157,7 @@ impl Builder {
             reconnect,
             delivery: self.delivery,
             capacities: self.capacities,
+            send_rate: self.send_rate,
         })
     }
 
@@ -1251,6 +1294,20 @@ mod tests {
             .expect("valid");
         let gate = settings.conversation.and_then(|c| c.ready).expect("a gate");
         assert_eq!(gate.timeout, READY_TIMEOUT);
+    }
+
+    #[test]
+    fn a_send_rate_needs_a_count_and_a_period() {
+        let url = "ws://127.0.0.1:1/";
+        let err = invalid(Builder::new(url).send_rate(0, Duration::from_secs(1)));
+        assert!(err.to_string().contains("send_rate"), "{err}");
+        let err = invalid(Builder::new(url).send_rate(10, Duration::ZERO));
+        assert!(err.to_string().contains("more than zero"), "{err}");
+        let settings = Builder::new(url)
+            .send_rate(10, Duration::from_secs(1))
+            .build()
+            .expect("valid");
+        assert!(settings.send_rate.is_some());
     }
 
     #[test]

@@ -88,6 +88,15 @@ pub(crate) struct Settings {
     pub(crate) final_close: Option<CloseCodes>,
     pub(crate) delivery: Delivery,
     pub(crate) capacities: Capacities,
+    /// The outgoing rate limit.
+    pub(crate) send_rate: Option<SendRate>,
+}
+
+/// At most `count` messages per `per` (see [`Builder::send_rate`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SendRate {
+    pub(crate) count: u32,
+    pub(crate) per: Duration,
 }
 
 /// Decides whether a close code from the server is final (see

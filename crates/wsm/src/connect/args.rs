@@ -259,6 +259,10 @@ pub(crate) struct ConnectArgs {
     /// messages; any other counts as a failed attempt (backoff).
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration, help_heading = "Connection")]
     pub(crate) min_uptime: Duration,
+    /// At most N messages in any DURATION (e.g. 10/1s), for servers that
+    /// disconnect clients over their rate; lines wait meanwhile.
+    #[arg(long, value_name = "N/DURATION", value_parser = rate, help_heading = "Connection")]
+    pub(crate) send_rate: Option<(u32, Duration)>,
     /// How many messages can wait while disconnected; when full, wsm stops
     /// reading stdin until there is room.
     #[arg(
@@ -391,6 +395,20 @@ fn auth(text: &str) -> Result<Secret, String> {
         return Err("expected USER:PASS, with a colon between them".into());
     }
     Ok(Secret(text.to_owned()))
+}
+
+/// `N/DURATION`: at most N messages in any DURATION.
+fn rate(text: &str) -> Result<(u32, Duration), String> {
+    let usage = "expected N/DURATION, such as 10/1s";
+    let (count, per) = text.split_once('/').ok_or(usage)?;
+    let count: u32 = count
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{count}' is not a count: {usage}"))?;
+    if count == 0 {
+        return Err(format!("the count must be at least 1: {usage}"));
+    }
+    Ok((count, positive_duration(per.trim())?))
 }
 
 fn not_empty(text: &str) -> Result<String, String> {
@@ -535,6 +553,7 @@ impl ConnectArgs {
                 max_attempts: self.max_retries,
                 min_uptime: self.min_uptime,
                 queue_capacity: self.queue,
+                send_rate: self.send_rate,
                 max_message_size: self.max_message_size,
             },
             transport: Transport {
@@ -655,6 +674,11 @@ mod tests {
         assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
         assert!(positive_duration("0s").is_err());
         assert!(duration("soon").is_err());
+        assert_eq!(rate("10/1s"), Ok((10, Duration::from_secs(1))));
+        assert_eq!(rate(" 3 / 500ms "), Ok((3, Duration::from_millis(500))));
+        for bad in ["10", "0/1s", "ten/1s", "10/0s", "10/soon"] {
+            assert!(rate(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

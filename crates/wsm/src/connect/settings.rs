@@ -96,6 +96,8 @@ pub(crate) struct Connection {
     pub(crate) max_attempts: Option<u32>,
     pub(crate) min_uptime: Duration,
     pub(crate) queue_capacity: usize,
+    /// `--send-rate`.
+    pub(crate) send_rate: Option<(u32, Duration)>,
     pub(crate) max_message_size: usize,
 }
 
@@ -179,6 +181,9 @@ impl Settings {
         if !c.final_close.is_empty() {
             let codes = c.final_close.clone();
             builder = builder.final_close_codes(move |code| codes.contains(&code));
+        }
+        if let Some((count, per)) = c.send_rate {
+            builder = builder.send_rate(count, per);
         }
         if let Some(attempts) = c.max_attempts {
             builder = builder.max_attempts(attempts);
