@@ -528,6 +528,23 @@ fn ready_on_holds_lines_until_the_answer() {
     assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
 }
 
+/// `--fallback-url`: the primary refuses, the fallback answers; the
+/// status line names the URL connected to.
+#[test]
+fn a_fallback_url_is_used_when_the_primary_fails() {
+    let down = Local::not_yet();
+    let server = Local::start();
+    let fallback = server.url();
+    let mut client = Wsm::start(&args(&down.url(), &["--fallback-url", &fallback]));
+    client.err.wait_for("CONNECTED to the fallback", |l| {
+        l.contains(" CONNECTED ") && l.contains(&fallback)
+    });
+    client.send("hello");
+    client.out.wait_for("the echo", |l| l == "hello");
+    client.close_stdin();
+    assert_eq!(client.wait().code(), Some(0));
+}
+
 #[test]
 fn a_refused_message_makes_the_end_exit_5() {
     let server = Local::start();

@@ -9,7 +9,7 @@ use std::{future::poll_fn, pin::Pin};
 
 use tokio::time::{Instant, Sleep, sleep_until};
 
-use super::{Driver, Feed, Flow};
+use super::{Driver, Feed, Flow, about};
 use crate::{
     connection::{
         engine::{self, Socket},
@@ -101,8 +101,10 @@ impl Driver {
     /// for the subprotocol.
     fn report_connected(&mut self, now: Instant, mut socket: Socket) -> Link {
         let mut protocol = socket.take_protocol();
+        let url = self.urls.shown();
         self.lifecycle.connected(now, &mut |s| {
-            self.status.emit(s.with_protocol(protocol.take()));
+            self.status
+                .emit(about(url.as_ref(), s).with_protocol(protocol.take()));
         });
         Link::new(socket, now, self.rules())
     }
@@ -379,9 +381,9 @@ impl Driver {
             messages: link.messages(),
             ready: link.is_ready(),
         };
-        Flow::Go(
-            self.lifecycle
-                .connection_lost(error, ended, &mut |s| self.status.emit(s)),
-        )
+        let url = self.urls.shown();
+        Flow::Go(self.lifecycle.connection_lost(error, ended, &mut |s| {
+            self.status.emit(about(url.as_ref(), s));
+        }))
     }
 }

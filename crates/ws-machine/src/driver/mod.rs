@@ -29,6 +29,8 @@ mod connected;
 mod stop;
 mod waiting;
 
+use std::sync::Arc;
+
 use tokio::time::Instant;
 
 use crate::{
@@ -40,9 +42,10 @@ use crate::{
         delivery::Outbox,
         lifecycle::{Lifecycle, Next},
         pace::Pace,
+        urls::Urls,
     },
     settings::{Conversation, Request, Settings, Timeouts},
-    types::{Command, Leftovers, Message, Mode, Status, Target},
+    types::{Command, Leftovers, Message, Mode, State, Status},
 };
 
 /// The machine's ends of the caller's four channels.
@@ -108,7 +111,7 @@ impl Feed {
 
 /// The machine's task.
 pub(crate) struct Driver {
-    target: Target,
+    urls: Urls,
     connector: Connector,
     request: Request,
     conversation: Option<Box<Conversation>>,
@@ -133,8 +136,11 @@ impl Driver {
             .as_ref()
             .is_some_and(|c| c.ready.is_some());
         Self {
-            connector: Connector::new(&settings.target, settings.connection),
-            target: settings.target,
+            connector: Connector::new(settings.connection),
+            urls: match settings.url_fn {
+                Some(url) => Urls::computed(url),
+                None => Urls::failover(settings.target, settings.fallbacks),
+            },
             request: settings.request,
             conversation: settings.conversation,
             timeouts: settings.timeouts,
@@ -186,6 +192,15 @@ impl Driver {
 
     fn emit(&mut self, status: Status) {
         self.status.emit(status);
+    }
+}
+
+/// `status`, with the URL it is about when it ends an attempt or a
+/// connection (see [`Status::url`]).
+fn about(url: Option<&Arc<str>>, status: Status) -> Status {
+    match status.state {
+        State::Connected | State::Disconnected => status.with_url(url.cloned()),
+        State::Connecting | State::Ready | State::Waiting => status,
     }
 }
 

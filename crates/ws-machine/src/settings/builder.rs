@@ -55,6 +55,8 @@ pub fn default_retry_status(status: u16) -> bool {
 #[must_use = "a builder does nothing until `spawn` is called"]
 pub struct Builder {
     url: String,
+    fallback_urls: Vec<String>,
+    url_fn: Option<super::UrlFn>,
     headers: HeaderMap,
     header_errors: Vec<Error>,
     headers_fn: Option<HeadersFn>,
@@ -76,6 +78,15 @@ impl fmt::Debug for Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")
             .field("url", &redact_url(&self.url))
+            .field(
+                "fallback_urls",
+                &self
+                    .fallback_urls
+                    .iter()
+                    .map(|url| redact_url(url))
+                    .collect::<Vec<_>>(),
+            )
+            .field("url_fn", &self.url_fn.is_some())
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("headers_fn", &self.headers_fn.is_some())
             .field("on_connect", &self.on_connect.is_some())
@@ -106,6 +117,8 @@ impl Builder {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            fallback_urls: Vec::new(),
+            url_fn: None,
             headers: HeaderMap::new(),
             header_errors: Vec::new(),
             headers_fn: None,
@@ -715,6 +728,58 @@ impl Builder {
         self
     }
 
+    /// URLs to fail over to: when an attempt at the builder's URL fails, the
+    /// next attempt goes to the first of these, and so on, back to the
+    /// builder's URL after the last (with the usual backoff between
+    /// attempts: failing over is not a reason to hammer). A connection
+    /// that was established and then lost is tried again at the same URL
+    /// first. The statuses ending an attempt or a connection
+    /// ([`State::Connected`](crate::State::Connected),
+    /// [`State::Disconnected`](crate::State::Disconnected)) say which URL
+    /// it used ([`Status::url`](crate::Status::url)). Each must be a valid
+    /// `ws://` or `wss://` URL; the proxy and TLS options apply to each (a
+    /// proxy's `NO_PROXY` exceptions are checked per host). Default: none.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// let machine = ws_machine::Machine::builder("ws://127.0.0.1:9/feed")
+    ///     .fallback_urls(["ws://127.0.0.1:10/feed", "ws://127.0.0.1:11/feed"])
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn fallback_urls<S: Into<String>>(mut self, urls: impl IntoIterator<Item = S>) -> Self {
+        self.fallback_urls = urls.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Computes the URL of every attempt instead of the builder's (which is
+    /// still checked, and names the machine): for a token in the query
+    /// string that expires, or a server picked per attempt. It must be
+    /// quick (it runs on the machine's task). If it returns an invalid URL,
+    /// the machine stops with a final [`Error::InvalidUrl`]. Statuses say
+    /// which URL an attempt used ([`Status::url`](crate::Status::url)),
+    /// its query values hidden. Not with
+    /// [`fallback_urls`](Builder::fallback_urls). Default: none.
+    ///
+    /// ```
+    /// # fn current_token() -> String { String::from("t") }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// let machine = ws_machine::Machine::builder("ws://127.0.0.1:9/feed")
+    ///     .url_fn(|| format!("ws://127.0.0.1:9/feed?token={}", current_token()))
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn url_fn(mut self, url: impl Fn() -> String + Send + Sync + 'static) -> Self {
+        self.url_fn = Some(Arc::new(url));
+        self
+    }
+
     /// Which close codes from the server stop the machine, as
     /// [`retry_status`](Builder::retry_status) does for HTTP: for example
     /// 1008 (policy violation), or an application's 4xxx code meaning
@@ -1071,6 +1136,17 @@ impl Builder {
     /// [`Error::InvalidConfig`] saying what to fix.
     pub(crate) fn build(self) -> Result<Settings, Error> {
         let target = Target::parse(&self.url)?;
+        let fallbacks = self
+            .fallback_urls
+            .iter()
+            .map(|url| Target::parse(url))
+            .collect::<Result<Vec<_>, _>>()?;
+        if self.url_fn.is_some() && !fallbacks.is_empty() {
+            return Err(Error::InvalidConfig {
+                option: "url_fn",
+                reason: "it computes every attempt's URL: leave fallback_urls out, or pick the URL in the function".into(),
+            });
+        }
         if let Some(error) = self.header_errors.into_iter().next() {
             return Err(error);
         }
@@ -1149,6 +1225,8 @@ impl Builder {
             });
         Ok(Settings {
             target,
+            fallbacks,
+            url_fn: self.url_fn,
             connection,
             request: Request::new(self.headers, self.headers_fn),
             conversation,
@@ -1308,6 +1386,27 @@ mod tests {
             .build()
             .expect("valid");
         assert!(settings.send_rate.is_some());
+    }
+
+    #[test]
+    fn fallback_urls_are_checked_and_exclude_a_url_fn() {
+        let url = "ws://127.0.0.1:1/";
+        let err = invalid(Builder::new(url).fallback_urls(["ws://127.0.0.1:2/", "127.0.0.1:3"]));
+        assert!(
+            matches!(&err, Error::InvalidUrl { url, .. } if url == "127.0.0.1:3"),
+            "{err}"
+        );
+        let err = invalid(
+            Builder::new(url)
+                .fallback_urls(["ws://127.0.0.1:2/"])
+                .url_fn(|| "ws://127.0.0.1:3/".into()),
+        );
+        assert!(err.to_string().contains("url_fn"), "{err}");
+        let settings = Builder::new(url)
+            .fallback_urls(["wss://127.0.0.1:2/"])
+            .build()
+            .expect("valid");
+        assert_eq!(settings.fallbacks.len(), 1);
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub(crate) type RetryStatus = Arc<dyn Fn(u16) -> bool + Send + Sync>;
 /// [`Builder::ack_key`]).
 pub(crate) type AckKey = Arc<dyn Fn(&Message) -> Option<u64> + Send + Sync>;
 
+/// Computes the URL of one attempt (see [`Builder::url_fn`]).
+pub(crate) type UrlFn = Arc<dyn Fn() -> String + Send + Sync>;
+
 /// Tells whether a received message is a particular one (a heartbeat's
 /// reply).
 pub(crate) type Matcher = Arc<dyn Fn(&Message) -> bool + Send + Sync>;
@@ -78,6 +81,10 @@ pub(crate) struct ReadyGate {
 /// Everything a machine runs with, validated.
 pub(crate) struct Settings {
     pub(crate) target: Target,
+    /// Tried in turn after `target` fails (see [`Builder::fallback_urls`]).
+    pub(crate) fallbacks: Vec<Target>,
+    /// Computes every attempt's URL instead (see [`Builder::url_fn`]).
+    pub(crate) url_fn: Option<UrlFn>,
     pub(crate) connection: Connection,
     pub(crate) request: Request,
     /// `None` when there is nothing to say.

@@ -52,9 +52,8 @@ pub(crate) struct TransportOptions {
 /// What the connector needs beyond dialing, for machines that use it.
 #[derive(Debug, Clone)]
 pub(crate) struct Extras {
-    /// The proxy to tunnel through; `None` when none is set or the host is
-    /// one of the exceptions.
-    pub(crate) proxy: Option<Proxy>,
+    /// Which proxy each URL goes through; `None` when none is set.
+    pub(crate) proxy: Option<ProxyRoute>,
     /// The name TLS checks the certificate against, instead of the URL's
     /// host.
     pub(crate) server_name: Option<ServerName<'static>>,
@@ -90,9 +89,13 @@ impl TransportOptions {
             .transpose()?;
         let proxy = self
             .proxy
-            .map(|choice| proxy_for(target, choice, self.no_proxy))
+            .map(|choice| ProxyRoute::new(choice, self.no_proxy, target))
             .transpose()?
             .flatten();
+        if let Some(route) = &proxy {
+            // Decided again for every attempt's URL; noted once here.
+            let _ = route.for_target(target);
+        }
         let protocols = if self.protocols.is_empty() && !self.require_protocol {
             None
         } else {
@@ -115,41 +118,93 @@ impl TransportOptions {
     }
 }
 
-/// The proxy `target` goes through, if any.
-fn proxy_for(
-    target: &Target,
-    choice: ProxyChoice,
-    no_proxy: Option<String>,
-) -> Result<Option<Proxy>, Error> {
-    let (proxy, no_proxy) = match choice {
-        ProxyChoice::Url(url) => {
-            let proxy = Proxy::parse(&url).map_err(|reason| Error::InvalidConfig {
-                option: "proxy",
-                reason,
-            })?;
-            (proxy, no_proxy)
+/// Which proxy a URL goes through, decided for each attempt's URL (a
+/// machine may have several): the proxy for its scheme, unless its host is
+/// one of the exceptions.
+#[derive(Debug, Clone)]
+pub(crate) struct ProxyRoute {
+    /// For `ws://` URLs.
+    plain: Option<Proxy>,
+    /// For `wss://` URLs.
+    secure: Option<Proxy>,
+    /// Hosts reached directly.
+    no_proxy: Option<NoProxy>,
+}
+
+impl ProxyRoute {
+    /// The route for `choice`; `None` when the environment names no proxy.
+    /// An explicit list of exceptions replaces the environment's, as curl's
+    /// `--noproxy` does. A variable that is not a proxy URL is an error for
+    /// the scheme of the machine's `target`; for the other scheme (which
+    /// only a URL function or a fallback URL may use) it is warned about
+    /// and ignored.
+    fn new(
+        choice: ProxyChoice,
+        no_proxy: Option<String>,
+        target: &Target,
+    ) -> Result<Option<Self>, Error> {
+        let (plain, secure, no_proxy) = match choice {
+            ProxyChoice::Url(url) => {
+                let proxy = Proxy::parse(&url).map_err(|reason| Error::InvalidConfig {
+                    option: "proxy",
+                    reason,
+                })?;
+                (Some(proxy.clone()), Some(proxy), no_proxy)
+            }
+            ProxyChoice::Env => {
+                let var = |name: &str| std::env::var(name).ok();
+                let (plain, secure) = (proxy::from_env(false, var), proxy::from_env(true, var));
+                let parse = |found: Option<(&'static str, String)>, tls: bool| {
+                    let Some((name, url)) = found else {
+                        return Ok(None);
+                    };
+                    match Proxy::parse(&url) {
+                        Ok(proxy) => Ok(Some(proxy)),
+                        Err(reason) if tls == target.tls() => Err(Error::InvalidConfig {
+                            option: "proxy_from_env",
+                            reason: format!("{name} is not a usable proxy URL: {reason}"),
+                        }),
+                        Err(reason) => {
+                            tracing::warn!(variable = name, %reason, "not a usable proxy URL: ignored");
+                            Ok(None)
+                        }
+                    }
+                };
+                let no_proxy = no_proxy.or(secure.no_proxy);
+                (
+                    parse(plain.proxy, false)?,
+                    parse(secure.proxy, true)?,
+                    no_proxy,
+                )
+            }
+        };
+        if plain.is_none() && secure.is_none() {
+            return Ok(None);
         }
-        ProxyChoice::Env => {
-            let found = proxy::from_env(target.tls(), |name| std::env::var(name).ok());
-            let Some((name, url)) = found.proxy else {
-                return Ok(None);
-            };
-            let proxy = Proxy::parse(&url).map_err(|reason| Error::InvalidConfig {
-                option: "proxy_from_env",
-                reason: format!("{name} is not a usable proxy URL: {reason}"),
-            })?;
-            // An explicit list replaces the environment's, as curl's
-            // --noproxy does.
-            (proxy, no_proxy.or(found.no_proxy))
-        }
-    };
-    let bypass = no_proxy
-        .as_deref()
-        .is_some_and(|list| NoProxy::parse(list).matches(target.host()));
-    if bypass {
-        tracing::debug!(host = target.host(), "NO_PROXY: connecting directly");
+        Ok(Some(Self {
+            plain,
+            secure,
+            no_proxy: no_proxy.as_deref().map(NoProxy::parse),
+        }))
     }
-    Ok((!bypass).then_some(proxy))
+
+    /// The proxy `target` goes through, if any.
+    pub(crate) fn for_target(&self, target: &Target) -> Option<&Proxy> {
+        let proxy = if target.tls() {
+            self.secure.as_ref()
+        } else {
+            self.plain.as_ref()
+        }?;
+        if self
+            .no_proxy
+            .as_ref()
+            .is_some_and(|list| list.matches(target.host()))
+        {
+            tracing::debug!(host = target.host(), "NO_PROXY: connecting directly");
+            return None;
+        }
+        Some(proxy)
+    }
 }
 
 #[cfg(test)]
@@ -171,16 +226,27 @@ mod tests {
     }
 
     #[test]
-    fn no_proxy_decides_once_for_the_urls_host() {
-        let options = |no_proxy: &str| TransportOptions {
+    fn no_proxy_decides_for_each_urls_host() {
+        let options = TransportOptions {
             proxy: Some(ProxyChoice::Url("http://127.0.0.1:3128".into())),
-            no_proxy: Some(no_proxy.into()),
+            no_proxy: Some(".example.com".into()),
             ..TransportOptions::default()
         };
-        let via = build("ws://feed.example.com/", options("other.test")).expect("valid");
-        assert!(via.and_then(|e| e.proxy).is_some());
-        let direct = build("ws://feed.example.com/", options(".example.com")).expect("valid");
-        assert!(direct.is_none());
+        let route = build("ws://feed.example.com/", options)
+            .expect("valid")
+            .and_then(|e| e.proxy)
+            .expect("a route");
+        let target = |url: &str| Target::parse(url).expect("valid URL");
+        assert!(
+            route
+                .for_target(&target("ws://feed.example.com/"))
+                .is_none()
+        );
+        assert!(
+            route
+                .for_target(&target("wss://backup.other.test/"))
+                .is_some()
+        );
     }
 
     #[test]

@@ -55,8 +55,9 @@ pub enum Error {
     /// machine is built and never retried.
     #[error("invalid URL {url:?}: {reason}")]
     InvalidUrl {
-        /// The URL as given, a user name and password in it replaced by
-        /// `***`.
+        /// The URL as given, shown as [`redact_url`](crate::redact_url)
+        /// shows it (a user name and password, and query values, replaced
+        /// by `***`).
         url: String,
         /// What is wrong with it.
         reason: String,

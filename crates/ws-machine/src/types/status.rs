@@ -74,6 +74,13 @@ pub struct Status {
     /// those offered ([`Builder::protocols`](crate::Builder::protocols)),
     /// if it chose one.
     pub protocol: Option<Arc<str>>,
+    /// With [`State::Connected`] and [`State::Disconnected`], for machines
+    /// with [`fallback_urls`](crate::Builder::fallback_urls) or a
+    /// [`url_fn`](crate::Builder::url_fn): the URL the attempt or the
+    /// connection used, shown as [`redact_url`](crate::redact_url) shows
+    /// it (no user info, no query values). `None` for a machine with one
+    /// URL.
+    pub url: Option<Arc<str>>,
     last: bool,
 }
 
@@ -90,6 +97,7 @@ impl Status {
             attempt,
             delay,
             protocol: None,
+            url: None,
             last: false,
         }
     }
@@ -97,6 +105,11 @@ impl Status {
     /// This status, with the subprotocol the connection speaks.
     pub(crate) fn with_protocol(self, protocol: Option<Arc<str>>) -> Self {
         Self { protocol, ..self }
+    }
+
+    /// This status, with the URL it is about.
+    pub(crate) fn with_url(self, url: Option<Arc<str>>) -> Self {
+        Self { url, ..self }
     }
 
     /// This status, marked as the machine's last.
@@ -117,6 +130,9 @@ impl fmt::Display for Status {
         write!(f, "{}", self.state)?;
         if self.state == State::Connecting {
             write!(f, " (attempt {})", self.attempt)?;
+        }
+        if let Some(url) = &self.url {
+            write!(f, " {url}")?;
         }
         if let Some(protocol) = &self.protocol {
             write!(f, " (subprotocol {protocol})")?;

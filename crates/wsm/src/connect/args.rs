@@ -232,6 +232,10 @@ pub(crate) struct ConnectArgs {
     /// The longest wait between failed attempts.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration, help_heading = "Connection")]
     pub(crate) backoff_max: Duration,
+    /// A URL to fail over to when an attempt fails (tried in order, then
+    /// the first again). Repeatable.
+    #[arg(long, value_name = "URL", value_parser = secret, help_heading = "Connection")]
+    pub(crate) fallback_url: Vec<Secret>,
     /// Connect once: when the connection ends, or its attempt fails, exit
     /// (code 6; the last status line says why) instead of reconnecting.
     #[arg(long, help_heading = "Connection")]
@@ -534,6 +538,11 @@ impl ConnectArgs {
 
         Ok(Settings {
             url: self.url,
+            fallback_urls: self
+                .fallback_url
+                .into_iter()
+                .map(|Secret(url)| url)
+                .collect(),
             headers,
             header_cmd: self.header_cmd,
             on_connect,

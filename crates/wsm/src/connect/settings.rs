@@ -14,6 +14,8 @@ use crate::error::Error;
 /// Everything a session runs with, checked.
 pub(crate) struct Settings {
     pub(crate) url: String,
+    /// `--fallback-url`, in order.
+    pub(crate) fallback_urls: Vec<String>,
     /// `-H`, `--origin` and `--auth`, in that order.
     pub(crate) headers: Vec<(String, Secret)>,
     pub(crate) header_cmd: Option<String>,
@@ -44,6 +46,14 @@ impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
             .field("url", &self.shown_url())
+            .field(
+                "fallback_urls",
+                &self
+                    .fallback_urls
+                    .iter()
+                    .map(|url| ws_machine::redact_url(url))
+                    .collect::<Vec<_>>(),
+            )
             .field(
                 "headers",
                 &self
@@ -175,6 +185,9 @@ impl Settings {
             .min_uptime(c.min_uptime)
             .queue_capacity(c.queue_capacity)
             .max_message_size(c.max_message_size);
+        if !self.fallback_urls.is_empty() {
+            builder = builder.fallback_urls(self.fallback_urls.clone());
+        }
         if let Some(timeout) = c.data_timeout {
             builder = builder.data_timeout(timeout);
         }

@@ -152,7 +152,8 @@ impl Show {
                         let _ = write!(line, " {} (attempt {})", self.url, status.attempt);
                     }
                     (State::Connected, None) => {
-                        let _ = write!(line, " {}", self.url);
+                        let url = status.url.as_deref().unwrap_or(&self.url);
+                        let _ = write!(line, " {url}");
                         if let Some(protocol) = &status.protocol {
                             let _ = write!(line, " (subprotocol {protocol})");
                         }
@@ -187,11 +188,13 @@ impl Show {
                     state: Some(status.state.to_string()),
                     attempt: Some(status.attempt),
                     last: status.is_final(),
-                    url: matches!(
-                        status.state,
-                        State::Connecting | State::Connected | State::Ready
-                    )
-                    .then_some(self.url.as_str()),
+                    url: status.url.as_deref().or_else(|| {
+                        matches!(
+                            status.state,
+                            State::Connecting | State::Connected | State::Ready
+                        )
+                        .then_some(self.url.as_str())
+                    }),
                     protocol: status.protocol.as_deref(),
                     delay_ms: status.delay.map(|d| d.as_millis()),
                     error: error.map(ToString::to_string),
