@@ -24,7 +24,7 @@ use tokio::{
 };
 use tokio_websockets as tws;
 
-use ws_machine::{Builder, Command, Error, Machine, State, Status};
+use ws_machine::{Builder, Command, Error, Machine, Message, State, Status};
 
 /// A test peer: hands in-memory connections to the machine.
 struct Peer {
@@ -1235,4 +1235,78 @@ async fn the_send_rate_paces_the_callers_messages() {
     .map(|(t, ms)| (t.to_owned(), ms))
     .collect();
     assert_eq!(arrivals, expected);
+}
+
+/// A message with a deadline that waited out an outage is handed back
+/// (`Expired`), not written late; one without a deadline goes out.
+#[tokio::test(start_paused = true)]
+async fn a_message_past_its_deadline_is_handed_back_not_written() {
+    let (peer, builder) = Peer::builder();
+    let mut machine = builder
+        .backoff(Duration::from_secs(1), Duration::from_secs(1))
+        .spawn()
+        .expect("valid");
+    let order = Message::text("buy").expires_in(Duration::from_secs(2));
+    machine.output.send(order).await.expect("running");
+    machine
+        .output
+        .send(Message::text("hello"))
+        .await
+        .expect("running");
+    // Nobody answers for 10 s.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (_sink, mut stream) = peer.accept().await.split();
+    let expired = loop {
+        let status = next_status(&mut machine).await;
+        if let Some(error @ Error::Expired { .. }) = status.error {
+            break error;
+        }
+    };
+    let Error::Expired { late, message } = &expired else {
+        unreachable!("matched above");
+    };
+    assert_eq!(message.as_text(), Some("buy"));
+    assert!(*late >= Duration::from_secs(8), "{late:?}");
+    assert!(!expired.is_retryable());
+    assert_eq!(next_text(&mut stream).await.as_deref(), Some("hello"));
+}
+
+/// With acknowledgements, an unacknowledged message is written again after
+/// a reconnect, but one sent with `no_replay` is handed back
+/// (`NotReplayed`) and never reaches the next connection.
+#[tokio::test(start_paused = true)]
+async fn a_no_replay_message_is_handed_back_when_its_connection_ends() {
+    let (peer, builder) = Peer::builder();
+    let mut machine = builder
+        .ack_key(|m| m.as_text()?.strip_prefix("ack ")?.parse().ok())
+        .spawn()
+        .expect("valid");
+    let (sink, mut stream) = peer.accept().await.split();
+    until_state(&mut machine, State::Connected).await;
+    machine
+        .output
+        .send(Message::text("ack 1"))
+        .await
+        .expect("running");
+    machine
+        .output
+        .send(Message::text("ack 2").no_replay())
+        .await
+        .expect("running");
+    assert_eq!(next_text(&mut stream).await.as_deref(), Some("ack 1"));
+    assert_eq!(next_text(&mut stream).await.as_deref(), Some("ack 2"));
+    // The server acknowledges neither and goes away.
+    let next = peer.offer();
+    drop((sink, stream));
+    let handed_back = loop {
+        let status = next_status(&mut machine).await;
+        if let Some(Error::NotReplayed { message }) = status.error {
+            break message;
+        }
+    };
+    assert_eq!(handed_back.as_text(), Some("ack 2"));
+    let (_sink, mut stream) = upgrade(next).await.split();
+    assert_eq!(next_text(&mut stream).await.as_deref(), Some("ack 1"));
+    let more = timeout(Duration::from_secs(5), stream.next()).await;
+    assert!(more.is_err(), "only the replayable one again: {more:?}");
 }

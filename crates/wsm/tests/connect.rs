@@ -545,6 +545,31 @@ fn a_fallback_url_is_used_when_the_primary_fails() {
     assert_eq!(client.wait().code(), Some(0));
 }
 
+/// `--expire`: a line that waited out an outage longer than that is not
+/// sent late: it is reported refused, and the end exits 5.
+#[test]
+fn expired_lines_are_not_sent_late() {
+    let mut server = Local::not_yet();
+    let mut client = Wsm::start(&args(&server.url(), &["--expire", "1ms"]));
+    client.send("stale");
+    // Ten waits between attempts (at least 20 ms each): the line, read at
+    // once, is long past its deadline.
+    for n in 0..10 {
+        client
+            .err
+            .wait_for(&format!("WAITING number {n}"), |l| l.contains(" WAITING "));
+    }
+    server.restart();
+    client.err.wait_for("the refusal", |l| {
+        l.contains("REFUSED") && l.contains("deadline passed")
+    });
+    client.send("fresh");
+    client.out.wait_for("the echo", |l| l == "fresh");
+    client.close_stdin();
+    assert_eq!(client.wait().code(), Some(5));
+    assert_eq!(client.out.rest(), ["fresh"]);
+}
+
 #[test]
 fn a_refused_message_makes_the_end_exit_5() {
     let server = Local::start();

@@ -345,8 +345,16 @@ impl Driver {
         Ok(())
     }
 
-    /// Writes a message and tracks it until it is confirmed.
+    /// Writes a message and tracks it until it is confirmed; one whose
+    /// deadline passed is handed back instead.
     fn write_tracked(&mut self, link: &mut Link, message: Message) -> Result<(), Error> {
+        // The clock is read only for messages with a deadline.
+        if message.deadline().is_some()
+            && let Some(late) = message.late(Instant::now())
+        {
+            self.refuse(Error::Expired { late, message });
+            return Ok(());
+        }
         match engine::outgoing(&message, self.mode, self.connector.max_message_size()) {
             Ok(frame) => {
                 self.outbox.written(message.resolved(self.mode));
@@ -375,15 +383,19 @@ impl Driver {
     /// asked for a reconnect. What it had in flight goes back to be written
     /// again; the lifecycle says what comes next.
     fn ended(&mut self, error: Option<Error>, link: &Link) -> Flow {
-        self.outbox.connection_lost();
+        let not_replayed = self.outbox.connection_lost();
         let ended = Ended {
             at: Instant::now(),
             messages: link.messages(),
             ready: link.is_ready(),
         };
         let url = self.urls.shown();
-        Flow::Go(self.lifecycle.connection_lost(error, ended, &mut |s| {
+        let next = self.lifecycle.connection_lost(error, ended, &mut |s| {
             self.status.emit(about(url.as_ref(), s));
-        }))
+        });
+        for message in not_replayed {
+            self.refuse(Error::NotReplayed { message });
+        }
+        Flow::Go(next)
     }
 }

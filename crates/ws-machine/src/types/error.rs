@@ -305,6 +305,28 @@ pub enum Error {
         message: Message,
     },
 
+    /// An outgoing message's deadline ([`Message::expires_in`]) passed
+    /// before the machine could write it: it is handed back here, not
+    /// written late. The state does not change. Not retried.
+    #[error("message of {} bytes not sent: its deadline passed {late:?} before it could be written", message.len())]
+    Expired {
+        /// How long ago the deadline passed when the machine reached it.
+        late: Duration,
+        /// The message, handed back.
+        message: Message,
+    },
+
+    /// A message sent with [`Message::no_replay`] was written on a
+    /// connection that ended before its delivery was confirmed: it is
+    /// handed back here instead of being written again on the next
+    /// connection. The server may or may not have received it. Not
+    /// retried.
+    #[error("message of {} bytes not written again after its connection ended (no_replay): the server may or may not have it", message.len())]
+    NotReplayed {
+        /// The message, handed back.
+        message: Message,
+    },
+
     /// The machine stopped trying after
     /// [`Builder::max_attempts`](crate::Builder::max_attempts) failed attempts
     /// in a row. Final.
@@ -411,6 +433,8 @@ impl Error {
             | Self::Tls { .. }
             | Self::Subprotocol { .. }
             | Self::NotText { .. }
+            | Self::Expired { .. }
+            | Self::NotReplayed { .. }
             | Self::GaveUp { .. } => false,
             Self::HandshakeRejected { retryable, .. } | Self::ProxyRefused { retryable, .. } => {
                 *retryable
@@ -437,7 +461,8 @@ impl Error {
 
     /// The message an outgoing refusal hands back
     /// ([`MessageTooLarge`](Error::MessageTooLarge) going out,
-    /// [`NotText`](Error::NotText)); `None` for every other error.
+    /// [`NotText`](Error::NotText), [`Expired`](Error::Expired),
+    /// [`NotReplayed`](Error::NotReplayed)); `None` for every other error.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -456,7 +481,9 @@ impl Error {
     pub fn refused_message(&self) -> Option<&Message> {
         match self {
             Self::MessageTooLarge { message, .. } => message.as_ref(),
-            Self::NotText { message, .. } => Some(message),
+            Self::NotText { message, .. }
+            | Self::Expired { message, .. }
+            | Self::NotReplayed { message } => Some(message),
             Self::InvalidUrl { .. }
             | Self::InvalidHeader { .. }
             | Self::InvalidConfig { .. }
@@ -517,6 +544,8 @@ impl Error {
             | Self::Protocol { .. }
             | Self::MessageTooLarge { .. }
             | Self::NotText { .. }
+            | Self::Expired { .. }
+            | Self::NotReplayed { .. }
             | Self::GaveUp { .. } => None,
         }
     }

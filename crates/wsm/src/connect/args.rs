@@ -119,6 +119,11 @@ pub(crate) struct ConnectArgs {
     /// A file whose lines are sent first on every connection, like -x.
     #[arg(long, value_name = "FILE", help_heading = "Messages")]
     pub(crate) on_connect: Option<PathBuf>,
+    /// A line not written within DURATION of being read (the connection
+    /// was down meanwhile) is not sent late: it is reported as refused
+    /// (exit 5 at the end).
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration, help_heading = "Messages")]
+    pub(crate) expire: Option<Duration>,
     /// Hold lines until a received message contains TEXT (the server's
     /// answer to the login of -x or --on-connect), on every connection;
     /// the status line says READY then.
@@ -582,6 +587,7 @@ impl ConnectArgs {
             slash: self.slash,
             count: self.count,
             wait: self.wait,
+            expire: self.expire,
         })
     }
 }

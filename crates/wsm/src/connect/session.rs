@@ -85,6 +85,8 @@ struct Session {
     received: u64,
     count: Option<u64>,
     wait: Option<Duration>,
+    /// `--expire`: a line not written within this is handed back.
+    expire: Option<Duration>,
     /// Messages refused by the library or as lines (bad Base64, not UTF-8).
     refused: usize,
     /// The error that makes the session fail, once the machine has stopped.
@@ -140,6 +142,7 @@ pub(crate) async fn run(settings: Settings, console: Console) -> Result<Ending, 
         received: 0,
         count: settings.count,
         wait: settings.wait,
+        expire: settings.expire,
         refused: 0,
         failure: None,
         final_error: None,
@@ -249,7 +252,10 @@ impl Session {
                     return None;
                 }
                 match self.parser.parse(&line) {
-                    Parsed::Send(message) => self.pending.push_back(message),
+                    Parsed::Send(message) => self.pending.push_back(match self.expire {
+                        Some(within) => message.expires_in(within),
+                        None => message,
+                    }),
                     Parsed::Command(slash) => self.on_slash(slash, queued).await,
                     Parsed::Refused(why) => {
                         self.refused += 1;

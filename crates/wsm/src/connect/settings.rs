@@ -38,6 +38,8 @@ pub(crate) struct Settings {
     pub(crate) slash: bool,
     pub(crate) count: Option<u64>,
     pub(crate) wait: Option<Duration>,
+    /// `--expire`.
+    pub(crate) expire: Option<Duration>,
 }
 
 /// Header values, the command and the first messages may hold credentials:
@@ -76,6 +78,7 @@ impl fmt::Debug for Settings {
             .field("slash", &self.slash)
             .field("count", &self.count)
             .field("wait", &self.wait)
+            .field("expire", &self.expire)
             .finish()
     }
 }
