@@ -1,13 +1,17 @@
 //! What the application says on every connection, over real sockets on
-//! 127.0.0.1 against the echo server: the heartbeat (its echo is the reply)
-//! and the ready gate (the echo of the login opens it). The exact timing is
-//! checked on the paused clock in `paused_clock.rs`.
+//! 127.0.0.1: the heartbeat against the echo server (its echo is the reply)
+//! and against a Node `ws` server that ignores control pings as many
+//! exchanges do (`tests/peers/heartbeat_server.js`), and the ready gate
+//! (the echo of the login opens it). The exact timing is checked on the
+//! paused clock in `paused_clock.rs`.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{WAIT, connect, echo, fast, ms, recv, send, show, wait_for_state};
+use common::{
+    WAIT, connect, echo, fast, ms, node::NodePeer, recv, send, show, status_within, wait_for_state,
+};
 use ws_machine::{Error, State};
 use wsm_server::{Config, Server};
 
@@ -95,4 +99,46 @@ async fn orders_follow_the_login_on_every_connection() {
             (2, "order 2".to_owned()),
         ]
     );
+}
+
+/// A server that ignores control pings: without a heartbeat the machine
+/// finds it dead after a ping; with `{"op":"ping"}` as the heartbeat (and no
+/// control pings) the connection stays up, the `{"op":"pong"}` replies stay
+/// out of `input`, and data flows.
+#[tokio::test]
+async fn a_server_that_ignores_pings_is_kept_alive_by_the_heartbeat() {
+    let peer = NodePeer::start("heartbeat_server.js").await;
+    let pong_timeout = ms(200);
+    let mut pinged = connect(
+        fast(peer.url.clone())
+            .ping_interval(ms(50))
+            .pong_timeout(pong_timeout),
+    )
+    .await;
+    let seen = wait_for_state(&mut pinged, State::Disconnected).await;
+    assert!(
+        matches!(
+            seen.last().and_then(|s| s.error.as_ref()),
+            Some(Error::PongTimeout(d)) if *d == pong_timeout
+        ),
+        "the server answers no control ping: {}",
+        show(&seen)
+    );
+    drop(pinged);
+
+    let mut machine = connect(
+        fast(peer.url.clone())
+            .heartbeat(BEAT, ms(50))
+            .heartbeat_reply(|m| m.as_text() == Some(r#"{"op":"pong"}"#))
+            .ping_interval(Duration::MAX)
+            .pong_timeout(pong_timeout),
+    )
+    .await;
+    // Ten times the pong timeout with heartbeats answered: no state change.
+    for n in 0..10 {
+        echo(&mut machine, &format!("data {n}")).await;
+        let change = status_within(&mut machine, ms(200)).await;
+        assert!(change.is_none(), "unexpected {change:?}");
+    }
+    assert!(machine.input.is_empty(), "no reply reached input");
 }
