@@ -1310,3 +1310,25 @@ async fn a_no_replay_message_is_handed_back_when_its_connection_ends() {
     let more = timeout(Duration::from_secs(5), stream.next()).await;
     assert!(more.is_err(), "only the replayable one again: {more:?}");
 }
+
+/// `Command::Close`: the server gets the close frame with the caller's code
+/// and reason, and the machine stops as for a quit.
+#[tokio::test(start_paused = true)]
+async fn a_close_command_sends_its_code_and_reason() {
+    let (_peer, mut machine, mut server) = connected(|builder| builder).await;
+    let leaving = ws_machine::CloseFrame::new(4001, "session over").expect("a valid frame");
+    machine
+        .command
+        .send(Command::Close(leaving))
+        .await
+        .expect("running");
+    let frame = timeout(Duration::from_secs(60), server.next())
+        .await
+        .expect("a frame in time")
+        .expect("open")
+        .expect("a frame");
+    let (code, reason) = frame.as_close().expect("a close frame");
+    assert_eq!((u16::from(code), reason), (4001, "session over"));
+    let last = until_state(&mut machine, State::Disconnected).await;
+    assert!(last.is_final() && last.error.is_none(), "{last:?}");
+}

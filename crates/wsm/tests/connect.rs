@@ -615,6 +615,26 @@ fn ctrl_c_exits_130_and_lists_what_was_not_delivered() {
     );
 }
 
+/// `/close CODE REASON` (with `--slash` from a pipe): the independent peer
+/// sees that code; plain `/close` sends 1000.
+#[test]
+fn slash_close_sends_its_code() {
+    let mut peer = Peer::start();
+    let mut wsm = Wsm::start(&[&peer.url, "--slash"]);
+    wsm.send("hi");
+    wsm.out.wait_for("echo", |l| l == "hi");
+    wsm.send("/close 4000 see you");
+    assert_eq!(wsm.wait().code(), Some(0));
+    assert_eq!(peer.next_close_code(), 4000);
+
+    let mut wsm = Wsm::start(&[&peer.url, "--slash"]);
+    wsm.send("again");
+    wsm.out.wait_for("echo", |l| l == "again");
+    wsm.send("/close");
+    assert_eq!(wsm.wait().code(), Some(0));
+    assert_eq!(peer.next_close_code(), 1000);
+}
+
 #[cfg(unix)]
 #[test]
 fn ctrl_c_closes_with_a_close_frame() {

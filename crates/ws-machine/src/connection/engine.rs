@@ -22,7 +22,7 @@ use tokio_websockets as tws;
 use super::{stream::Io, tls::final_tls_error, transport::Transport};
 use crate::{
     settings::{Protocols, accept_unoffered},
-    types::{Direction, Error, Kind, Message, Mode, Target, with_context},
+    types::{CloseFrame, Direction, Error, Kind, Message, Mode, Target, with_context},
 };
 
 /// An open WebSocket connection, seen through what the machine needs:
@@ -376,11 +376,18 @@ pub(crate) fn ping() -> Frame {
 }
 
 /// A normal close frame.
-pub(crate) fn close() -> Frame {
-    Frame(tws::Message::close(
-        Some(tws::CloseCode::NORMAL_CLOSURE),
-        "",
-    ))
+pub(crate) fn close(frame: Option<&CloseFrame>) -> Frame {
+    let Some(frame) = frame else {
+        return Frame(tws::Message::close(
+            Some(tws::CloseCode::NORMAL_CLOSURE),
+            "",
+        ));
+    };
+    // `CloseFrame::new` accepted only codes a client may send; one the
+    // engine refused all the same is sent as a normal closure, never a
+    // panic.
+    let code = tws::CloseCode::try_from(frame.code()).unwrap_or(tws::CloseCode::NORMAL_CLOSURE);
+    Frame(tws::Message::close(Some(code), frame.reason()))
 }
 
 /// The close frame for an incoming message over the limit (1009).

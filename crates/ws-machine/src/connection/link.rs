@@ -29,7 +29,7 @@ use crate::{
         write_watch::WriteWatch,
     },
     settings::{Conversation, Timeouts},
-    types::{Error, Message, Mode},
+    types::{CloseFrame, Error, Message, Mode},
 };
 
 use super::talk::{Heard, Talk};
@@ -337,18 +337,20 @@ impl Link {
         }
     }
 
-    /// Closes the connection with a close handshake, until `deadline`.
+    /// Closes the connection with a close handshake (with `frame`'s code and
+    /// reason, or a normal closure), until `deadline`.
     /// Messages that still arrive are handed over, or held within the bound
     /// of [`Inbox::can_hold_more`].
     pub(crate) async fn close(
         &mut self,
         deadline: Instant,
+        frame: Option<&CloseFrame>,
         inbox: &mut Inbox,
         outbox: &mut Outbox,
     ) {
         let socket = &mut self.socket;
         let handshake = async {
-            socket.send(engine::close())?;
+            socket.send(engine::close(frame))?;
             poll_fn(|cx| socket.poll_flush(cx)).await?;
             outbox.flushed();
             loop {

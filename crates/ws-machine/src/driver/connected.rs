@@ -20,7 +20,7 @@ use crate::{
         command::{self, Closing, Connected},
         lifecycle::Ended,
     },
-    types::{Command, Error, Message},
+    types::{CloseFrame, Command, Error, Message},
 };
 
 /// What woke the connected phase.
@@ -47,7 +47,8 @@ enum Then {
 
 /// The endings that wait.
 enum Finish {
-    Quit,
+    /// Close (with this close frame, or a normal one), then stop.
+    Quit(Option<CloseFrame>),
     Reconnect,
     /// The connection failed with a close frame saying why queued.
     Failed(Error),
@@ -176,7 +177,7 @@ impl Driver {
                 }
             }
             Event::HandedOver => {}
-            Event::Delivered => return Then::Finish(Finish::Quit),
+            Event::Delivered => return Then::Finish(Finish::Quit(None)),
         }
         Then::Continue
     }
@@ -188,7 +189,8 @@ impl Driver {
         timer: Pin<&mut Sleep>,
     ) -> Then {
         match command::connected(command) {
-            Connected::Quit => Then::Finish(Finish::Quit),
+            Connected::Quit => Then::Finish(Finish::Quit(None)),
+            Connected::Close(frame) => Then::Finish(Finish::Quit(Some(frame))),
             Connected::Finish => {
                 Feed::finish(&mut self.output, &mut self.feed);
                 Then::Continue
@@ -213,12 +215,15 @@ impl Driver {
     /// is over, within the same deadline.
     async fn finish(&mut self, finish: Finish, link: &mut Link) -> Flow {
         let deadline = self.close_deadline();
-        let mut quit = matches!(finish, Finish::Quit);
+        let mut quit = matches!(finish, Finish::Quit(_));
         {
             let (inbox, outbox) = (&mut self.inbox, &mut self.outbox);
             let ending = async {
                 match &finish {
-                    Finish::Quit | Finish::Reconnect => link.close(deadline, inbox, outbox).await,
+                    Finish::Quit(frame) => {
+                        link.close(deadline, frame.as_ref(), inbox, outbox).await
+                    }
+                    Finish::Reconnect => link.close(deadline, None, inbox, outbox).await,
                     Finish::Failed(_) => link.flush_until(deadline).await,
                 }
             };
@@ -236,7 +241,7 @@ impl Driver {
             }
         }
         match finish {
-            Finish::Quit => Flow::Quit { deadline },
+            Finish::Quit(_) => Flow::Quit { deadline },
             Finish::Reconnect if quit => Flow::Quit { deadline },
             Finish::Reconnect => self.ended(None, link),
             Finish::Failed(error) => {

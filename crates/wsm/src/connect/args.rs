@@ -41,7 +41,7 @@ const EXAMPLES: &str = concat!(
     "  /ping                 send a ping (no answer within --pong-timeout: reconnect)\n",
     "  /reconnect            close this connection and connect again at once\n",
     "  /text, /binary        send the following lines as text or as binary\n",
-    "  /close                close the connection now and exit\n",
+    "  /close [CODE [REASON]] close now (code 1000 by default) and exit\n",
     "  /quit                 deliver what is queued, close cleanly, exit (like Ctrl-D)\n",
     "  /help                 list these commands\n",
     "  //anything            send \"/anything\"\n",

@@ -304,7 +304,8 @@ impl Session {
                 self.parser.set_mode(Mode::Binary);
                 self.note(Note::Info("lines are sent as binary"));
             }
-            Slash::Close => self.quit(Reason::Closed).await,
+            Slash::Close(None) => self.quit(Reason::Closed).await,
+            Slash::Close(Some(frame)) => self.end(Reason::Closed, Command::Close(frame)).await,
             Slash::Quit => self.end_input(queued),
             Slash::Help => self.note(Note::Info(SLASH_HELP)),
         }
@@ -411,10 +412,16 @@ impl Session {
     }
 
     async fn quit(&mut self, reason: Reason) {
+        self.end(reason, Command::Quit).await;
+    }
+
+    /// Closes for `reason` with `command` (a quit, or a close with a code),
+    /// once.
+    async fn end(&mut self, reason: Reason, command: Command) {
         self.closing(reason);
         if !self.quit_sent {
             self.quit_sent = true;
-            self.command(Command::Quit).await;
+            self.command(command).await;
         }
     }
 
