@@ -20,7 +20,7 @@ const BEAT: &str = r#"{"op":"ping"}"#;
 #[tokio::test]
 async fn echoed_heartbeats_are_kept_out_and_a_frozen_server_is_replaced() {
     let server = Server::start(Config::default()).expect("server starts");
-    let pong_timeout = ms(300);
+    let pong_timeout = ms(1000);
     let mut machine = connect(
         fast(server.url())
             .heartbeat(BEAT, ms(20))
@@ -108,7 +108,8 @@ async fn orders_follow_the_login_on_every_connection() {
 #[tokio::test]
 async fn a_server_that_ignores_pings_is_kept_alive_by_the_heartbeat() {
     let peer = NodePeer::start("heartbeat_server.js").await;
-    let pong_timeout = ms(200);
+    // Generous: a busy machine must not turn a late answer into a failure.
+    let pong_timeout = ms(1000);
     let mut pinged = connect(
         fast(peer.url.clone())
             .ping_interval(ms(50))
@@ -134,10 +135,11 @@ async fn a_server_that_ignores_pings_is_kept_alive_by_the_heartbeat() {
             .pong_timeout(pong_timeout),
     )
     .await;
-    // Ten times the pong timeout with heartbeats answered: no state change.
+    // Three times the pong timeout, sixty heartbeats answered: no state
+    // change.
     for n in 0..10 {
         echo(&mut machine, &format!("data {n}")).await;
-        let change = status_within(&mut machine, ms(200)).await;
+        let change = status_within(&mut machine, ms(300)).await;
         assert!(change.is_none(), "unexpected {change:?}");
     }
     assert!(machine.input.is_empty(), "no reply reached input");

@@ -1332,3 +1332,86 @@ async fn a_close_command_sends_its_code_and_reason() {
     let last = until_state(&mut machine, State::Disconnected).await;
     assert!(last.is_final() && last.error.is_none(), "{last:?}");
 }
+
+/// Messages that trickle in are counted once each: with two a second, the
+/// second goes at once, the third when the first leaves the window.
+#[tokio::test(start_paused = true)]
+async fn a_trickle_is_paced_by_what_was_sent_only() {
+    let (_peer, machine, server) =
+        connected(|builder| builder.send_rate(2, Duration::from_secs(1))).await;
+    let (_sink, mut stream) = server.split();
+    let start = Instant::now();
+    let mut arrivals = Vec::new();
+    for text in ["a", "b", "c"] {
+        machine.output.send(text.into()).await.expect("running");
+        assert_eq!(next_text(&mut stream).await.as_deref(), Some(text));
+        arrivals.push(start.elapsed().as_millis());
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(arrivals, [0, 1, 1000]);
+}
+
+/// A `no_replay` message is handed back before the loss is reported, so
+/// also when that loss is the machine's final status (a final close code).
+#[tokio::test(start_paused = true)]
+async fn not_replayed_comes_before_a_final_status() {
+    let (_peer, mut machine, server) = connected(|builder| {
+        builder
+            .ack_key(|m| m.as_text()?.strip_prefix("ack ")?.parse().ok())
+            .final_close_codes(|code| code == 4001)
+    })
+    .await;
+    let (mut sink, mut stream) = server.split();
+    machine
+        .output
+        .send(Message::text("ack 1").no_replay())
+        .await
+        .expect("running");
+    assert_eq!(next_text(&mut stream).await.as_deref(), Some("ack 1"));
+    let code = tws::CloseCode::try_from(4001).expect("valid code");
+    sink.send(tws::Message::close(Some(code), "revoked"))
+        .await
+        .expect("send");
+    let mut statuses = Vec::new();
+    while let Ok(Some(status)) = timeout(Duration::from_secs(60), machine.status.recv()).await {
+        statuses.push(status);
+    }
+    let handed_back = statuses
+        .iter()
+        .position(|s| matches!(s.error, Some(Error::NotReplayed { .. })))
+        .expect("the message handed back");
+    let last = statuses.len() - 1;
+    assert!(statuses[last].is_final());
+    assert!(handed_back < last, "{statuses:?}");
+}
+
+/// While the caller is behind on `input`, the server's "ready" may be
+/// among what it has not read: the ready timeout waits for reading.
+#[tokio::test(start_paused = true)]
+async fn the_ready_timeout_waits_while_the_caller_is_behind() {
+    let (peer, builder) = Peer::builder();
+    let mut machine = builder
+        .input_capacity(1)
+        .ready_when(|m| m.as_text() == Some("welcome"))
+        .ready_timeout(Duration::from_secs(3))
+        .spawn()
+        .expect("valid");
+    let mut server = peer.accept().await;
+    until_state(&mut machine, State::Connected).await;
+    for text in ["news 1", "news 2", "welcome"] {
+        server.send(tws::Message::text(text)).await.expect("send");
+    }
+    // The caller reads nothing for 10 s.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let mut read = Vec::new();
+    for _ in 0..3 {
+        let message = timeout(Duration::from_secs(60), machine.input.recv())
+            .await
+            .expect("in time")
+            .expect("open");
+        read.push(message.as_text().unwrap_or_default().to_owned());
+    }
+    assert_eq!(read, ["news 1", "news 2", "welcome"]);
+    let next = next_status(&mut machine).await;
+    assert_eq!(next.state, State::Ready, "{next:?}");
+}

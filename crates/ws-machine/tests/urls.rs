@@ -3,9 +3,12 @@
 
 mod common;
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU32, Ordering},
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
 };
 
 use common::{WAIT, closed_port_url, echo, fast, show, wait_for_state};
@@ -14,13 +17,14 @@ use ws_machine::{Error, State};
 use wsm_server::{Config, Server};
 
 /// The primary URL refuses connections: the attempt fails there, the next
-/// goes to the fallback, and each status names its URL. A connection lost
-/// at the fallback is tried again at the fallback first.
+/// goes to the fallback, and each status names its URL. A healthy
+/// connection lost at the fallback is tried again at the fallback first.
 #[tokio::test]
 async fn a_refused_primary_fails_over_to_the_fallback_and_stays_there() {
     let server = Server::start(Config::default()).expect("server starts");
     let down = closed_port_url().await;
     let mut machine = fast(down.clone())
+        .min_uptime(Duration::ZERO) // every connection that opens is healthy
         .fallback_urls([server.url()])
         .spawn()
         .expect("valid options");
@@ -109,5 +113,40 @@ async fn a_computed_url_that_is_not_a_url_is_final() {
         matches!(last.error, Some(Error::InvalidUrl { .. })),
         "{}",
         show(&seen)
+    );
+}
+
+/// A primary that accepts the upgrade and closes at once (in maintenance)
+/// is not healthy: the next attempt fails over to the fallback, and the
+/// machine stays there.
+#[tokio::test]
+async fn a_primary_that_closes_at_once_fails_over_too() {
+    let primary = Server::start(Config::default()).expect("server starts");
+    primary.accept_then_close(true);
+    let fallback = Server::start(Config::default()).expect("server starts");
+    let mut machine = fast(primary.url())
+        .fallback_urls([fallback.url()])
+        .spawn()
+        .expect("valid options");
+    // Connected at the primary (the upgrade works), lost, then connected
+    // at the fallback: a few statuses, bounded.
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        seen.extend(wait_for_state(&mut machine, State::Connected).await);
+        if seen.last().and_then(|s| s.url.as_deref()) == Some(fallback.url().as_str()) {
+            break;
+        }
+    }
+    let lost: Vec<_> = seen
+        .iter()
+        .filter(|s| s.state == State::Disconnected)
+        .map(|s| s.url.as_deref())
+        .collect();
+    assert_eq!(lost, [Some(primary.url().as_str())], "{}", show(&seen));
+    echo(&mut machine, "at the fallback").await;
+    assert_eq!(
+        primary.connections_accepted(),
+        1,
+        "tried once, then failed over"
     );
 }

@@ -536,6 +536,12 @@ fn a_fallback_url_is_used_when_the_primary_fails() {
     let server = Local::start();
     let fallback = server.url();
     let mut client = Wsm::start(&args(&down.url(), &["--fallback-url", &fallback]));
+    let down_url = down.url();
+    client
+        .err
+        .wait_for("the failed attempt at the primary", |l| {
+            l.contains(" DISCONNECTED ") && l.contains(&down_url)
+        });
     client.err.wait_for("CONNECTED to the fallback", |l| {
         l.contains(" CONNECTED ") && l.contains(&fallback)
     });

@@ -91,10 +91,14 @@ impl Talk {
         talk: &'a Conversation,
         timeouts: &Timeouts,
     ) -> Result<Option<&'a Message>, Error> {
-        if let Some(ready) = &talk.ready
-            && self.gate.expired(now)
-        {
-            return Err(Error::ReadyTimeout(ready.timeout));
+        if let Some(ready) = &talk.ready {
+            if !reading && !self.gate.is_open() {
+                // The answer may be among what the caller has not read yet:
+                // the wait starts again once reading does.
+                self.gate = Gate::closed(now, ready.timeout);
+            } else if self.gate.expired(now) {
+                return Err(Error::ReadyTimeout(ready.timeout));
+            }
         }
         let (Some(state), Some(beat)) = (&mut self.heartbeat, &talk.heartbeat) else {
             return Ok(None);

@@ -65,20 +65,19 @@ impl Driver {
         let timer = sleep_until(link.deadline(self.rules()));
         tokio::pin!(timer);
         loop {
-            let event = match self.commands.try_recv() {
-                Ok(command) => Event::Command(Some(command)),
-                Err(_) => {
-                    if let Err(error) = self.write_replayed(&mut link) {
-                        return self.lost(error, &link);
-                    }
-                    if self.feed == Feed::Finished
-                        && self.outbox.is_settled()
-                        && !link.needs_flush()
-                    {
-                        Event::Delivered
-                    } else {
-                        self.next_event(&mut link, timer.as_mut()).await
-                    }
+            // `if let`, not `match`: the `try_recv` result is dropped before
+            // the `else` branch, so the task keeps no room for it across the
+            // wait.
+            let event = if let Ok(command) = self.commands.try_recv() {
+                Event::Command(Some(command))
+            } else {
+                if let Err(error) = self.write_replayed(&mut link) {
+                    return self.lost(error, &link);
+                }
+                if self.feed == Feed::Finished && self.outbox.is_settled() && !link.needs_flush() {
+                    Event::Delivered
+                } else {
+                    self.next_event(&mut link, timer.as_mut()).await
                 }
             };
             match self.on_event(event, &mut link, timer.as_mut()) {
@@ -289,20 +288,16 @@ impl Driver {
     }
 
     /// Whether the rate limit lets one more of the caller's messages go at
-    /// `now`; if so, it is counted.
-    fn may_send(&mut self, now: Instant) -> bool {
-        match &mut self.pace {
-            None => true,
-            Some(pace) if pace.allows(now) => {
-                pace.sent(now);
-                true
-            }
-            Some(_) => false,
+    /// `now` (always, without a limit; `now` is `None` then).
+    fn may_send(&self, now: Option<Instant>) -> bool {
+        match (&self.pace, now) {
+            (Some(pace), Some(now)) => pace.allows(now),
+            (None, _) | (_, None) => true,
         }
     }
 
-    /// A message that goes out whatever the rate (`on_connect`, the
-    /// heartbeat) is counted all the same.
+    /// A message went out: the rate limit counts it. Messages that go out
+    /// whatever the rate (`on_connect`, the heartbeat) are counted too.
     fn count_sent(&mut self, now: Instant) {
         if let Some(pace) = &mut self.pace {
             pace.sent(now);
@@ -316,11 +311,11 @@ impl Driver {
             return Ok(());
         }
         let now = self.pace.as_ref().map(|_| Instant::now());
-        while self.outbox.can_replay() && now.is_none_or(|now| self.may_send(now)) {
+        while self.outbox.can_replay() && self.may_send(now) {
             let Some(message) = self.outbox.take_replay() else {
                 break;
             };
-            self.write_tracked(link, message)?;
+            self.write_tracked(link, message, now)?;
         }
         Ok(())
     }
@@ -328,31 +323,31 @@ impl Driver {
     /// Writes a message from `output`, then what else is already queued, so
     /// that it all goes out in one socket write.
     fn write_batch(&mut self, link: &mut Link, first: Message) -> Result<(), Error> {
-        // The clock is read once per batch, and only with a rate limit.
+        // The clock is read once per batch, and only with a rate limit
+        // (`take` checked it for the first message).
         let now = self.pace.as_ref().map(|_| Instant::now());
-        if let Some(now) = now {
-            // `take` checked the limit for this one.
-            self.count_sent(now);
-        }
-        self.write_tracked(link, first)?;
+        self.write_tracked(link, first, now)?;
         for _ in 1..BATCH {
-            if !self.outbox.can_take()
-                || !self.commands.is_empty()
-                || now.is_some_and(|now| !self.may_send(now))
-            {
+            if !self.outbox.can_take() || !self.commands.is_empty() || !self.may_send(now) {
                 break;
             }
             let Ok(message) = self.output.try_recv() else {
                 break;
             };
-            self.write_tracked(link, message)?;
+            self.write_tracked(link, message, now)?;
         }
         Ok(())
     }
 
-    /// Writes a message and tracks it until it is confirmed; one whose
-    /// deadline passed is handed back instead.
-    fn write_tracked(&mut self, link: &mut Link, message: Message) -> Result<(), Error> {
+    /// Writes a message and tracks it until it is confirmed (and counts it
+    /// for the rate limit, which gave `now`); one whose deadline passed, or
+    /// that cannot be sent, is handed back instead.
+    fn write_tracked(
+        &mut self,
+        link: &mut Link,
+        message: Message,
+        now: Option<Instant>,
+    ) -> Result<(), Error> {
         // The clock is read only for messages with a deadline.
         if message.deadline().is_some()
             && let Some(late) = message.late(Instant::now())
@@ -362,6 +357,9 @@ impl Driver {
         }
         match engine::outgoing(&message, self.mode, self.connector.max_message_size()) {
             Ok(frame) => {
+                if let Some(now) = now {
+                    self.count_sent(now);
+                }
                 self.outbox.written(message.resolved(self.mode));
                 link.send(frame)
             }
@@ -394,12 +392,19 @@ impl Driver {
             messages: link.messages(),
             ready: link.is_ready(),
         };
+        // Handed back before the loss is reported, which may be the
+        // machine's final status.
+        for message in not_replayed {
+            self.refuse(Error::NotReplayed { message });
+        }
         let url = self.urls.shown();
         let next = self.lifecycle.connection_lost(error, ended, &mut |s| {
             self.status.emit(about(url.as_ref(), s));
         });
-        for message in not_replayed {
-            self.refuse(Error::NotReplayed { message });
+        if self.lifecycle.failing() {
+            // Not a healthy connection: it counts as a failed attempt, and
+            // the next attempt fails over.
+            self.urls.attempt_failed();
         }
         Flow::Go(next)
     }

@@ -209,6 +209,9 @@ mod tests {
     use super::*;
     use crate::{Builder, channel::channel};
 
+    /// The largest task state that fits a 1,152-byte tokio task.
+    const MAX_TASK_STATE: usize = 1_048;
+
     /// Every idle machine holds its task's state (4.7 KiB before the rare
     /// paths were boxed and the driver stored once).
     #[test]
@@ -235,6 +238,13 @@ mod tests {
         assert!(
             size <= driver_size + 1024,
             "the task state is {size} bytes, the driver {driver_size}"
+        );
+        // tokio's task cell is the future plus 104 bytes (header, scheduler,
+        // id, stage tag, trailer), aligned to 128: up to 1,048 bytes of
+        // future fit in 1,152; one byte more costs 128 per machine.
+        assert!(
+            size <= MAX_TASK_STATE,
+            "the task state is {size} bytes: over {MAX_TASK_STATE}, tokio's task takes 1,280 bytes instead of 1,152"
         );
     }
 }

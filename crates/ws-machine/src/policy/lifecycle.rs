@@ -141,6 +141,12 @@ impl Lifecycle {
         out(self.enter(State::Connected, None, None));
     }
 
+    /// Whether the last attempt or connection counted as a failure: a
+    /// failed attempt, or a connection that was not healthy.
+    pub(crate) fn failing(&self) -> bool {
+        self.failures > 0
+    }
+
     /// The server said the connection is ready (with a ready gate only).
     pub(crate) fn ready(&mut self, out: &mut impl FnMut(Status)) {
         if self.min_uptime.is_zero() {

@@ -2,9 +2,10 @@
 //!
 //! Most machines have one. With fallback URLs
 //! ([`Builder::fallback_urls`](crate::Builder::fallback_urls)) the machine
-//! fails over: a failed attempt moves on to the next URL (after the last,
-//! back to the first), while a connection that was established and then
-//! lost is tried again at the same URL first, since it worked. With a URL
+//! fails over: a failed attempt (or a connection that was not healthy)
+//! moves on to the next URL (after the last, back to the first), while a
+//! healthy connection that is lost is tried again at the same URL first,
+//! since it worked. With a URL
 //! function ([`Builder::url_fn`](crate::Builder::url_fn)) the URL is
 //! computed afresh for every attempt (for tokens in the query string).
 
@@ -70,6 +71,9 @@ impl Urls {
             Self::Failover(failover) => Ok(&failover.targets[failover.current]),
             Self::Computed(computed) => {
                 let url = (computed.url)();
+                // A URL that is not one is no attempt's URL: statuses then
+                // show none.
+                computed.current = None;
                 let target = Target::parse(&url)?;
                 let shown = shown(&target);
                 Ok(&computed.current.insert((target, shown)).0)
@@ -77,7 +81,8 @@ impl Urls {
         }
     }
 
-    /// The attempt failed: fail over to the next URL.
+    /// The attempt failed, or the connection was not healthy: fail over to
+    /// the next URL.
     pub(crate) fn attempt_failed(&mut self) {
         match self {
             Self::Failover(failover) => {

@@ -13,8 +13,8 @@ use tokio_rustls::rustls;
 
 use super::{
     Capacities, Connection, Conversation, Delivery, Dialer, HeadersFn, Heartbeat, IntoMessages,
-    Matcher, Pem, ProxyChoice, ReadyGate, Reconnect, Request, SendRate, Settings, Timeouts,
-    TransportOptions, check_headers,
+    Matcher, Pem, ProxyChoice, ReadyGate, Reconnect, Request, Schemes, SendRate, Settings,
+    Timeouts, TransportOptions, check_headers,
 };
 use crate::types::{Endpoint, Error, Message, Mode, Target, redact_url};
 
@@ -731,9 +731,11 @@ impl Builder {
     /// URLs to fail over to: when an attempt at the builder's URL fails, the
     /// next attempt goes to the first of these, and so on, back to the
     /// builder's URL after the last (with the usual backoff between
-    /// attempts: failing over is not a reason to hammer). A connection
-    /// that was established and then lost is tried again at the same URL
-    /// first. The statuses ending an attempt or a connection
+    /// attempts: failing over is not a reason to hammer). A healthy
+    /// connection (see [`min_uptime`](Builder::min_uptime)) that is lost is
+    /// tried again at the same URL first; one that was not healthy (the
+    /// server closed at once, or never said it was ready) counts as a
+    /// failed attempt and fails over. The statuses ending an attempt or a connection
     /// ([`State::Connected`](crate::State::Connected),
     /// [`State::Disconnected`](crate::State::Disconnected)) say which URL
     /// it used ([`Status::url`](crate::Status::url)). Each must be a valid
@@ -1152,9 +1154,14 @@ impl Builder {
         }
         check_headers(&self.headers)?;
         let mut connection = self.connection;
+        let schemes = if self.url_fn.is_some() {
+            Schemes::any()
+        } else {
+            Schemes::of(std::iter::once(&target).chain(&fallbacks))
+        };
         connection.extras =
             self.transport
-                .build(&target, &self.headers, &mut connection.tls_config)?;
+                .build(schemes, &self.headers, &mut connection.tls_config)?;
         let timeouts = self.timeouts;
         let positive = [
             ("ping_interval", timeouts.ping_interval),

@@ -29,7 +29,7 @@ pub(crate) use proxy::{Proxy, Scheme as ProxyScheme};
 pub(crate) use request::{HeadersFn, Request, check_headers};
 use tls::Pem;
 pub(crate) use tls::{config as tls_client_config, mozilla_roots};
-pub(crate) use transport::{Extras, ProxyChoice, TransportOptions};
+pub(crate) use transport::{Extras, ProxyChoice, Schemes, TransportOptions};
 
 /// Computes the messages sent first on one connection.
 pub(crate) type OnConnectFn = Arc<dyn Fn() -> Vec<Message> + Send + Sync>;

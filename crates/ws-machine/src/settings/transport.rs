@@ -60,12 +60,48 @@ pub(crate) struct Extras {
     pub(crate) protocols: Option<Protocols>,
 }
 
+/// Which schemes the machine's URLs may have: the builder's URL and the
+/// fallbacks say; with a URL function, either.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Schemes {
+    pub(crate) plain: bool,
+    pub(crate) secure: bool,
+}
+
+impl Schemes {
+    /// The schemes of these URLs.
+    pub(crate) fn of<'a>(targets: impl IntoIterator<Item = &'a Target>) -> Self {
+        targets.into_iter().fold(
+            Self {
+                plain: false,
+                secure: false,
+            },
+            |seen, target| Self {
+                plain: seen.plain || !target.tls(),
+                secure: seen.secure || target.tls(),
+            },
+        )
+    }
+
+    /// Both: the URLs are not known in advance.
+    pub(crate) fn any() -> Self {
+        Self {
+            plain: true,
+            secure: true,
+        }
+    }
+
+    fn uses(self, tls: bool) -> bool {
+        if tls { self.secure } else { self.plain }
+    }
+}
+
 impl TransportOptions {
-    /// Checks the options for `target`; a TLS configuration they make goes
-    /// into `tls_config` (which must not be set already).
+    /// Checks the options for URLs with `schemes`; a TLS configuration they
+    /// make goes into `tls_config` (which must not be set already).
     pub(crate) fn build(
         self,
-        target: &Target,
+        schemes: Schemes,
         headers: &HeaderMap,
         tls_config: &mut Option<Arc<rustls::ClientConfig>>,
     ) -> Result<Option<Box<Extras>>, Error> {
@@ -89,13 +125,9 @@ impl TransportOptions {
             .transpose()?;
         let proxy = self
             .proxy
-            .map(|choice| ProxyRoute::new(choice, self.no_proxy, target))
+            .map(|choice| ProxyRoute::new(choice, self.no_proxy, schemes))
             .transpose()?
             .flatten();
-        if let Some(route) = &proxy {
-            // Decided again for every attempt's URL; noted once here.
-            let _ = route.for_target(target);
-        }
         let protocols = if self.protocols.is_empty() && !self.require_protocol {
             None
         } else {
@@ -134,14 +166,23 @@ pub(crate) struct ProxyRoute {
 impl ProxyRoute {
     /// The route for `choice`; `None` when the environment names no proxy.
     /// An explicit list of exceptions replaces the environment's, as curl's
-    /// `--noproxy` does. A variable that is not a proxy URL is an error for
-    /// the scheme of the machine's `target`; for the other scheme (which
-    /// only a URL function or a fallback URL may use) it is warned about
-    /// and ignored.
+    /// `--noproxy` does. A variable that is not a proxy URL is an error if
+    /// the machine's URLs may have its scheme (`schemes`); for a scheme they
+    /// never have, it is warned about and ignored.
     fn new(
         choice: ProxyChoice,
         no_proxy: Option<String>,
-        target: &Target,
+        schemes: Schemes,
+    ) -> Result<Option<Self>, Error> {
+        Self::with_env(choice, no_proxy, schemes, |name| std::env::var(name).ok())
+    }
+
+    /// [`ProxyRoute::new`], reading the environment through `var`.
+    fn with_env(
+        choice: ProxyChoice,
+        no_proxy: Option<String>,
+        schemes: Schemes,
+        var: impl Fn(&str) -> Option<String> + Copy,
     ) -> Result<Option<Self>, Error> {
         let (plain, secure, no_proxy) = match choice {
             ProxyChoice::Url(url) => {
@@ -152,7 +193,6 @@ impl ProxyRoute {
                 (Some(proxy.clone()), Some(proxy), no_proxy)
             }
             ProxyChoice::Env => {
-                let var = |name: &str| std::env::var(name).ok();
                 let (plain, secure) = (proxy::from_env(false, var), proxy::from_env(true, var));
                 let parse = |found: Option<(&'static str, String)>, tls: bool| {
                     let Some((name, url)) = found else {
@@ -160,7 +200,7 @@ impl ProxyRoute {
                     };
                     match Proxy::parse(&url) {
                         Ok(proxy) => Ok(Some(proxy)),
-                        Err(reason) if tls == target.tls() => Err(Error::InvalidConfig {
+                        Err(reason) if schemes.uses(tls) => Err(Error::InvalidConfig {
                             option: "proxy_from_env",
                             reason: format!("{name} is not a usable proxy URL: {reason}"),
                         }),
@@ -213,7 +253,7 @@ mod tests {
 
     fn build(url: &str, options: TransportOptions) -> Result<Option<Box<Extras>>, Error> {
         let target = Target::parse(url).expect("valid URL");
-        options.build(&target, &HeaderMap::new(), &mut None)
+        options.build(Schemes::of([&target]), &HeaderMap::new(), &mut None)
     }
 
     #[test]
@@ -249,6 +289,21 @@ mod tests {
         );
     }
 
+    /// A broken proxy variable is an error for every scheme the machine's
+    /// URLs may have (a `wss://` fallback too), and ignored for the others.
+    #[test]
+    fn a_broken_proxy_variable_matters_for_the_schemes_in_use() {
+        let env = |name: &str| (name == "https_proxy").then(|| "ftp://nope".to_owned());
+        let route = |schemes| ProxyRoute::with_env(ProxyChoice::Env, None, schemes, env);
+        let plain = Target::parse("ws://a.test/").expect("valid");
+        let secure = Target::parse("wss://b.test/").expect("valid");
+        assert!(route(Schemes::of([&plain])).expect("ignored").is_none());
+        for schemes in [Schemes::of([&plain, &secure]), Schemes::any()] {
+            let err = route(schemes).expect_err("in use");
+            assert!(err.to_string().contains("https_proxy"), "{err}");
+        }
+    }
+
     #[test]
     fn a_bad_proxy_url_is_a_configuration_error_without_the_password() {
         let options = TransportOptions {
@@ -280,7 +335,7 @@ mod tests {
             ..TransportOptions::default()
         };
         let err = options
-            .build(&target, &headers, &mut None)
+            .build(Schemes::of([&target]), &headers, &mut None)
             .expect_err("refused");
         assert!(matches!(err, Error::InvalidHeader { .. }), "{err}");
     }

@@ -139,13 +139,17 @@ impl Message {
 
     /// This message, not to be written later than `within` from now: an
     /// order queued during an outage is dangerous when it goes out after
-    /// the reconnect. If the machine cannot write it by then (it is
-    /// disconnected, or behind), it hands it back instead, in a status with
-    /// [`Error::Expired`](crate::Error::Expired) (or in the
-    /// [`Leftovers`](crate::Leftovers) if that status never reached the
-    /// caller), never written late. (A message already written when the
-    /// deadline passes is not taken back: after a reconnect it is written
-    /// again only if its deadline has not passed.)
+    /// the reconnect. The machine checks the deadline when it is about to
+    /// write the message (taken from `output`, or written again after a
+    /// reconnect); one past it is handed back in a status with
+    /// [`Error::Expired`](crate::Error::Expired) (or in
+    /// [`Leftovers::refused`](crate::Leftovers::refused) if that status
+    /// never reached the caller), never written late. While disconnected
+    /// the machine does not take from `output`, so an expired message comes
+    /// back when the next connection opens; if the machine stops first, it
+    /// is in [`Leftovers::unsent`](crate::Leftovers::unsent) like any
+    /// other. A message already written when the deadline passes is not
+    /// taken back.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]

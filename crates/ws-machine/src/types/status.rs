@@ -74,12 +74,14 @@ pub struct Status {
     /// those offered ([`Builder::protocols`](crate::Builder::protocols)),
     /// if it chose one.
     pub protocol: Option<Arc<str>>,
-    /// With [`State::Connected`] and [`State::Disconnected`], for machines
-    /// with [`fallback_urls`](crate::Builder::fallback_urls) or a
-    /// [`url_fn`](crate::Builder::url_fn): the URL the attempt or the
-    /// connection used, shown as [`redact_url`](crate::redact_url) shows
-    /// it (no user info, no query values). `None` for a machine with one
-    /// URL.
+    /// For machines with [`fallback_urls`](crate::Builder::fallback_urls)
+    /// or a [`url_fn`](crate::Builder::url_fn): with [`State::Connected`],
+    /// and with the [`State::Disconnected`] that ends an attempt or a
+    /// connection, the URL it used, shown as
+    /// [`redact_url`](crate::redact_url) shows it (no user info, no query
+    /// values). `None` otherwise: on other statuses, after a quit, when a
+    /// `url_fn` returned no valid URL, and on machines with one URL (the
+    /// caller knows it).
     pub url: Option<Arc<str>>,
     last: bool,
 }

@@ -113,7 +113,9 @@ impl Target {
 /// query parameters, where tokens often travel (`?token=abc&v=2` shows as
 /// `?token=***&v=***`). A URL that does not parse (a password with `/`, `?`
 /// or `#` in it, or no scheme) is masked up to its last `@`, which may hide
-/// more than the user info, never less.
+/// more than the user info, never less. A secret in the *path* (such as a
+/// listen key, `/ws/<key>`) cannot be told from a path and is shown: put it
+/// in the query, or keep such URLs out of logs.
 ///
 /// ```
 /// use ws_machine::redact_url;

@@ -33,6 +33,9 @@ pub(crate) struct Show {
     pub(crate) prefix: Option<String>,
     pub(crate) status: StatusFormat,
     pub(crate) url: String,
+    /// With `--fallback-url`: which URL an attempt uses is known only from
+    /// the status that ends it, so other lines name none.
+    pub(crate) several_urls: bool,
 }
 
 /// One JSON status line; absent fields are left out.
@@ -146,7 +149,13 @@ impl Show {
                 }
                 match (status.state, &status.error) {
                     (_, Some(error)) => {
+                        if let Some(url) = &status.url {
+                            let _ = write!(line, " {url}");
+                        }
                         let _ = write!(line, ": {error}");
+                    }
+                    (State::Connecting, None) if self.several_urls => {
+                        let _ = write!(line, " (attempt {})", status.attempt);
                     }
                     (State::Connecting, None) => {
                         let _ = write!(line, " {} (attempt {})", self.url, status.attempt);
@@ -158,6 +167,7 @@ impl Show {
                             let _ = write!(line, " (subprotocol {protocol})");
                         }
                     }
+                    (State::Ready, None) if self.several_urls => {}
                     (State::Ready, None) => {
                         let _ = write!(line, " {}", self.url);
                     }
@@ -189,10 +199,11 @@ impl Show {
                     attempt: Some(status.attempt),
                     last: status.is_final(),
                     url: status.url.as_deref().or_else(|| {
-                        matches!(
-                            status.state,
-                            State::Connecting | State::Connected | State::Ready
-                        )
+                        (!self.several_urls
+                            && matches!(
+                                status.state,
+                                State::Connecting | State::Connected | State::Ready
+                            ))
                         .then_some(self.url.as_str())
                     }),
                     protocol: status.protocol.as_deref(),
@@ -265,6 +276,7 @@ mod tests {
             prefix: Some("base64:".into()),
             status,
             url: "ws://127.0.0.1:9/".into(),
+            several_urls: false,
         }
     }
 
