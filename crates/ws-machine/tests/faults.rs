@@ -50,6 +50,37 @@ async fn a_frozen_server_is_detected_within_ping_interval_plus_pong_timeout() {
     echo(&mut machine, "alive again").await;
 }
 
+/// A feed that stalls while the server still answers pings: the echo
+/// server sends data only when sent some, so after a few echoes it goes
+/// quiet, pongs and all; the data timeout replaces the connection, and the
+/// next one works.
+#[tokio::test]
+async fn a_feed_that_stalls_while_answering_pings_is_replaced() {
+    let server = server();
+    let data_timeout = ms(300);
+    let mut machine = connect(
+        fast(server.url())
+            .ping_interval(ms(50))
+            .pong_timeout(Duration::from_secs(1))
+            .data_timeout(data_timeout),
+    )
+    .await;
+    for n in 0..3 {
+        echo(&mut machine, &format!("tick {n}")).await;
+    }
+    let seen = wait_for_state(&mut machine, State::Disconnected).await;
+    assert!(
+        matches!(
+            seen.last().and_then(|s| s.error.as_ref()),
+            Some(Error::DataTimeout(d)) if *d == data_timeout
+        ),
+        "{}",
+        show(&seen)
+    );
+    wait_for_state(&mut machine, State::Connected).await;
+    echo(&mut machine, "fresh feed").await;
+}
+
 #[tokio::test]
 async fn an_idle_healthy_connection_is_kept_alive_by_pings() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -24,7 +24,7 @@ use tokio::{
 };
 use tokio_websockets as tws;
 
-use ws_machine::{Builder, Command, Error, Machine, State, Status};
+use ws_machine::{Builder, Command, Error, Machine, Message, State, Status};
 
 /// A test peer: hands in-memory connections to the machine.
 struct Peer {
@@ -1005,4 +1005,413 @@ async fn a_stalled_feed_is_replaced_after_the_data_timeout() {
     }
     assert_eq!(got, 10, "every message arrived before the stall");
     reader.abort();
+}
+
+/// The heartbeat of a server that ignores control pings: `{"op":"ping"}`
+/// every 5 s, whatever else flows; the server's `{"op":"pong"}` replies are
+/// kept out of `input`, its data is not. The connection stays up.
+#[tokio::test(start_paused = true)]
+async fn the_heartbeat_goes_out_on_its_period_and_its_replies_are_kept_out() {
+    let (_peer, mut machine, server) = connected(|builder| {
+        builder
+            .heartbeat(r#"{"op":"ping"}"#, Duration::from_secs(5))
+            .heartbeat_reply(|m| m.as_text() == Some(r#"{"op":"pong"}"#))
+            .ping_interval(Duration::MAX)
+            .pong_timeout(Duration::from_secs(2))
+    })
+    .await;
+    let start = Instant::now();
+    let (mut sink, mut stream) = server.split();
+    let mut beats = Vec::new();
+    while beats.len() < 4 {
+        let frame = timeout(Duration::from_secs(60), stream.next())
+            .await
+            .expect("a heartbeat within a minute")
+            .expect("open")
+            .expect("a frame");
+        assert_eq!(frame.as_text(), Some(r#"{"op":"ping"}"#));
+        beats.push(start.elapsed());
+        sink.send(tws::Message::text(r#"{"op":"pong"}"#))
+            .await
+            .expect("send");
+        sink.send(tws::Message::text(format!("tick {}", beats.len())))
+            .await
+            .expect("send");
+    }
+    let secs: Vec<u64> = beats.iter().map(Duration::as_secs).collect();
+    assert_eq!(secs, [5, 10, 15, 20]);
+    until_input_holds(&machine.input, 4).await;
+    let mut delivered = Vec::new();
+    while let Ok(message) = machine.input.try_recv() {
+        delivered.push(message.as_text().unwrap_or_default().to_owned());
+    }
+    assert_eq!(delivered, ["tick 1", "tick 2", "tick 3", "tick 4"]);
+    assert!(
+        machine.status.try_recv().is_err(),
+        "no state change while the heartbeat is answered"
+    );
+}
+
+/// A server that sends data but no longer answers the heartbeat is dead:
+/// only a matching reply counts, within the pong timeout.
+#[tokio::test(start_paused = true)]
+async fn an_unanswered_heartbeat_ends_the_connection() {
+    let (_peer, mut machine, server) = connected(|builder| {
+        builder
+            .heartbeat("ping", Duration::from_secs(5))
+            .heartbeat_reply(|m| m.as_ref() == b"pong")
+            .ping_interval(Duration::MAX)
+            .pong_timeout(Duration::from_secs(2))
+    })
+    .await;
+    let start = Instant::now();
+    let (mut sink, mut unread) = server.split();
+    // Reads (so the heartbeat is taken) but only ever sends data.
+    let _reader = tokio::spawn(async move { while unread.next().await.is_some() {} });
+    let _feed = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if sink.send(tws::Message::text("price")).await.is_err() {
+                break;
+            }
+        }
+    });
+    let lost = until_state(&mut machine, State::Disconnected).await;
+    assert!(
+        matches!(lost.error, Some(Error::HeartbeatTimeout(d)) if d == Duration::from_secs(2)),
+        "{lost:?}"
+    );
+    assert_eq!(start.elapsed(), Duration::from_secs(7));
+    assert!(!lost.is_final(), "retried");
+}
+
+/// Reads the next data frame the server receives, as text, within a minute
+/// of paused time; `None` if none came.
+async fn next_text(
+    stream: &mut futures_util::stream::SplitStream<tws::WebSocketStream<DuplexStream>>,
+) -> Option<String> {
+    loop {
+        let frame = timeout(Duration::from_secs(60), stream.next())
+            .await
+            .ok()??
+            .ok()?;
+        if let Some(text) = frame.as_text() {
+            return Some(text.to_owned());
+        }
+    }
+}
+
+/// With a ready gate, the caller's messages (queued before the connection,
+/// and sent while it waits) go out only after the server's answer to the
+/// login; `Ready` follows `Connected`, and the answer reaches `input`. On
+/// the next connection the gate closes again.
+#[tokio::test(start_paused = true)]
+async fn the_ready_gate_holds_messages_until_the_server_says_ready() {
+    let (peer, builder) = Peer::builder();
+    let mut machine = builder
+        .on_connect("login")
+        .ready_when(|m| m.as_text() == Some("welcome"))
+        .spawn()
+        .expect("valid");
+    machine
+        .output
+        .send("order 1".into())
+        .await
+        .expect("running");
+    let (mut sink, mut stream) = peer.accept().await.split();
+    until_state(&mut machine, State::Connected).await;
+    assert_eq!(next_text(&mut stream).await.as_deref(), Some("login"));
+    machine
+        .output
+        .send("order 2".into())
+        .await
+        .expect("running");
+    // Nothing else comes while the server has not answered.
+    let early = timeout(Duration::from_secs(5), stream.next()).await;
+    assert!(early.is_err(), "sent before ready: {early:?}");
+    sink.send(tws::Message::text("welcome"))
+        .await
+        .expect("send");
+    let ready = next_status(&mut machine).await;
+    assert_eq!(ready.state, State::Ready);
+    assert_eq!(ready.attempt, 1);
+    assert_eq!(next_text(&mut stream).await.as_deref(), Some("order 1"));
+    assert_eq!(next_text(&mut stream).await.as_deref(), Some("order 2"));
+    let welcome = timeout(Duration::from_secs(60), machine.input.recv())
+        .await
+        .expect("in time")
+        .expect("open");
+    assert_eq!(welcome.as_text(), Some("welcome"));
+
+    // A new connection: login first, orders only after the answer.
+    let next = peer.offer();
+    drop((sink, stream));
+    until_state(&mut machine, State::Disconnected).await;
+    machine
+        .output
+        .send("order 3".into())
+        .await
+        .expect("running");
+    let (mut sink, mut stream) = upgrade(next).await.split();
+    until_state(&mut machine, State::Connected).await;
+    assert_eq!(next_text(&mut stream).await.as_deref(), Some("login"));
+    let early = timeout(Duration::from_secs(5), stream.next()).await;
+    assert!(early.is_err(), "sent before ready: {early:?}");
+    sink.send(tws::Message::text("welcome"))
+        .await
+        .expect("send");
+    until_state(&mut machine, State::Ready).await;
+    assert_eq!(next_text(&mut stream).await.as_deref(), Some("order 3"));
+}
+
+/// A server that never says ready: after the ready timeout the connection
+/// is replaced, as a failed attempt (a wait follows), and the message
+/// waiting is still owed.
+#[tokio::test(start_paused = true)]
+async fn a_connection_never_ready_is_replaced_after_the_ready_timeout() {
+    let (peer, builder) = Peer::builder();
+    let mut machine = builder
+        .on_connect("login")
+        .ready_when(|m| m.as_text() == Some("welcome"))
+        .ready_timeout(Duration::from_secs(3))
+        .spawn()
+        .expect("valid");
+    machine.output.send("order".into()).await.expect("running");
+    let _silent = peer.accept().await;
+    until_state(&mut machine, State::Connected).await;
+    let connected_at = Instant::now();
+    let lost = until_state(&mut machine, State::Disconnected).await;
+    assert!(
+        matches!(lost.error, Some(Error::ReadyTimeout(d)) if d == Duration::from_secs(3)),
+        "{lost:?}"
+    );
+    assert_eq!(connected_at.elapsed(), Duration::from_secs(3));
+    assert_eq!(next_status(&mut machine).await.state, State::Waiting);
+    let leftovers = machine.shutdown().await;
+    let owed: Vec<_> = leftovers
+        .unsent
+        .iter()
+        .filter_map(|m| m.as_text())
+        .collect();
+    assert_eq!(owed, ["order"]);
+}
+
+/// `send_rate(4, 1 s)`: at most four in any second, the first four at
+/// once; the login sent first is counted too, so it takes the room of one
+/// order.
+#[tokio::test(start_paused = true)]
+async fn the_send_rate_paces_the_callers_messages() {
+    let (peer, builder) = Peer::builder();
+    let mut machine = builder
+        .on_connect("login")
+        .send_rate(4, Duration::from_secs(1))
+        .spawn()
+        .expect("valid");
+    for n in 0..6 {
+        machine
+            .output
+            .send(format!("order {n}").into())
+            .await
+            .expect("running");
+    }
+    let (_sink, mut stream) = peer.accept().await.split();
+    until_state(&mut machine, State::Connected).await;
+    let start = Instant::now();
+    let mut arrivals = Vec::new();
+    for _ in 0..7 {
+        let text = next_text(&mut stream).await.expect("a message");
+        arrivals.push((text, start.elapsed().as_millis()));
+    }
+    let expected: Vec<(String, u128)> = [
+        ("login", 0),
+        ("order 0", 0),
+        ("order 1", 0),
+        ("order 2", 0),
+        ("order 3", 1000),
+        ("order 4", 1000),
+        ("order 5", 1000),
+    ]
+    .into_iter()
+    .map(|(t, ms)| (t.to_owned(), ms))
+    .collect();
+    assert_eq!(arrivals, expected);
+}
+
+/// A message with a deadline that waited out an outage is handed back
+/// (`Expired`), not written late; one without a deadline goes out.
+#[tokio::test(start_paused = true)]
+async fn a_message_past_its_deadline_is_handed_back_not_written() {
+    let (peer, builder) = Peer::builder();
+    let mut machine = builder
+        .backoff(Duration::from_secs(1), Duration::from_secs(1))
+        .spawn()
+        .expect("valid");
+    let order = Message::text("buy").expires_in(Duration::from_secs(2));
+    machine.output.send(order).await.expect("running");
+    machine
+        .output
+        .send(Message::text("hello"))
+        .await
+        .expect("running");
+    // Nobody answers for 10 s.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (_sink, mut stream) = peer.accept().await.split();
+    let expired = loop {
+        let status = next_status(&mut machine).await;
+        if let Some(error @ Error::Expired { .. }) = status.error {
+            break error;
+        }
+    };
+    let Error::Expired { late, message } = &expired else {
+        unreachable!("matched above");
+    };
+    assert_eq!(message.as_text(), Some("buy"));
+    assert!(*late >= Duration::from_secs(8), "{late:?}");
+    assert!(!expired.is_retryable());
+    assert_eq!(next_text(&mut stream).await.as_deref(), Some("hello"));
+}
+
+/// With acknowledgements, an unacknowledged message is written again after
+/// a reconnect, but one sent with `no_replay` is handed back
+/// (`NotReplayed`) and never reaches the next connection.
+#[tokio::test(start_paused = true)]
+async fn a_no_replay_message_is_handed_back_when_its_connection_ends() {
+    let (peer, builder) = Peer::builder();
+    let mut machine = builder
+        .ack_key(|m| m.as_text()?.strip_prefix("ack ")?.parse().ok())
+        .spawn()
+        .expect("valid");
+    let (sink, mut stream) = peer.accept().await.split();
+    until_state(&mut machine, State::Connected).await;
+    machine
+        .output
+        .send(Message::text("ack 1"))
+        .await
+        .expect("running");
+    machine
+        .output
+        .send(Message::text("ack 2").no_replay())
+        .await
+        .expect("running");
+    assert_eq!(next_text(&mut stream).await.as_deref(), Some("ack 1"));
+    assert_eq!(next_text(&mut stream).await.as_deref(), Some("ack 2"));
+    // The server acknowledges neither and goes away.
+    let next = peer.offer();
+    drop((sink, stream));
+    let handed_back = loop {
+        let status = next_status(&mut machine).await;
+        if let Some(Error::NotReplayed { message }) = status.error {
+            break message;
+        }
+    };
+    assert_eq!(handed_back.as_text(), Some("ack 2"));
+    let (_sink, mut stream) = upgrade(next).await.split();
+    assert_eq!(next_text(&mut stream).await.as_deref(), Some("ack 1"));
+    let more = timeout(Duration::from_secs(5), stream.next()).await;
+    assert!(more.is_err(), "only the replayable one again: {more:?}");
+}
+
+/// `Command::Close`: the server gets the close frame with the caller's code
+/// and reason, and the machine stops as for a quit.
+#[tokio::test(start_paused = true)]
+async fn a_close_command_sends_its_code_and_reason() {
+    let (_peer, mut machine, mut server) = connected(|builder| builder).await;
+    let leaving = ws_machine::CloseFrame::new(4001, "session over").expect("a valid frame");
+    machine
+        .command
+        .send(Command::Close(leaving))
+        .await
+        .expect("running");
+    let frame = timeout(Duration::from_secs(60), server.next())
+        .await
+        .expect("a frame in time")
+        .expect("open")
+        .expect("a frame");
+    let (code, reason) = frame.as_close().expect("a close frame");
+    assert_eq!((u16::from(code), reason), (4001, "session over"));
+    let last = until_state(&mut machine, State::Disconnected).await;
+    assert!(last.is_final() && last.error.is_none(), "{last:?}");
+}
+
+/// Messages that trickle in are counted once each: with two a second, the
+/// second goes at once, the third when the first leaves the window.
+#[tokio::test(start_paused = true)]
+async fn a_trickle_is_paced_by_what_was_sent_only() {
+    let (_peer, machine, server) =
+        connected(|builder| builder.send_rate(2, Duration::from_secs(1))).await;
+    let (_sink, mut stream) = server.split();
+    let start = Instant::now();
+    let mut arrivals = Vec::new();
+    for text in ["a", "b", "c"] {
+        machine.output.send(text.into()).await.expect("running");
+        assert_eq!(next_text(&mut stream).await.as_deref(), Some(text));
+        arrivals.push(start.elapsed().as_millis());
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(arrivals, [0, 1, 1000]);
+}
+
+/// A `no_replay` message is handed back before the loss is reported, so
+/// also when that loss is the machine's final status (a final close code).
+#[tokio::test(start_paused = true)]
+async fn not_replayed_comes_before_a_final_status() {
+    let (_peer, mut machine, server) = connected(|builder| {
+        builder
+            .ack_key(|m| m.as_text()?.strip_prefix("ack ")?.parse().ok())
+            .final_close_codes(|code| code == 4001)
+    })
+    .await;
+    let (mut sink, mut stream) = server.split();
+    machine
+        .output
+        .send(Message::text("ack 1").no_replay())
+        .await
+        .expect("running");
+    assert_eq!(next_text(&mut stream).await.as_deref(), Some("ack 1"));
+    let code = tws::CloseCode::try_from(4001).expect("valid code");
+    sink.send(tws::Message::close(Some(code), "revoked"))
+        .await
+        .expect("send");
+    let mut statuses = Vec::new();
+    while let Ok(Some(status)) = timeout(Duration::from_secs(60), machine.status.recv()).await {
+        statuses.push(status);
+    }
+    let handed_back = statuses
+        .iter()
+        .position(|s| matches!(s.error, Some(Error::NotReplayed { .. })))
+        .expect("the message handed back");
+    let last = statuses.len() - 1;
+    assert!(statuses[last].is_final());
+    assert!(handed_back < last, "{statuses:?}");
+}
+
+/// While the caller is behind on `input`, the server's "ready" may be
+/// among what it has not read: the ready timeout waits for reading.
+#[tokio::test(start_paused = true)]
+async fn the_ready_timeout_waits_while_the_caller_is_behind() {
+    let (peer, builder) = Peer::builder();
+    let mut machine = builder
+        .input_capacity(1)
+        .ready_when(|m| m.as_text() == Some("welcome"))
+        .ready_timeout(Duration::from_secs(3))
+        .spawn()
+        .expect("valid");
+    let mut server = peer.accept().await;
+    until_state(&mut machine, State::Connected).await;
+    for text in ["news 1", "news 2", "welcome"] {
+        server.send(tws::Message::text(text)).await.expect("send");
+    }
+    // The caller reads nothing for 10 s.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let mut read = Vec::new();
+    for _ in 0..3 {
+        let message = timeout(Duration::from_secs(60), machine.input.recv())
+            .await
+            .expect("in time")
+            .expect("open");
+        read.push(message.as_text().unwrap_or_default().to_owned());
+    }
+    assert_eq!(read, ["news 1", "news 2", "welcome"]);
+    let next = next_status(&mut machine).await;
+    assert_eq!(next.state, State::Ready, "{next:?}");
 }

@@ -59,6 +59,12 @@ pub struct Config {
     ///
     /// Default: empty (no subprotocol is ever chosen).
     pub protocols: Vec<String>,
+    /// A rate limit, as exchanges enforce one: a connection on which more
+    /// than `count` messages arrive within any `per` is closed with code
+    /// 1008 (policy violation) and the reason `rate limit`.
+    ///
+    /// Default: `None` (no limit).
+    pub max_rate: Option<(u32, Duration)>,
 }
 
 impl Default for Config {
@@ -69,6 +75,7 @@ impl Default for Config {
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             record_limit: DEFAULT_RECORD_LIMIT,
             protocols: Vec::new(),
+            max_rate: None,
         }
     }
 }
@@ -99,6 +106,20 @@ impl Config {
     #[must_use]
     pub fn record_limit(mut self, messages: usize) -> Self {
         self.record_limit = messages;
+        self
+    }
+
+    /// Sets [`Config::max_rate`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let config = wsm_server::Config::default().max_rate(Some((5, Duration::from_secs(1))));
+    /// assert_eq!(config.max_rate, Some((5, Duration::from_secs(1))));
+    /// ```
+    #[must_use]
+    pub fn max_rate(mut self, limit: Option<(u32, Duration)>) -> Self {
+        self.max_rate = limit;
         self
     }
 

@@ -9,6 +9,7 @@
 //! read, and the accept loop aborts every task the same way on stop.
 
 use std::{
+    collections::VecDeque,
     future::{Future, poll_fn},
     net::SocketAddr,
     sync::Arc,
@@ -169,6 +170,8 @@ struct Session<'a> {
     echoed: u64,
     /// Whether frames were queued since the last completed flush.
     dirty: bool,
+    /// When the last messages arrived, for `max_rate` (at most its count).
+    arrivals: VecDeque<Instant>,
 }
 
 /// The connection loop, from the upgrade until the socket should be dropped.
@@ -186,6 +189,7 @@ async fn run(
         phase: Phase::Open,
         echoed: 0,
         dirty: false,
+        arrivals: VecDeque::new(),
     };
 
     let freeze_at = shared.config.freeze_after.map(|after| upgraded_at + after);
@@ -282,6 +286,12 @@ impl Session<'_> {
         if &**message.as_payload() == b"/CLOSE" {
             return self.start_close().await;
         }
+        if self.over_rate() {
+            debug!("rate limit exceeded");
+            return self
+                .close_with(CloseCode::POLICY_VIOLATION, "rate limit")
+                .await;
+        }
         trace!(len = message.as_payload().len(), "echo");
         let step = self.queue(message, "echo").await;
         self.echoed += 1;
@@ -316,12 +326,35 @@ impl Session<'_> {
 
     /// Queues a normal close frame (code 1000) and starts closing.
     async fn start_close(&mut self) -> Step {
-        debug!("closing");
+        self.close_with(CloseCode::NORMAL_CLOSURE, "").await
+    }
+
+    /// Queues a close frame with `code` and `reason` and starts closing.
+    async fn close_with(&mut self, code: CloseCode, reason: &str) -> Step {
+        debug!(code = u16::from(code), "closing");
         let step = self
-            .queue(Message::close(Some(CloseCode::NORMAL_CLOSURE), ""), "close")
+            .queue(Message::close(Some(code), reason), "close")
             .await;
         self.phase = Phase::Closing;
         step
+    }
+
+    /// Notes a message's arrival; whether it is one too many for
+    /// `max_rate`.
+    fn over_rate(&mut self) -> bool {
+        let Some((count, per)) = self.shared.config.max_rate else {
+            return false;
+        };
+        let now = Instant::now();
+        while self
+            .arrivals
+            .front()
+            .is_some_and(|&at| now.duration_since(at) >= per)
+        {
+            self.arrivals.pop_front();
+        }
+        self.arrivals.push_back(now);
+        self.arrivals.len() > usize::try_from(count).unwrap_or(usize::MAX)
     }
 
     /// Queues `message` for the next flush.

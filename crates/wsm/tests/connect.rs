@@ -470,6 +470,112 @@ fn a_final_close_code_exits_3() {
     assert_eq!(other.wait().code(), Some(0));
 }
 
+/// `--heartbeat`: sent on its period; the echo server's echo is the reply
+/// named by `--heartbeat-reply`, so it is not printed, while other
+/// messages are.
+#[test]
+fn heartbeats_go_out_and_their_replies_are_not_printed() {
+    let server = Local::start();
+    let url = server.url();
+    let mut wsm = Wsm::start(&args(
+        &url,
+        &[
+            "--heartbeat",
+            "hb",
+            "--heartbeat-interval",
+            "20ms",
+            "--heartbeat-reply",
+            "hb",
+        ],
+    ));
+    server.wait_for_messages(5);
+    wsm.send("data");
+    wsm.out.wait_for("the echo", |l| l == "data");
+    wsm.close_stdin();
+    assert_eq!(wsm.wait().code(), Some(0));
+    let beats = server
+        .server()
+        .received()
+        .iter()
+        .filter(|r| r.data.as_text() == Some("hb"))
+        .count();
+    assert!(beats >= 5, "{beats} heartbeats");
+    assert_eq!(wsm.out.rest(), ["data"], "only the data is printed");
+}
+
+/// `--ready-on`: lines wait until the server's answer to the login (here
+/// its echo of `-x login`) arrives; the status line says READY.
+#[test]
+fn ready_on_holds_lines_until_the_answer() {
+    let server = Local::start();
+    let url = server.url();
+    let mut client = Wsm::start(&args(&url, &["-x", "login ok", "--ready-on", "ok"]));
+    client.send("order");
+    client.err.wait_for("READY", |l| l.contains(" READY "));
+    client.out.wait_for("the echo", |l| l == "order");
+    client.close_stdin();
+    assert_eq!(client.wait().code(), Some(0));
+    assert_eq!(client.out.rest(), ["login ok", "order"]);
+    let texts: Vec<String> = server
+        .server()
+        .received()
+        .into_iter()
+        .filter_map(|r| r.data.as_text().map(str::to_owned))
+        .collect();
+    assert_eq!(texts, ["login ok", "order"]);
+
+    let out = run_to_end(wsm(&args(&url, &["--ready-on", ""])), LIMIT);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+}
+
+/// `--fallback-url`: the primary refuses, the fallback answers; the
+/// status line names the URL connected to.
+#[test]
+fn a_fallback_url_is_used_when_the_primary_fails() {
+    let down = Local::not_yet();
+    let server = Local::start();
+    let fallback = server.url();
+    let mut client = Wsm::start(&args(&down.url(), &["--fallback-url", &fallback]));
+    let down_url = down.url();
+    client
+        .err
+        .wait_for("the failed attempt at the primary", |l| {
+            l.contains(" DISCONNECTED ") && l.contains(&down_url)
+        });
+    client.err.wait_for("CONNECTED to the fallback", |l| {
+        l.contains(" CONNECTED ") && l.contains(&fallback)
+    });
+    client.send("hello");
+    client.out.wait_for("the echo", |l| l == "hello");
+    client.close_stdin();
+    assert_eq!(client.wait().code(), Some(0));
+}
+
+/// `--expire`: a line that waited out an outage longer than that is not
+/// sent late: it is reported refused, and the end exits 5.
+#[test]
+fn expired_lines_are_not_sent_late() {
+    let mut server = Local::not_yet();
+    let mut client = Wsm::start(&args(&server.url(), &["--expire", "1ms"]));
+    client.send("stale");
+    // Ten waits between attempts (at least 20 ms each): the line, read at
+    // once, is long past its deadline.
+    for n in 0..10 {
+        client
+            .err
+            .wait_for(&format!("WAITING number {n}"), |l| l.contains(" WAITING "));
+    }
+    server.restart();
+    client.err.wait_for("the refusal", |l| {
+        l.contains("REFUSED") && l.contains("deadline passed")
+    });
+    client.send("fresh");
+    client.out.wait_for("the echo", |l| l == "fresh");
+    client.close_stdin();
+    assert_eq!(client.wait().code(), Some(5));
+    assert_eq!(client.out.rest(), ["fresh"]);
+}
+
 #[test]
 fn a_refused_message_makes_the_end_exit_5() {
     let server = Local::start();
@@ -513,6 +619,26 @@ fn ctrl_c_exits_130_and_lists_what_was_not_delivered() {
         err.contains("wsm: 2 messages were not delivered:\npending line\nbase64:AAE="),
         "{err}"
     );
+}
+
+/// `/close CODE REASON` (with `--slash` from a pipe): the independent peer
+/// sees that code; plain `/close` sends 1000.
+#[test]
+fn slash_close_sends_its_code() {
+    let mut peer = Peer::start();
+    let mut wsm = Wsm::start(&[&peer.url, "--slash"]);
+    wsm.send("hi");
+    wsm.out.wait_for("echo", |l| l == "hi");
+    wsm.send("/close 4000 see you");
+    assert_eq!(wsm.wait().code(), Some(0));
+    assert_eq!(peer.next_close_code(), 4000);
+
+    let mut wsm = Wsm::start(&[&peer.url, "--slash"]);
+    wsm.send("again");
+    wsm.out.wait_for("echo", |l| l == "again");
+    wsm.send("/close");
+    assert_eq!(wsm.wait().code(), Some(0));
+    assert_eq!(peer.next_close_code(), 1000);
 }
 
 #[cfg(unix)]

@@ -28,8 +28,9 @@ use crate::{
 /// Opens the connections of one machine.
 pub(crate) struct Connector {
     dialer: Dialer,
-    /// `Some` for `wss://`.
-    tls: Option<Tls>,
+    /// The caller's TLS configuration, if any (the default one otherwise),
+    /// for `wss://` URLs.
+    tls_config: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
     max_message_size: usize,
     retry_status: RetryStatus,
     /// A proxy, a TLS server name, subprotocols; `None` for most machines.
@@ -37,10 +38,10 @@ pub(crate) struct Connector {
 }
 
 impl Connector {
-    pub(crate) fn new(target: &Target, settings: Connection) -> Self {
+    pub(crate) fn new(settings: Connection) -> Self {
         Self {
             dialer: settings.dialer,
-            tls: target.tls().then(|| Tls::new(settings.tls_config)),
+            tls_config: settings.tls_config,
             max_message_size: settings.max_message_size,
             retry_status: settings.retry_status,
             extras: settings.extras,
@@ -74,14 +75,17 @@ impl Connector {
         .await
     }
 
-    fn proxy(&self) -> Option<&Proxy> {
-        self.extras.as_ref().and_then(|e| e.proxy.as_ref())
+    fn proxy(&self, target: &Target) -> Option<&Proxy> {
+        self.extras
+            .as_ref()
+            .and_then(|e| e.proxy.as_ref())
+            .and_then(|route| route.for_target(target))
     }
 
     /// The byte stream under the WebSocket: dialed (to the proxy, if there
     /// is one), tunnelled, then TLS for `wss://`.
     async fn open(&self, target: &Target, deadline: Instant) -> Result<Box<dyn Io>, Error> {
-        let proxy = self.proxy();
+        let proxy = self.proxy(target);
         let to = proxy.map_or_else(|| target.endpoint(), Proxy::endpoint);
         let dial_error = |e: io::Error| match proxy {
             Some(proxy) => Error::Proxy {
@@ -127,16 +131,15 @@ impl Connector {
         stream: S,
     ) -> Result<Box<dyn Io>, Error> {
         let tracked = Tracked::new(stream);
-        match &self.tls {
-            None => Ok(Box::new(tracked)),
-            Some(tls) => {
-                let name = match self.extras.as_ref().and_then(|e| e.server_name.as_ref()) {
-                    Some(name) => Ok(name.clone()),
-                    None => tls::server_name(target.host()),
-                };
-                Ok(Box::new(tls.handshake(name, tracked).await?))
-            }
+        if !target.tls() {
+            return Ok(Box::new(tracked));
         }
+        let name = match self.extras.as_ref().and_then(|e| e.server_name.as_ref()) {
+            Some(name) => Ok(name.clone()),
+            None => tls::server_name(target.host()),
+        };
+        let tls = Tls::new(self.tls_config.clone());
+        Ok(Box::new(tls.handshake(name, tracked).await?))
     }
 }
 

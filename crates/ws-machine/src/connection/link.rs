@@ -1,12 +1,13 @@
-//! One open connection: the socket, its keep-alive and its write watch.
+//! One open connection: the socket, its keep-alive, its write watch, and
+//! its part of the conversation (the heartbeat and the ready gate).
 //!
 //! The connected phase owns one `Link` and asks it four things: hand a frame
 //! to the engine ([`Link::send`]); move bytes ([`Link::poll_io`], which says
 //! what happened); what its one timer means when it fires
 //! ([`Link::on_timer`], which says when to fire next or why the connection
-//! is dead); and close ([`Link::close`]). One timer serves the keep-alive
-//! and the write watch: it fires at [`Link::deadline`], the earlier of the
-//! two.
+//! is dead); and close ([`Link::close`]). One timer serves the keep-alive,
+//! the heartbeat and the write watch: it fires at [`Link::deadline`], the
+//! earliest of them.
 
 use std::{
     future::poll_fn,
@@ -27,9 +28,11 @@ use crate::{
         keepalive::{Due, KeepAlive, Schedule},
         write_watch::WriteWatch,
     },
-    settings::Timeouts,
-    types::{Error, Message},
+    settings::{Conversation, Timeouts},
+    types::{CloseFrame, Error, Message, Mode},
 };
+
+use super::talk::{Heard, Talk};
 
 /// Most frames read, or messages taken from `output`, in one go before the
 /// driver's loop looks at its other sources again: under load a larger
@@ -43,7 +46,10 @@ pub(crate) enum IoEvent {
     /// socket. With `rearm`, the timer must be set to [`Link::deadline`]: a
     /// ping was answered (the next one is due sooner than the pong timeout
     /// the timer waits for), or a write is now watched.
-    Progress { rearm: bool },
+    ///
+    /// With `ready`, a received message opened the ready gate: the caller's
+    /// messages may go out.
+    Progress { rearm: bool, ready: bool },
     /// The connection failed. With `close_queued`, a close frame saying why
     /// waits: [`Link::flush_until`] sends it.
     Failed { error: Error, close_queued: bool },
@@ -54,15 +60,33 @@ pub(crate) enum IoEvent {
 /// The keep-alive's part of the timeouts.
 fn schedule(timeouts: &Timeouts) -> Schedule {
     Schedule {
-        interval: timeouts.ping_interval,
-        timeout: timeouts.pong_timeout,
+        interval: timeouts.ping_interval.get(),
+        timeout: timeouts.pong_timeout.get(),
     }
+}
+
+/// What a timer expiry did, when it did not end the connection.
+pub(crate) struct Tick {
+    /// When the timer must fire next.
+    pub(crate) next: Instant,
+    /// Whether a heartbeat went out (a message, for the rate limit).
+    pub(crate) heartbeat: bool,
+}
+
+/// The connection's own settings, lent with each question that needs them
+/// (the link keeps only its instants).
+#[derive(Clone, Copy)]
+pub(crate) struct Rules<'a> {
+    pub(crate) timeouts: &'a Timeouts,
+    pub(crate) conversation: Option<&'a Conversation>,
 }
 
 /// One open connection and its per-connection state.
 pub(crate) struct Link {
     socket: Socket,
     keepalive: KeepAlive,
+    /// Present with a heartbeat or a ready gate.
+    talk: Option<Box<Talk>>,
     writes: WriteWatch,
     /// The server's close frame, once it arrived (boxed: rare).
     close: Option<Box<(u16, String)>>,
@@ -74,10 +98,13 @@ pub(crate) struct Link {
 
 impl Link {
     /// A connection established at `now`.
-    pub(crate) fn new(socket: Socket, now: Instant) -> Self {
+    pub(crate) fn new(socket: Socket, now: Instant, rules: Rules<'_>) -> Self {
         Self {
             socket,
             keepalive: KeepAlive::new(now),
+            talk: rules
+                .conversation
+                .and_then(|talk| Talk::new(now, talk, rules.timeouts)),
             writes: WriteWatch::new(),
             close: None,
             messages: 0,
@@ -122,46 +149,74 @@ impl Link {
     /// When the timer must fire next: for the keep-alive, or earlier for a
     /// watched write. (The link keeps only its instants; the timeouts come
     /// from the settings with each question.)
-    pub(crate) fn deadline(&self, timeouts: &Timeouts) -> Instant {
-        let keepalive = self
+    pub(crate) fn deadline(&self, rules: Rules<'_>) -> Instant {
+        let timeouts = rules.timeouts;
+        let mut keepalive = self
             .keepalive
             .deadline(schedule(timeouts))
-            .min(after(self.last_data, timeouts.data));
+            .min(after(self.last_data, timeouts.data.get()));
+        if let (Some(state), Some(talk)) = (&self.talk, rules.conversation)
+            && let Some(deadline) = state.deadline(talk, timeouts)
+        {
+            keepalive = keepalive.min(deadline);
+        }
         self.writes
-            .deadline(self.socket.last_write(), timeouts.write)
+            .deadline(self.socket.last_write(), timeouts.write.get())
             .map_or(keepalive, |write| write.min(keepalive))
     }
 
-    /// The timer fired at `now`: pings if one is due, and says when to fire
-    /// next, or why the connection is dead. `reading` is false while the
-    /// socket is not read because the caller is behind on `input`: an unread
-    /// pong is not the peer's fault, so detection waits until reading
-    /// resumes.
+    /// The timer fired at `now`: pings or sends the heartbeat if one is
+    /// due, and says when to fire next, or why the connection is dead.
+    /// `reading` is false while the socket is not read because the caller
+    /// is behind on `input`: an unread pong is not the peer's fault, so
+    /// detection waits until reading resumes.
     pub(crate) fn on_timer(
         &mut self,
         now: Instant,
         reading: bool,
-        timeouts: &Timeouts,
-    ) -> Result<Instant, Error> {
+        rules: Rules<'_>,
+    ) -> Result<Tick, Error> {
+        let timeouts = rules.timeouts;
         if self
             .writes
-            .is_stuck(now, self.socket.last_write(), timeouts.write)
+            .is_stuck(now, self.socket.last_write(), timeouts.write.get())
         {
-            return Err(Error::WriteTimeout(timeouts.write));
+            return Err(Error::WriteTimeout(timeouts.write.get()));
         }
         if !reading {
             let _ = self.keepalive.received(now);
             self.last_data = now;
         }
-        if now >= after(self.last_data, timeouts.data) {
-            return Err(Error::DataTimeout(timeouts.data));
+        if now >= after(self.last_data, timeouts.data.get()) {
+            return Err(Error::DataTimeout(timeouts.data.get()));
         }
         match self.keepalive.on_timer(now, schedule(timeouts)) {
             Due::Rearm(_) => {}
             Due::Ping => self.ping(now)?,
-            Due::Dead => return Err(Error::PongTimeout(timeouts.pong_timeout)),
+            Due::Dead => return Err(Error::PongTimeout(timeouts.pong_timeout.get())),
         }
-        Ok(self.deadline(timeouts))
+        if let (Some(state), Some(talk)) = (&mut self.talk, rules.conversation)
+            && let Some(heartbeat) = state.on_timer(now, reading, talk, timeouts)?
+        {
+            tracing::trace!("heartbeat");
+            // Its kind is known (fixed when the machine was built), so the
+            // mode plays no part; its size was checked then too.
+            self.send(engine::outgoing(heartbeat, Mode::Binary, usize::MAX)?)?;
+            return Ok(Tick {
+                next: self.deadline(rules),
+                heartbeat: true,
+            });
+        }
+        Ok(Tick {
+            next: self.deadline(rules),
+            heartbeat: false,
+        })
+    }
+
+    /// Whether the caller's messages may go out: the server said it is
+    /// ready, or there is no ready gate.
+    pub(crate) fn is_ready(&self) -> bool {
+        self.talk.as_ref().is_none_or(|talk| talk.is_ready())
     }
 
     /// Flushes what waits and, if `read`, reads up to a batch of frames,
@@ -170,6 +225,7 @@ impl Link {
     pub(crate) fn poll_io(
         &mut self,
         cx: &mut Context<'_>,
+        conversation: Option<&Conversation>,
         read: bool,
         input: &Sender<Message>,
         held: &mut Held,
@@ -200,6 +256,7 @@ impl Link {
         }
         let mut received = false;
         let mut data = false;
+        let mut ready = false;
         if read {
             for _ in 0..BATCH {
                 if !held.is_empty() {
@@ -210,8 +267,23 @@ impl Link {
                         received = true;
                         match frame {
                             Incoming::Message(message) => {
-                                data = true;
-                                self.messages = self.messages.saturating_add(1);
+                                let heard = match (&mut self.talk, conversation) {
+                                    (Some(state), Some(talk)) => state.heard(&message, talk),
+                                    _ => Heard::Data,
+                                };
+                                match heard {
+                                    Heard::Reply { deliver: false } => continue,
+                                    Heard::Reply { deliver: true } => {}
+                                    Heard::Ready => {
+                                        ready = true;
+                                        data = true;
+                                        self.messages = self.messages.saturating_add(1);
+                                    }
+                                    Heard::Data => {
+                                        data = true;
+                                        self.messages = self.messages.saturating_add(1);
+                                    }
+                                }
                                 outbox.received(&message);
                                 held.hand_over(input, message);
                             }
@@ -245,9 +317,12 @@ impl Link {
             if self.keepalive.received(now) {
                 rearm = true;
             }
+            if let (Some(state), Some(talk)) = (&mut self.talk, conversation) {
+                state.received(talk);
+            }
         }
         if progress || received {
-            Poll::Ready(IoEvent::Progress { rearm })
+            Poll::Ready(IoEvent::Progress { rearm, ready })
         } else {
             Poll::Pending
         }
@@ -262,18 +337,20 @@ impl Link {
         }
     }
 
-    /// Closes the connection with a close handshake, until `deadline`.
+    /// Closes the connection with a close handshake (with `frame`'s code and
+    /// reason, or a normal closure), until `deadline`.
     /// Messages that still arrive are handed over, or held within the bound
     /// of [`Inbox::can_hold_more`].
     pub(crate) async fn close(
         &mut self,
         deadline: Instant,
+        frame: Option<&CloseFrame>,
         inbox: &mut Inbox,
         outbox: &mut Outbox,
     ) {
         let socket = &mut self.socket;
         let handshake = async {
-            socket.send(engine::close())?;
+            socket.send(engine::close(frame))?;
             poll_fn(|cx| socket.poll_flush(cx)).await?;
             outbox.flushed();
             loop {

@@ -3,7 +3,7 @@
 
 use tokio::time::{Instant, timeout};
 
-use super::{Driver, Feed, Flow};
+use super::{Driver, Feed, Flow, about};
 use crate::{
     connection::engine::Socket,
     handoff::input::room,
@@ -35,10 +35,12 @@ impl Driver {
             Ok(Ok(socket)) => Ok(socket),
             Ok(Err(error)) => {
                 tracing::debug!(%error, "attempt failed");
-                Err(Flow::Go(
-                    self.lifecycle
-                        .attempt_failed(error, &mut |s| self.status.emit(s)),
-                ))
+                let url = self.urls.shown();
+                let next = self.lifecycle.attempt_failed(error, &mut |s| {
+                    self.status.emit(about(url.as_ref(), s));
+                });
+                self.urls.attempt_failed();
+                Err(Flow::Go(next))
             }
         }
     }
@@ -46,11 +48,17 @@ impl Driver {
     /// Opens a connection, bounded by the handshake timeout, while serving
     /// commands; `Err` if told to quit meanwhile.
     async fn open(&mut self, headers: http::HeaderMap) -> Result<Result<Socket, Error>, Flow> {
-        tracing::debug!(url = %redact_url(self.target.url()), "connecting");
-        let limit = self.timeouts.handshake;
+        // A copy (the attempt's future is boxed): the phase serves commands
+        // meanwhile, which needs the whole driver.
+        let target = match self.urls.next() {
+            Ok(target) => target.clone(),
+            Err(error) => return Ok(Err(error)),
+        };
+        tracing::debug!(url = %redact_url(target.url()), "connecting");
+        let limit = self.timeouts.handshake.get();
         let deadline = after(Instant::now(), limit);
-        let (connector, target) = (&self.connector, &self.target);
-        let connect = timeout(limit, connector.connect(target, &headers, deadline));
+        let connector = &self.connector;
+        let connect = timeout(limit, connector.connect(&target, &headers, deadline));
         tokio::pin!(connect);
         loop {
             tokio::select! {

@@ -9,18 +9,18 @@ use std::{future::poll_fn, pin::Pin};
 
 use tokio::time::{Instant, Sleep, sleep_until};
 
-use super::{Driver, Feed, Flow};
+use super::{Driver, Feed, Flow, about};
 use crate::{
     connection::{
         engine::{self, Socket},
-        link::{BATCH, IoEvent, Link},
+        link::{BATCH, IoEvent, Link, Rules},
     },
     handoff::input::room,
     policy::{
         command::{self, Closing, Connected},
         lifecycle::Ended,
     },
-    types::{Command, Error, Message},
+    types::{CloseFrame, Command, Error, Message},
 };
 
 /// What woke the connected phase.
@@ -47,7 +47,8 @@ enum Then {
 
 /// The endings that wait.
 enum Finish {
-    Quit,
+    /// Close (with this close frame, or a normal one), then stop.
+    Quit(Option<CloseFrame>),
     Reconnect,
     /// The connection failed with a close frame saying why queued.
     Failed(Error),
@@ -61,23 +62,22 @@ impl Driver {
         if let Err(error) = self.write_on_connect(&mut link) {
             return self.lost(error, &link);
         }
-        let timer = sleep_until(link.deadline(&self.timeouts));
+        let timer = sleep_until(link.deadline(self.rules()));
         tokio::pin!(timer);
         loop {
-            let event = match self.commands.try_recv() {
-                Ok(command) => Event::Command(Some(command)),
-                Err(_) => {
-                    if let Err(error) = self.write_replayed(&mut link) {
-                        return self.lost(error, &link);
-                    }
-                    if self.feed == Feed::Finished
-                        && self.outbox.is_settled()
-                        && !link.needs_flush()
-                    {
-                        Event::Delivered
-                    } else {
-                        self.next_event(&mut link, timer.as_mut()).await
-                    }
+            // `if let`, not `match`: the `try_recv` result is dropped before
+            // the `else` branch, so the task keeps no room for it across the
+            // wait.
+            let event = if let Ok(command) = self.commands.try_recv() {
+                Event::Command(Some(command))
+            } else {
+                if let Err(error) = self.write_replayed(&mut link) {
+                    return self.lost(error, &link);
+                }
+                if self.feed == Feed::Finished && self.outbox.is_settled() && !link.needs_flush() {
+                    Event::Delivered
+                } else {
+                    self.next_event(&mut link, timer.as_mut()).await
                 }
             };
             match self.on_event(event, &mut link, timer.as_mut()) {
@@ -88,26 +88,41 @@ impl Driver {
         }
     }
 
+    /// The connection's settings, lent to the link.
+    fn rules(&self) -> Rules<'_> {
+        Rules {
+            timeouts: &self.timeouts,
+            conversation: self.conversation.as_deref(),
+        }
+    }
+
     /// Reports `Connected`, with the subprotocol the server chose, and
     /// starts running the connection. Not async, so the task keeps no room
     /// for the subprotocol.
     fn report_connected(&mut self, now: Instant, mut socket: Socket) -> Link {
         let mut protocol = socket.take_protocol();
+        let url = self.urls.shown();
         self.lifecycle.connected(now, &mut |s| {
-            self.status.emit(s.with_protocol(protocol.take()));
+            self.status
+                .emit(about(url.as_ref(), s).with_protocol(protocol.take()));
         });
-        Link::new(socket, now)
+        Link::new(socket, now, self.rules())
     }
 
     /// Waits for the next thing to do.
-    async fn next_event(&mut self, link: &mut Link, timer: Pin<&mut Sleep>) -> Event {
+    async fn next_event(&mut self, link: &mut Link, mut timer: Pin<&mut Sleep>) -> Event {
         let read = !self.inbox.is_held_up();
         let flush = link.needs_flush();
-        let take = self.feed.takes() && self.outbox.can_take();
+        // Until the server says it is ready, the caller's messages wait; and
+        // while the rate limit says so (for those taken from `output` and
+        // those written again: the timer wakes the phase when it lifts).
+        let paced = self.paced_until(timer.as_mut()).is_some();
+        let take = !paced && self.feed.takes() && self.outbox.can_take() && link.is_ready();
         let (tx, held, outbox) = (&self.inbox.tx, &mut self.inbox.held, &mut self.outbox);
+        let talk = self.conversation.as_deref();
         tokio::select! {
             command = self.commands.recv() => Event::Command(command),
-            event = poll_fn(|cx| link.poll_io(cx, read, tx, held, outbox)), if read || flush => {
+            event = poll_fn(|cx| link.poll_io(cx, talk, read, tx, held, outbox)), if read || flush => {
                 Event::Io(event)
             }
             message = self.output.recv(), if take => Event::Output(message),
@@ -123,9 +138,12 @@ impl Driver {
     fn on_event(&mut self, event: Event, link: &mut Link, mut timer: Pin<&mut Sleep>) -> Then {
         match event {
             Event::Command(command) => return self.on_command(command, link, timer),
-            Event::Io(IoEvent::Progress { rearm }) => {
+            Event::Io(IoEvent::Progress { rearm, ready }) => {
+                if ready {
+                    self.lifecycle.ready(&mut |s| self.status.emit(s));
+                }
                 if rearm {
-                    timer.as_mut().reset(link.deadline(&self.timeouts));
+                    timer.as_mut().reset(link.deadline(self.rules()));
                 }
             }
             Event::Io(IoEvent::Failed {
@@ -147,13 +165,18 @@ impl Driver {
                 }
             }
             Event::Timer => {
-                match link.on_timer(Instant::now(), !self.inbox.is_held_up(), &self.timeouts) {
-                    Ok(next) => timer.as_mut().reset(next),
+                match link.on_timer(Instant::now(), !self.inbox.is_held_up(), self.rules()) {
+                    Ok(tick) => {
+                        if tick.heartbeat {
+                            self.count_sent(Instant::now());
+                        }
+                        timer.as_mut().reset(tick.next);
+                    }
                     Err(error) => return Then::End(self.lost(error, link)),
                 }
             }
             Event::HandedOver => {}
-            Event::Delivered => return Then::Finish(Finish::Quit),
+            Event::Delivered => return Then::Finish(Finish::Quit(None)),
         }
         Then::Continue
     }
@@ -165,7 +188,8 @@ impl Driver {
         timer: Pin<&mut Sleep>,
     ) -> Then {
         match command::connected(command) {
-            Connected::Quit => Then::Finish(Finish::Quit),
+            Connected::Quit => Then::Finish(Finish::Quit(None)),
+            Connected::Close(frame) => Then::Finish(Finish::Quit(Some(frame))),
             Connected::Finish => {
                 Feed::finish(&mut self.output, &mut self.feed);
                 Then::Continue
@@ -173,7 +197,7 @@ impl Driver {
             Connected::Reconnect => Then::Finish(Finish::Reconnect),
             Connected::Ping => match link.ping(Instant::now()) {
                 Ok(()) => {
-                    timer.reset(link.deadline(&self.timeouts));
+                    timer.reset(link.deadline(self.rules()));
                     Then::Continue
                 }
                 Err(error) => Then::End(self.lost(error, link)),
@@ -190,12 +214,15 @@ impl Driver {
     /// is over, within the same deadline.
     async fn finish(&mut self, finish: Finish, link: &mut Link) -> Flow {
         let deadline = self.close_deadline();
-        let mut quit = matches!(finish, Finish::Quit);
+        let mut quit = matches!(finish, Finish::Quit(_));
         {
             let (inbox, outbox) = (&mut self.inbox, &mut self.outbox);
             let ending = async {
                 match &finish {
-                    Finish::Quit | Finish::Reconnect => link.close(deadline, inbox, outbox).await,
+                    Finish::Quit(frame) => {
+                        link.close(deadline, frame.as_ref(), inbox, outbox).await
+                    }
+                    Finish::Reconnect => link.close(deadline, None, inbox, outbox).await,
                     Finish::Failed(_) => link.flush_until(deadline).await,
                 }
             };
@@ -213,7 +240,7 @@ impl Driver {
             }
         }
         match finish {
-            Finish::Quit => Flow::Quit { deadline },
+            Finish::Quit(_) => Flow::Quit { deadline },
             Finish::Reconnect if quit => Flow::Quit { deadline },
             Finish::Reconnect => self.ended(None, link),
             Finish::Failed(error) => {
@@ -227,26 +254,68 @@ impl Driver {
     /// The messages sent first on every connection; not tracked (they go
     /// out again on the next connection anyway).
     fn write_on_connect(&mut self, link: &mut Link) -> Result<(), Error> {
-        let Some(on_connect) = &self.on_connect else {
+        let Some(on_connect) = self
+            .conversation
+            .as_ref()
+            .and_then(|c| c.on_connect.as_ref())
+        else {
             return Ok(());
         };
+        let now = Instant::now();
         for message in on_connect() {
             match engine::outgoing(&message, self.mode, self.connector.max_message_size()) {
-                Ok(frame) => link.send(frame)?,
+                Ok(frame) => {
+                    self.count_sent(now);
+                    link.send(frame)?;
+                }
                 Err(refused) => self.refuse(refused),
             }
         }
         Ok(())
     }
 
+    /// When the rate limit lets the caller's next message go, if not now;
+    /// the timer is brought forward to that moment so the phase wakes up.
+    fn paced_until(&self, mut timer: Pin<&mut Sleep>) -> Option<Instant> {
+        let at = self.pace.as_ref()?.ready_at()?;
+        if at <= Instant::now() {
+            return None;
+        }
+        if at < timer.deadline() {
+            timer.as_mut().reset(at);
+        }
+        Some(at)
+    }
+
+    /// Whether the rate limit lets one more of the caller's messages go at
+    /// `now` (always, without a limit; `now` is `None` then).
+    fn may_send(&self, now: Option<Instant>) -> bool {
+        match (&self.pace, now) {
+            (Some(pace), Some(now)) => pace.allows(now),
+            (None, _) | (_, None) => true,
+        }
+    }
+
+    /// A message went out: the rate limit counts it. Messages that go out
+    /// whatever the rate (`on_connect`, the heartbeat) are counted too.
+    fn count_sent(&mut self, now: Instant) {
+        if let Some(pace) = &mut self.pace {
+            pace.sent(now);
+        }
+    }
+
     /// Messages taken back after a connection died, oldest first, as far as
     /// the window allows.
     fn write_replayed(&mut self, link: &mut Link) -> Result<(), Error> {
-        while self.outbox.can_replay() {
+        if !link.is_ready() {
+            return Ok(());
+        }
+        let now = self.pace.as_ref().map(|_| Instant::now());
+        while self.outbox.can_replay() && self.may_send(now) {
             let Some(message) = self.outbox.take_replay() else {
                 break;
             };
-            self.write_tracked(link, message)?;
+            self.write_tracked(link, message, now)?;
         }
         Ok(())
     }
@@ -254,23 +323,43 @@ impl Driver {
     /// Writes a message from `output`, then what else is already queued, so
     /// that it all goes out in one socket write.
     fn write_batch(&mut self, link: &mut Link, first: Message) -> Result<(), Error> {
-        self.write_tracked(link, first)?;
+        // The clock is read once per batch, and only with a rate limit
+        // (`take` checked it for the first message).
+        let now = self.pace.as_ref().map(|_| Instant::now());
+        self.write_tracked(link, first, now)?;
         for _ in 1..BATCH {
-            if !self.outbox.can_take() || !self.commands.is_empty() {
+            if !self.outbox.can_take() || !self.commands.is_empty() || !self.may_send(now) {
                 break;
             }
             let Ok(message) = self.output.try_recv() else {
                 break;
             };
-            self.write_tracked(link, message)?;
+            self.write_tracked(link, message, now)?;
         }
         Ok(())
     }
 
-    /// Writes a message and tracks it until it is confirmed.
-    fn write_tracked(&mut self, link: &mut Link, message: Message) -> Result<(), Error> {
+    /// Writes a message and tracks it until it is confirmed (and counts it
+    /// for the rate limit, which gave `now`); one whose deadline passed, or
+    /// that cannot be sent, is handed back instead.
+    fn write_tracked(
+        &mut self,
+        link: &mut Link,
+        message: Message,
+        now: Option<Instant>,
+    ) -> Result<(), Error> {
+        // The clock is read only for messages with a deadline.
+        if message.deadline().is_some()
+            && let Some(late) = message.late(Instant::now())
+        {
+            self.refuse(Error::Expired { late, message });
+            return Ok(());
+        }
         match engine::outgoing(&message, self.mode, self.connector.max_message_size()) {
             Ok(frame) => {
+                if let Some(now) = now {
+                    self.count_sent(now);
+                }
                 self.outbox.written(message.resolved(self.mode));
                 link.send(frame)
             }
@@ -297,14 +386,26 @@ impl Driver {
     /// asked for a reconnect. What it had in flight goes back to be written
     /// again; the lifecycle says what comes next.
     fn ended(&mut self, error: Option<Error>, link: &Link) -> Flow {
-        self.outbox.connection_lost();
+        let not_replayed = self.outbox.connection_lost();
         let ended = Ended {
             at: Instant::now(),
             messages: link.messages(),
+            ready: link.is_ready(),
         };
-        Flow::Go(
-            self.lifecycle
-                .connection_lost(error, ended, &mut |s| self.status.emit(s)),
-        )
+        // Handed back before the loss is reported, which may be the
+        // machine's final status.
+        for message in not_replayed {
+            self.refuse(Error::NotReplayed { message });
+        }
+        let url = self.urls.shown();
+        let next = self.lifecycle.connection_lost(error, ended, &mut |s| {
+            self.status.emit(about(url.as_ref(), s));
+        });
+        if self.lifecycle.failing() {
+            // Not a healthy connection: it counts as a failed attempt, and
+            // the next attempt fails over.
+            self.urls.attempt_failed();
+        }
+        Flow::Go(next)
     }
 }

@@ -29,6 +29,8 @@ mod connected;
 mod stop;
 mod waiting;
 
+use std::sync::Arc;
+
 use tokio::time::Instant;
 
 use crate::{
@@ -39,9 +41,11 @@ use crate::{
         after,
         delivery::Outbox,
         lifecycle::{Lifecycle, Next},
+        pace::Pace,
+        urls::Urls,
     },
-    settings::{OnConnectFn, Request, Settings, Timeouts},
-    types::{Command, Leftovers, Message, Mode, Status, Target},
+    settings::{Conversation, Request, Settings, Timeouts},
+    types::{Command, Leftovers, Message, Mode, State, Status},
 };
 
 /// The machine's ends of the caller's four channels.
@@ -107,10 +111,10 @@ impl Feed {
 
 /// The machine's task.
 pub(crate) struct Driver {
-    target: Target,
+    urls: Urls,
     connector: Connector,
     request: Request,
-    on_connect: Option<OnConnectFn>,
+    conversation: Option<Box<Conversation>>,
     timeouts: Timeouts,
     lifecycle: Lifecycle,
     outbox: Outbox,
@@ -120,19 +124,29 @@ pub(crate) struct Driver {
     feed: Feed,
     commands: Receiver<Command>,
     mode: Mode,
+    /// The outgoing rate limit, if any (boxed: most machines have none).
+    pace: Option<Box<Pace>>,
 }
 
 impl Driver {
     pub(crate) fn new(settings: Settings, ends: Ends) -> Self {
         let fresh_credentials = settings.request.is_computed();
+        let gated = settings
+            .conversation
+            .as_ref()
+            .is_some_and(|c| c.ready.is_some());
         Self {
-            connector: Connector::new(&settings.target, settings.connection),
-            target: settings.target,
+            connector: Connector::new(settings.connection),
+            urls: match settings.url_fn {
+                Some(url) => Urls::computed(url),
+                None => Urls::failover(settings.target, settings.fallbacks),
+            },
             request: settings.request,
-            on_connect: settings.on_connect,
+            conversation: settings.conversation,
             timeouts: settings.timeouts,
             lifecycle: Lifecycle::new(&settings.reconnect, fresh_credentials)
-                .with_final_close(settings.final_close),
+                .with_final_close(settings.final_close)
+                .with_ready_gate(gated),
             outbox: Outbox::new(settings.delivery),
             status: StatusOut::new(ends.status),
             inbox: Inbox::new(ends.input),
@@ -140,6 +154,9 @@ impl Driver {
             feed: Feed::Open,
             commands: ends.commands,
             mode: Mode::default(),
+            pace: settings
+                .send_rate
+                .map(|rate| Box::new(Pace::new(rate.count, rate.per))),
         }
     }
 
@@ -170,7 +187,7 @@ impl Driver {
 
     /// When a close (or a stop) that begins now must be over.
     fn close_deadline(&self) -> Instant {
-        after(Instant::now(), self.timeouts.close)
+        after(Instant::now(), self.timeouts.close.get())
     }
 
     fn emit(&mut self, status: Status) {
@@ -178,10 +195,22 @@ impl Driver {
     }
 }
 
+/// `status`, with the URL it is about when it ends an attempt or a
+/// connection (see [`Status::url`]).
+fn about(url: Option<&Arc<str>>, status: Status) -> Status {
+    match status.state {
+        State::Connected | State::Disconnected => status.with_url(url.cloned()),
+        State::Connecting | State::Ready | State::Waiting => status,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{Builder, channel::channel};
+
+    /// The largest task state that fits a 1,152-byte tokio task.
+    const MAX_TASK_STATE: usize = 1_048;
 
     /// Every idle machine holds its task's state (4.7 KiB before the rare
     /// paths were boxed and the driver stored once).
@@ -209,6 +238,13 @@ mod tests {
         assert!(
             size <= driver_size + 1024,
             "the task state is {size} bytes, the driver {driver_size}"
+        );
+        // tokio's task cell is the future plus 104 bytes (header, scheduler,
+        // id, stage tag, trailer), aligned to 128: up to 1,048 bytes of
+        // future fit in 1,152; one byte more costs 128 per machine.
+        assert!(
+            size <= MAX_TASK_STATE,
+            "the task state is {size} bytes: over {MAX_TASK_STATE}, tokio's task takes 1,280 bytes instead of 1,152"
         );
     }
 }

@@ -66,8 +66,12 @@ impl StatusOut {
         }
     }
 
-    /// The refused messages whose statuses never reached the caller.
-    pub(crate) fn into_refused(self) -> Vec<Message> {
+    /// The refused messages whose statuses never reached the caller,
+    /// including any still waiting in the backlog when the machine stops.
+    pub(crate) fn into_refused(mut self) -> Vec<Message> {
+        for status in std::mem::take(&mut self.backlog) {
+            self.drop_status(status);
+        }
         self.dropped.map(|d| d.refused).unwrap_or_default()
     }
 

@@ -8,7 +8,7 @@
 //! been given a meaning for it, and a phase cannot be handed an answer it
 //! does not handle.
 
-use crate::types::{Command, Mode};
+use crate::types::{CloseFrame, Command, Mode};
 
 /// While an attempt (TCP, TLS, upgrade) is under way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,10 +32,12 @@ pub(crate) enum Waiting {
 }
 
 /// While the connection is open: every command means something.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Connected {
     /// Close, then stop.
     Quit,
+    /// Close with this code and reason, then stop.
+    Close(CloseFrame),
     /// Deliver what was sent, then close and stop.
     Finish,
     /// Close, then connect again at once.
@@ -60,7 +62,8 @@ pub(crate) enum Closing {
 /// quit, in this and every other phase.
 pub(crate) fn connecting(command: Option<Command>) -> Connecting {
     match command {
-        None | Some(Command::Quit) => Connecting::Quit,
+        // Nothing to close: a close is a quit.
+        None | Some(Command::Quit | Command::Close(_)) => Connecting::Quit,
         Some(Command::Finish) => Connecting::Finish,
         Some(Command::UseText) => Connecting::Switch(Mode::Text),
         Some(Command::UseBinary) => Connecting::Switch(Mode::Binary),
@@ -71,7 +74,7 @@ pub(crate) fn connecting(command: Option<Command>) -> Connecting {
 /// A command while waiting.
 pub(crate) fn waiting(command: Option<Command>) -> Waiting {
     match command {
-        None | Some(Command::Quit) => Waiting::Quit,
+        None | Some(Command::Quit | Command::Close(_)) => Waiting::Quit,
         Some(Command::Finish) => Waiting::Finish,
         Some(Command::Reconnect) => Waiting::Reconnect,
         Some(Command::UseText) => Waiting::Switch(Mode::Text),
@@ -84,6 +87,7 @@ pub(crate) fn waiting(command: Option<Command>) -> Waiting {
 pub(crate) fn connected(command: Option<Command>) -> Connected {
     match command {
         None | Some(Command::Quit) => Connected::Quit,
+        Some(Command::Close(frame)) => Connected::Close(frame),
         Some(Command::Finish) => Connected::Finish,
         Some(Command::Reconnect) => Connected::Reconnect,
         Some(Command::Ping) => Connected::Ping,
@@ -95,7 +99,8 @@ pub(crate) fn connected(command: Option<Command>) -> Connected {
 /// A command while closing.
 pub(crate) fn closing(command: Option<Command>) -> Closing {
     match command {
-        None | Some(Command::Quit) => Closing::Quit,
+        // A close frame is already on its way: a close is a quit.
+        None | Some(Command::Quit | Command::Close(_)) => Closing::Quit,
         Some(Command::Finish) => Closing::Finish,
         Some(Command::UseText) => Closing::Switch(Mode::Text),
         Some(Command::UseBinary) => Closing::Switch(Mode::Binary),
@@ -112,6 +117,7 @@ mod tests {
     fn the_table() {
         let text = Mode::Text;
         let binary = Mode::Binary;
+        let leaving = CloseFrame::new(1001, "bye").expect("a valid frame");
         let rows = [
             (
                 Some(Command::Quit),
@@ -168,6 +174,15 @@ mod tests {
                 ),
             ),
             (
+                Some(Command::Close(leaving.clone())),
+                (
+                    Connecting::Quit,
+                    Waiting::Quit,
+                    Connected::Close(leaving.clone()),
+                    Closing::Quit,
+                ),
+            ),
+            (
                 Some(Command::UseBinary),
                 (
                     Connecting::Switch(binary),
@@ -179,10 +194,10 @@ mod tests {
         ];
         for (command, expected) in rows {
             let answers = (
-                connecting(command),
-                waiting(command),
-                connected(command),
-                closing(command),
+                connecting(command.clone()),
+                waiting(command.clone()),
+                connected(command.clone()),
+                closing(command.clone()),
             );
             assert_eq!(answers, expected, "{command:?}");
         }

@@ -148,14 +148,28 @@ impl Outbox {
     }
 
     /// The connection died: everything not confirmed goes back to be written
-    /// again, oldest first, ahead of what was already waiting.
-    pub(crate) fn connection_lost(&mut self) {
+    /// again, oldest first, ahead of what was already waiting; except the
+    /// messages sent with [`Message::no_replay`], which are returned, to be
+    /// handed back to the caller.
+    pub(crate) fn connection_lost(&mut self) -> Vec<Message> {
+        let mut not_replayed = Vec::new();
         let mut replay = VecDeque::with_capacity(self.in_flight() + self.replay.len());
-        replay.extend(self.unacked.drain(..).map(|(_, m)| m));
-        replay.extend(self.unflushed.drain(..).map(|(_, m)| m));
+        let in_flight = self
+            .unacked
+            .drain(..)
+            .map(|(_, m)| m)
+            .chain(self.unflushed.drain(..).map(|(_, m)| m));
+        for message in in_flight {
+            if message.is_replayed() {
+                replay.push_back(message);
+            } else {
+                not_replayed.push(message);
+            }
+        }
         replay.append(&mut self.replay);
         self.replay = replay;
         self.unflushed_bytes = 0;
+        not_replayed
     }
 
     /// What was never confirmed, when the machine stops. Unflushed messages

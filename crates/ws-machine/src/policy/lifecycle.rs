@@ -36,6 +36,8 @@ pub(crate) struct Ended {
     pub(crate) at: Instant,
     /// Data messages the server sent on it.
     pub(crate) messages: u32,
+    /// Whether it became ready (always, without a ready gate).
+    pub(crate) ready: bool,
 }
 
 /// A connection that brought data counts as healthy after this fraction of
@@ -81,6 +83,9 @@ pub(crate) struct Lifecycle {
     auth_rejections: u32,
     /// Which close codes from the server are final.
     final_close: Option<CloseCodes>,
+    /// Whether connections must become ready before they count as
+    /// successful.
+    gated: bool,
     min_uptime: Duration,
     max_attempts: Option<u32>,
     backoff: Backoff,
@@ -100,6 +105,7 @@ impl Lifecycle {
             fresh_credentials,
             auth_rejections: 0,
             final_close: None,
+            gated: false,
             min_uptime: reconnect.min_uptime,
             max_attempts: reconnect.max_attempts,
             backoff: Backoff::new(reconnect.backoff_initial, reconnect.backoff_max, rng),
@@ -129,10 +135,24 @@ impl Lifecycle {
     pub(crate) fn connected(&mut self, now: Instant, out: &mut impl FnMut(Status)) {
         self.connected_at = Some(now);
         self.auth_rejections = 0;
-        if self.min_uptime.is_zero() {
+        if self.min_uptime.is_zero() && !self.gated {
             self.failures = 0;
         }
         out(self.enter(State::Connected, None, None));
+    }
+
+    /// Whether the last attempt or connection counted as a failure: a
+    /// failed attempt, or a connection that was not healthy.
+    pub(crate) fn failing(&self) -> bool {
+        self.failures > 0
+    }
+
+    /// The server said the connection is ready (with a ready gate only).
+    pub(crate) fn ready(&mut self, out: &mut impl FnMut(Status)) {
+        if self.min_uptime.is_zero() {
+            self.failures = 0;
+        }
+        out(self.enter(State::Ready, None, None));
     }
 
     /// The attempt failed with `error`.
@@ -167,6 +187,12 @@ impl Lifecycle {
         }
     }
 
+    /// With a ready gate: a connection counts as successful only once it
+    /// is ready.
+    pub(crate) fn with_ready_gate(self, gated: bool) -> Self {
+        Self { gated, ..self }
+    }
+
     /// With the close codes that are final.
     pub(crate) fn with_final_close(self, final_close: Option<CloseCodes>) -> Self {
         Self {
@@ -199,10 +225,14 @@ impl Lifecycle {
     /// a tenth of that and brought at least two messages. A server that
     /// rotates connections that serve data is then reconnected to at once
     /// every time, while one that accepts and closes at once, or answers
-    /// with one error and closes, meets growing waits.
-    fn is_healthy(&self, up_for: Duration, messages: u32) -> bool {
-        up_for >= self.min_uptime
-            || (messages >= DATA_MESSAGES && up_for >= self.min_uptime / DATA_UPTIME_DIVISOR)
+    /// with one error and closes, meets growing waits. With a ready gate,
+    /// a connection that never became ready was not healthy, however long
+    /// it lasted.
+    fn is_healthy(&self, up_for: Duration, ended: Ended) -> bool {
+        ended.ready
+            && (up_for >= self.min_uptime
+                || (ended.messages >= DATA_MESSAGES
+                    && up_for >= self.min_uptime / DATA_UPTIME_DIVISOR))
     }
 
     /// An established connection ended. `error` is `None` when the caller
@@ -217,7 +247,7 @@ impl Lifecycle {
             .connected_at
             .take()
             .map_or(Duration::ZERO, |at| ended.at.saturating_duration_since(at));
-        let healthy = self.is_healthy(up_for, ended.messages);
+        let healthy = self.is_healthy(up_for, ended);
         let error = error.map(|e| self.judge_close(e));
         if healthy {
             self.failures = 0;
@@ -322,7 +352,11 @@ pub(crate) mod tests {
 
     /// A connection that ended at `at` without bringing any data.
     fn quiet(at: Instant) -> Ended {
-        Ended { at, messages: 0 }
+        Ended {
+            at,
+            messages: 0,
+            ready: true,
+        }
     }
 
     fn refused() -> Error {
@@ -432,6 +466,7 @@ pub(crate) mod tests {
             let ended = Ended {
                 at: t0 + up_for,
                 messages,
+                ready: true,
             };
             let next = lc.connection_lost(Some(refused()), ended, &mut |_| {});
             assert_eq!(
@@ -457,6 +492,7 @@ pub(crate) mod tests {
             let ended = Ended {
                 at: at + Duration::from_secs(2),
                 messages: 20,
+                ready: true,
             };
             let next = rotating.connection_lost(Some(refused()), ended, &mut |s| log.push(s));
             assert_eq!(next, Next::Connect);
@@ -475,6 +511,7 @@ pub(crate) mod tests {
             let ended = Ended {
                 at: at + Duration::from_millis(3),
                 messages: 1,
+                ready: true,
             };
             match storm.connection_lost(Some(refused()), ended, &mut |_| {}) {
                 Next::Wait(_) => ceilings.push(storm.failures),
@@ -734,6 +771,55 @@ pub(crate) mod tests {
             Next::Connect,
             "without a policy every close is retried"
         );
+    }
+
+    /// With a ready gate, `Ready` follows `Connected`; a connection that
+    /// never became ready counts as a failed attempt however long it
+    /// lasted, and one that did is healthy as usual.
+    #[test]
+    fn a_connection_that_never_became_ready_is_a_failure() {
+        let t0 = Instant::now();
+        let hour = t0 + Duration::from_secs(3600);
+        let mut lc = lifecycle(Duration::from_secs(5), None).with_ready_gate(true);
+        let mut log = Vec::new();
+        lc.start(&mut |s| log.push(s));
+        lc.connected(t0, &mut |s| log.push(s));
+        let never_ready = Ended {
+            at: hour,
+            messages: 100,
+            ready: false,
+        };
+        assert!(matches!(
+            lc.connection_lost(Some(refused()), never_ready, &mut |s| log.push(s)),
+            Next::Wait(_)
+        ));
+        lc.wait_over(&mut |s| log.push(s));
+        lc.connected(t0, &mut |s| log.push(s));
+        lc.ready(&mut |s| log.push(s));
+        let ready = Ended {
+            at: hour,
+            messages: 0,
+            ready: true,
+        };
+        assert_eq!(
+            lc.connection_lost(Some(refused()), ready, &mut |s| log.push(s)),
+            Next::Connect
+        );
+        assert_eq!(
+            states(&log),
+            [
+                State::Connecting,
+                State::Connected,
+                State::Disconnected,
+                State::Waiting,
+                State::Connecting,
+                State::Connected,
+                State::Ready,
+                State::Disconnected,
+                State::Connecting,
+            ]
+        );
+        assert_eq!(log[6].attempt, 2, "Ready belongs to the attempt");
     }
 
     #[test]

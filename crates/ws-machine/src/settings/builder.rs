@@ -12,10 +12,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::rustls;
 
 use super::{
-    Capacities, Connection, Delivery, Dialer, HeadersFn, IntoMessages, Pem, ProxyChoice, Reconnect,
-    Request, Settings, Timeouts, TransportOptions, check_headers,
+    Capacities, Connection, Conversation, Delivery, Dialer, HeadersFn, Heartbeat, IntoMessages,
+    Matcher, Pem, ProxyChoice, ReadyGate, Reconnect, Request, Schemes, SendRate, Settings,
+    Timeouts, TransportOptions, check_headers,
 };
-use crate::types::{Endpoint, Error, Message, Target, redact_url};
+use crate::types::{Endpoint, Error, Message, Mode, Target, redact_url};
 
 /// The default retry policy for rejected handshakes: retry 5xx, 408 (request
 /// timeout) and 429 (too many requests); every other status is final.
@@ -54,16 +55,21 @@ pub fn default_retry_status(status: u16) -> bool {
 #[must_use = "a builder does nothing until `spawn` is called"]
 pub struct Builder {
     url: String,
+    fallback_urls: Vec<String>,
+    url_fn: Option<super::UrlFn>,
     headers: HeaderMap,
     header_errors: Vec<Error>,
     headers_fn: Option<HeadersFn>,
     on_connect: Option<super::OnConnectFn>,
     final_close: Option<super::CloseCodes>,
+    heartbeat: HeartbeatOptions,
+    ready: ReadyOptions,
     connection: Connection,
     timeouts: Timeouts,
     reconnect: Reconnect,
     delivery: Delivery,
     capacities: Capacities,
+    send_rate: Option<SendRate>,
     transport: TransportOptions,
 }
 
@@ -72,9 +78,24 @@ impl fmt::Debug for Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")
             .field("url", &redact_url(&self.url))
+            .field(
+                "fallback_urls",
+                &self
+                    .fallback_urls
+                    .iter()
+                    .map(|url| redact_url(url))
+                    .collect::<Vec<_>>(),
+            )
+            .field("url_fn", &self.url_fn.is_some())
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("headers_fn", &self.headers_fn.is_some())
             .field("on_connect", &self.on_connect.is_some())
+            .field("ready_when", &self.ready.when.is_some())
+            // The message may carry a token: only the period is shown.
+            .field(
+                "heartbeat",
+                &self.heartbeat.beat.as_ref().map(|(_, every)| every),
+            )
             .field(
                 "dialer",
                 &matches!(self.connection.dialer, Dialer::Custom(_)),
@@ -85,6 +106,7 @@ impl fmt::Debug for Builder {
             .field("ack_key", &self.delivery.ack_key.is_some())
             .field("ack_window", &self.delivery.ack_window)
             .field("capacities", &self.capacities)
+            .field("send_rate", &self.send_rate)
             .field("transport", &self.transport)
             .finish_non_exhaustive()
     }
@@ -95,11 +117,22 @@ impl Builder {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            fallback_urls: Vec::new(),
+            url_fn: None,
             headers: HeaderMap::new(),
             header_errors: Vec::new(),
             headers_fn: None,
             on_connect: None,
             final_close: None,
+            heartbeat: HeartbeatOptions {
+                beat: None,
+                reply: None,
+                deliver_replies: false,
+            },
+            ready: ReadyOptions {
+                when: None,
+                timeout: None,
+            },
             connection: Connection {
                 dialer: Dialer::Tcp,
                 tls_config: None,
@@ -108,12 +141,12 @@ impl Builder {
                 extras: None,
             },
             timeouts: Timeouts {
-                ping_interval: Duration::from_secs(30),
-                pong_timeout: Duration::from_secs(10),
-                handshake: Duration::from_secs(10),
-                write: Duration::from_secs(10),
-                data: Duration::MAX,
-                close: Duration::from_secs(1),
+                ping_interval: Duration::from_secs(30).into(),
+                pong_timeout: Duration::from_secs(10).into(),
+                handshake: Duration::from_secs(10).into(),
+                write: Duration::from_secs(10).into(),
+                data: Duration::MAX.into(),
+                close: Duration::from_secs(1).into(),
             },
             reconnect: Reconnect {
                 enabled: true,
@@ -132,6 +165,7 @@ impl Builder {
                 input: 1024,
                 status: 32,
             },
+            send_rate: None,
             transport: TransportOptions::default(),
         }
     }
@@ -253,7 +287,7 @@ impl Builder {
     /// After this long without receiving anything, send a ping.
     /// `Duration::MAX` turns the keep-alive off. Default: 30 s.
     pub fn ping_interval(mut self, interval: Duration) -> Self {
-        self.timeouts.ping_interval = interval;
+        self.timeouts.ping_interval = interval.into();
         self
     }
 
@@ -261,21 +295,21 @@ impl Builder {
     /// connection is declared dead ([`Error::PongTimeout`]) and the machine
     /// reconnects. Default: 10 s.
     pub fn pong_timeout(mut self, timeout: Duration) -> Self {
-        self.timeouts.pong_timeout = timeout;
+        self.timeouts.pong_timeout = timeout.into();
         self
     }
 
     /// Limit for one connection attempt: DNS, TCP connect, TLS and the HTTP
     /// upgrade together. Default: 10 s.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.timeouts.handshake = timeout;
+        self.timeouts.handshake = timeout.into();
         self
     }
 
     /// If a write makes no progress for this long, the connection is
     /// declared dead ([`Error::WriteTimeout`]). Default: 10 s.
     pub fn write_timeout(mut self, timeout: Duration) -> Self {
-        self.timeouts.write = timeout;
+        self.timeouts.write = timeout.into();
         self
     }
 
@@ -300,7 +334,7 @@ impl Builder {
     /// # }
     /// ```
     pub fn data_timeout(mut self, timeout: Duration) -> Self {
-        self.timeouts.data = timeout;
+        self.timeouts.data = timeout.into();
         self
     }
 
@@ -313,7 +347,7 @@ impl Builder {
     /// [`Command::Reconnect`](crate::Command::Reconnect) and the sending of
     /// a close frame after a protocol error. Default: 1 s.
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
-        self.timeouts.close = timeout;
+        self.timeouts.close = timeout.into();
         self
     }
 
@@ -512,6 +546,239 @@ impl Builder {
     /// [`Error::MessageTooLarge`]. Default: 16 MiB.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.connection.max_message_size = bytes;
+        self
+    }
+
+    /// An application-level heartbeat: `message` is sent every `every` on
+    /// every connection, whatever else flows, for servers that ignore
+    /// control pings and expect a data message (`{"op":"ping"}`), or that
+    /// drop clients which send nothing for a while. After each heartbeat a
+    /// reply must arrive within the [`pong_timeout`](Builder::pong_timeout),
+    /// or the connection is dead ([`Error::HeartbeatTimeout`]) and replaced.
+    /// What counts as a reply is set by
+    /// [`heartbeat_reply`](Builder::heartbeat_reply); by default anything
+    /// that arrives does.
+    ///
+    /// Control pings go on as well, after [`ping_interval`](Builder::ping_interval)
+    /// of silence; to send only the heartbeat, set
+    /// `ping_interval(Duration::MAX)`. The heartbeat is not tracked for
+    /// delivery and is never handed back. Plain bytes
+    /// ([`Message::bytes`]) are sent as binary. Default: no heartbeat.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// use std::time::Duration;
+    /// use ws_machine::Machine;
+    ///
+    /// // The server ignores control pings, answers {"op":"ping"} with
+    /// // {"op":"pong"}, and drops clients silent for 30 s.
+    /// let machine = Machine::builder("ws://127.0.0.1:9/feed")
+    ///     .heartbeat(r#"{"op":"ping"}"#, Duration::from_secs(15))
+    ///     .heartbeat_reply(|m| m.as_text() == Some(r#"{"op":"pong"}"#))
+    ///     .ping_interval(Duration::MAX)
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn heartbeat(mut self, message: impl Into<Message>, every: Duration) -> Self {
+        self.heartbeat.beat = Some((message.into(), every));
+        self
+    }
+
+    /// What counts as the reply to a [`heartbeat`](Builder::heartbeat):
+    /// only a received message for which `is_reply` is true answers it, so
+    /// a server that sends data but stopped answering heartbeats is
+    /// replaced too. Matched replies are kept out of `input` unless
+    /// [`deliver_heartbeat_replies`](Builder::deliver_heartbeat_replies) is
+    /// on, and they do not count as data for
+    /// [`data_timeout`](Builder::data_timeout). Default: no matcher
+    /// (anything that arrives answers; nothing is kept out).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// use std::time::Duration;
+    ///
+    /// let machine = ws_machine::Machine::builder("ws://127.0.0.1:9/")
+    ///     .heartbeat("ping", Duration::from_secs(10))
+    ///     .heartbeat_reply(|reply| reply.as_ref() == b"pong")
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn heartbeat_reply(
+        mut self,
+        is_reply: impl Fn(&Message) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.heartbeat.reply = Some(Arc::new(is_reply));
+        self
+    }
+
+    /// Whether the replies matched by
+    /// [`heartbeat_reply`](Builder::heartbeat_reply) also go to `input`.
+    /// Default: false (they are kept out).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// use std::time::Duration;
+    ///
+    /// // The reply carries the server's clock, which the caller reads.
+    /// let machine = ws_machine::Machine::builder("ws://127.0.0.1:9/")
+    ///     .heartbeat(r#"{"op":"time"}"#, Duration::from_secs(10))
+    ///     .heartbeat_reply(|m| m.as_text().is_some_and(|t| t.starts_with(r#"{"time":"#)))
+    ///     .deliver_heartbeat_replies(true)
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn deliver_heartbeat_replies(mut self, deliver: bool) -> Self {
+        self.heartbeat.deliver_replies = deliver;
+        self
+    }
+
+    /// A ready gate: after connecting (and sending the
+    /// [`on_connect`](Builder::on_connect) messages), the caller's messages,
+    /// queued or written again after a reconnect, wait until a received
+    /// message for which `is_ready` is true says the server is ready, for
+    /// servers that must acknowledge a login or a subscription before
+    /// anything else may be sent. The machine then reports
+    /// [`State::Ready`](crate::State::Ready) (after
+    /// [`State::Connected`](crate::State::Connected)); the message that
+    /// opened the gate is delivered to `input` like any other. If none
+    /// comes within the [`ready_timeout`](Builder::ready_timeout), the
+    /// connection is replaced ([`Error::ReadyTimeout`]) and counts as a
+    /// failed attempt. Commands work meanwhile. Default: no gate (the
+    /// caller's messages go out as soon as the connection is open, and
+    /// there is no `Ready` status).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// use ws_machine::Machine;
+    ///
+    /// // Orders may go out only after the exchange accepted the login.
+    /// let machine = Machine::builder("ws://127.0.0.1:9/orders")
+    ///     .on_connect(r#"{"op":"login","key":"..."}"#)
+    ///     .ready_when(|m| m.as_text().is_some_and(|t| t.contains(r#""event":"login""#)))
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ready_when(
+        mut self,
+        is_ready: impl Fn(&Message) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.ready.when = Some(Arc::new(is_ready));
+        self
+    }
+
+    /// How long a connection may take, from the upgrade, to become ready
+    /// (see [`ready_when`](Builder::ready_when)). Default: 10 s.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// use std::time::Duration;
+    ///
+    /// let machine = ws_machine::Machine::builder("ws://127.0.0.1:9/")
+    ///     .on_connect("subscribe:prices")
+    ///     .ready_when(|m| m.as_ref() == b"subscribed")
+    ///     .ready_timeout(Duration::from_secs(3))
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ready_timeout(mut self, timeout: Duration) -> Self {
+        self.ready.timeout = Some(timeout);
+        self
+    }
+
+    /// An outgoing rate limit: at most `count` messages in any window of
+    /// `per` (a burst of up to `count` goes at once), because exchanges
+    /// disconnect clients that exceed their message rate. Exact against
+    /// servers that count in fixed or in sliding windows; the machine keeps
+    /// the times of the last `count` messages. Messages wait in `output`
+    /// meanwhile (so a full `output` pushes back on the caller). The
+    /// `on_connect` messages and the heartbeat are never delayed but are
+    /// counted, so the caller's messages make room for them. The limit
+    /// holds across reconnects. Default: none.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// use std::time::Duration;
+    ///
+    /// // The exchange allows 10 messages a second per connection.
+    /// let machine = ws_machine::Machine::builder("ws://127.0.0.1:9/orders")
+    ///     .send_rate(10, Duration::from_secs(1))
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn send_rate(mut self, count: u32, per: Duration) -> Self {
+        self.send_rate = Some(SendRate { count, per });
+        self
+    }
+
+    /// URLs to fail over to: when an attempt at the builder's URL fails, the
+    /// next attempt goes to the first of these, and so on, back to the
+    /// builder's URL after the last (with the usual backoff between
+    /// attempts: failing over is not a reason to hammer). A healthy
+    /// connection (see [`min_uptime`](Builder::min_uptime)) that is lost is
+    /// tried again at the same URL first; one that was not healthy (the
+    /// server closed at once, or never said it was ready) counts as a
+    /// failed attempt and fails over. The statuses ending an attempt or a connection
+    /// ([`State::Connected`](crate::State::Connected),
+    /// [`State::Disconnected`](crate::State::Disconnected)) say which URL
+    /// it used ([`Status::url`](crate::Status::url)). Each must be a valid
+    /// `ws://` or `wss://` URL; the proxy and TLS options apply to each (a
+    /// proxy's `NO_PROXY` exceptions are checked per host). Default: none.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// let machine = ws_machine::Machine::builder("ws://127.0.0.1:9/feed")
+    ///     .fallback_urls(["ws://127.0.0.1:10/feed", "ws://127.0.0.1:11/feed"])
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn fallback_urls<S: Into<String>>(mut self, urls: impl IntoIterator<Item = S>) -> Self {
+        self.fallback_urls = urls.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Computes the URL of every attempt instead of the builder's (which is
+    /// still checked, and names the machine): for a token in the query
+    /// string that expires, or a server picked per attempt. It must be
+    /// quick (it runs on the machine's task). If it returns an invalid URL,
+    /// the machine stops with a final [`Error::InvalidUrl`]. Statuses say
+    /// which URL an attempt used ([`Status::url`](crate::Status::url)),
+    /// its query values hidden. Not with
+    /// [`fallback_urls`](Builder::fallback_urls). Default: none.
+    ///
+    /// ```
+    /// # fn current_token() -> String { String::from("t") }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// let machine = ws_machine::Machine::builder("ws://127.0.0.1:9/feed")
+    ///     .url_fn(|| format!("ws://127.0.0.1:9/feed?token={}", current_token()))
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn url_fn(mut self, url: impl Fn() -> String + Send + Sync + 'static) -> Self {
+        self.url_fn = Some(Arc::new(url));
         self
     }
 
@@ -871,14 +1138,30 @@ impl Builder {
     /// [`Error::InvalidConfig`] saying what to fix.
     pub(crate) fn build(self) -> Result<Settings, Error> {
         let target = Target::parse(&self.url)?;
+        let fallbacks = self
+            .fallback_urls
+            .iter()
+            .map(|url| Target::parse(url))
+            .collect::<Result<Vec<_>, _>>()?;
+        if self.url_fn.is_some() && !fallbacks.is_empty() {
+            return Err(Error::InvalidConfig {
+                option: "url_fn",
+                reason: "it computes every attempt's URL: leave fallback_urls out, or pick the URL in the function".into(),
+            });
+        }
         if let Some(error) = self.header_errors.into_iter().next() {
             return Err(error);
         }
         check_headers(&self.headers)?;
         let mut connection = self.connection;
+        let schemes = if self.url_fn.is_some() {
+            Schemes::any()
+        } else {
+            Schemes::of(std::iter::once(&target).chain(&fallbacks))
+        };
         connection.extras =
             self.transport
-                .build(&target, &self.headers, &mut connection.tls_config)?;
+                .build(schemes, &self.headers, &mut connection.tls_config)?;
         let timeouts = self.timeouts;
         let positive = [
             ("ping_interval", timeouts.ping_interval),
@@ -888,7 +1171,7 @@ impl Builder {
             ("data_timeout", timeouts.data),
         ];
         for (option, value) in positive {
-            if value.is_zero() {
+            if value.get().is_zero() {
                 return Err(Error::InvalidConfig {
                     option,
                     reason: "must be longer than zero (Duration::MAX means never)".into(),
@@ -926,22 +1209,121 @@ impl Builder {
                 reason: "must be at least 1".into(),
             });
         }
+        if let Some(rate) = self.send_rate
+            && (rate.count == 0 || rate.per.is_zero())
+        {
+            return Err(Error::InvalidConfig {
+                option: "send_rate",
+                reason: format!(
+                    "{} messages per {:?}: both must be more than zero",
+                    rate.count, rate.per
+                ),
+            });
+        }
+        let heartbeat = self.heartbeat.build(connection.max_message_size)?;
+        let ready = self.ready.build()?;
+        let conversation = (self.on_connect.is_some() || heartbeat.is_some() || ready.is_some())
+            .then(|| {
+                Box::new(Conversation {
+                    on_connect: self.on_connect,
+                    heartbeat,
+                    ready,
+                })
+            });
         Ok(Settings {
             target,
+            fallbacks,
+            url_fn: self.url_fn,
             connection,
             request: Request::new(self.headers, self.headers_fn),
-            on_connect: self.on_connect,
+            conversation,
             final_close: self.final_close,
             timeouts,
             reconnect,
             delivery: self.delivery,
             capacities: self.capacities,
+            send_rate: self.send_rate,
         })
     }
 
     /// The URL as given (for the [`Machine`](crate::Machine)'s handle).
     pub(crate) fn url(&self) -> &str {
         &self.url
+    }
+}
+
+/// The heartbeat's options as set, in any order.
+struct HeartbeatOptions {
+    beat: Option<(Message, Duration)>,
+    reply: Option<Matcher>,
+    deliver_replies: bool,
+}
+
+impl HeartbeatOptions {
+    /// The heartbeat's settings: `None` without a heartbeat.
+    fn build(self, max_message_size: usize) -> Result<Option<Heartbeat>, Error> {
+        let Some((message, every)) = self.beat else {
+            if self.reply.is_some() || self.deliver_replies {
+                return Err(Error::InvalidConfig {
+                    option: "heartbeat_reply",
+                    reason: "there is no heartbeat to reply to: set `heartbeat` too".into(),
+                });
+            }
+            return Ok(None);
+        };
+        if every.is_zero() {
+            return Err(Error::InvalidConfig {
+                option: "heartbeat",
+                reason: "the period must be longer than zero (Duration::MAX means never)".into(),
+            });
+        }
+        if message.len() > max_message_size {
+            return Err(Error::InvalidConfig {
+                option: "heartbeat",
+                reason: format!(
+                    "the message ({} bytes) is larger than max_message_size ({max_message_size})",
+                    message.len()
+                ),
+            });
+        }
+        Ok(Some(Heartbeat {
+            message: message.resolved(Mode::Binary),
+            every,
+            reply: self.reply,
+            deliver_replies: self.deliver_replies,
+        }))
+    }
+}
+
+/// The ready gate's options as set, in any order.
+struct ReadyOptions {
+    when: Option<Matcher>,
+    timeout: Option<Duration>,
+}
+
+/// The ready timeout's default.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl ReadyOptions {
+    /// The gate: `None` without one.
+    fn build(self) -> Result<Option<ReadyGate>, Error> {
+        let Some(is_ready) = self.when else {
+            if self.timeout.is_some() {
+                return Err(Error::InvalidConfig {
+                    option: "ready_timeout",
+                    reason: "there is no ready gate: set `ready_when` too".into(),
+                });
+            }
+            return Ok(None);
+        };
+        let timeout = self.timeout.unwrap_or(READY_TIMEOUT);
+        if timeout.is_zero() {
+            return Err(Error::InvalidConfig {
+                option: "ready_timeout",
+                reason: "must be longer than zero (Duration::MAX means never)".into(),
+            });
+        }
+        Ok(Some(ReadyGate { is_ready, timeout }))
     }
 }
 
@@ -978,6 +1360,92 @@ mod tests {
         assert!(err.to_string().contains("backoff"), "{err}");
         let err = invalid(Builder::new("ws://127.0.0.1:1/").header("x-token", "a\nb"));
         assert!(matches!(err, Error::InvalidHeader { .. }), "{err}");
+    }
+
+    #[test]
+    fn ready_gate_options_are_validated() {
+        let url = "ws://127.0.0.1:1/";
+        let err = invalid(Builder::new(url).ready_timeout(Duration::from_secs(1)));
+        assert!(err.to_string().contains("no ready gate"), "{err}");
+        let err = invalid(
+            Builder::new(url)
+                .ready_when(|_| true)
+                .ready_timeout(Duration::ZERO),
+        );
+        assert!(err.to_string().contains("ready_timeout"), "{err}");
+        let settings = Builder::new(url)
+            .ready_when(|_| true)
+            .build()
+            .expect("valid");
+        let gate = settings.conversation.and_then(|c| c.ready).expect("a gate");
+        assert_eq!(gate.timeout, READY_TIMEOUT);
+    }
+
+    #[test]
+    fn a_send_rate_needs_a_count_and_a_period() {
+        let url = "ws://127.0.0.1:1/";
+        let err = invalid(Builder::new(url).send_rate(0, Duration::from_secs(1)));
+        assert!(err.to_string().contains("send_rate"), "{err}");
+        let err = invalid(Builder::new(url).send_rate(10, Duration::ZERO));
+        assert!(err.to_string().contains("more than zero"), "{err}");
+        let settings = Builder::new(url)
+            .send_rate(10, Duration::from_secs(1))
+            .build()
+            .expect("valid");
+        assert!(settings.send_rate.is_some());
+    }
+
+    #[test]
+    fn fallback_urls_are_checked_and_exclude_a_url_fn() {
+        let url = "ws://127.0.0.1:1/";
+        let err = invalid(Builder::new(url).fallback_urls(["ws://127.0.0.1:2/", "127.0.0.1:3"]));
+        assert!(
+            matches!(&err, Error::InvalidUrl { url, .. } if url == "127.0.0.1:3"),
+            "{err}"
+        );
+        let err = invalid(
+            Builder::new(url)
+                .fallback_urls(["ws://127.0.0.1:2/"])
+                .url_fn(|| "ws://127.0.0.1:3/".into()),
+        );
+        assert!(err.to_string().contains("url_fn"), "{err}");
+        let settings = Builder::new(url)
+            .fallback_urls(["wss://127.0.0.1:2/"])
+            .build()
+            .expect("valid");
+        assert_eq!(settings.fallbacks.len(), 1);
+    }
+
+    #[test]
+    fn heartbeat_options_are_validated() {
+        let url = "ws://127.0.0.1:1/";
+        let err = invalid(Builder::new(url).heartbeat_reply(|_| true));
+        assert!(
+            err.to_string().contains("no heartbeat to reply to"),
+            "{err}"
+        );
+        let err = invalid(Builder::new(url).heartbeat("ping", Duration::ZERO));
+        assert!(err.to_string().contains("longer than zero"), "{err}");
+        let err = invalid(
+            Builder::new(url)
+                .heartbeat("a heartbeat too long", Duration::from_secs(1))
+                .max_message_size(4),
+        );
+        assert!(
+            err.to_string().contains("larger than max_message_size"),
+            "{err}"
+        );
+        let settings = Builder::new(url)
+            .heartbeat(Message::bytes(&b"\x01"[..]), Duration::from_secs(1))
+            .build()
+            .expect("valid");
+        let beat = settings
+            .conversation
+            .and_then(|c| c.heartbeat)
+            .expect("a heartbeat");
+        assert!(beat.message.is_binary(), "plain bytes go out as binary");
+        let quiet = Builder::new(url).build().expect("valid");
+        assert!(quiet.conversation.is_none(), "nothing to say: nothing held");
     }
 
     #[test]

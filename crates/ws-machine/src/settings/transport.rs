@@ -52,21 +52,56 @@ pub(crate) struct TransportOptions {
 /// What the connector needs beyond dialing, for machines that use it.
 #[derive(Debug, Clone)]
 pub(crate) struct Extras {
-    /// The proxy to tunnel through; `None` when none is set or the host is
-    /// one of the exceptions.
-    pub(crate) proxy: Option<Proxy>,
+    /// Which proxy each URL goes through; `None` when none is set.
+    pub(crate) proxy: Option<ProxyRoute>,
     /// The name TLS checks the certificate against, instead of the URL's
     /// host.
     pub(crate) server_name: Option<ServerName<'static>>,
     pub(crate) protocols: Option<Protocols>,
 }
 
+/// Which schemes the machine's URLs may have: the builder's URL and the
+/// fallbacks say; with a URL function, either.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Schemes {
+    pub(crate) plain: bool,
+    pub(crate) secure: bool,
+}
+
+impl Schemes {
+    /// The schemes of these URLs.
+    pub(crate) fn of<'a>(targets: impl IntoIterator<Item = &'a Target>) -> Self {
+        targets.into_iter().fold(
+            Self {
+                plain: false,
+                secure: false,
+            },
+            |seen, target| Self {
+                plain: seen.plain || !target.tls(),
+                secure: seen.secure || target.tls(),
+            },
+        )
+    }
+
+    /// Both: the URLs are not known in advance.
+    pub(crate) fn any() -> Self {
+        Self {
+            plain: true,
+            secure: true,
+        }
+    }
+
+    fn uses(self, tls: bool) -> bool {
+        if tls { self.secure } else { self.plain }
+    }
+}
+
 impl TransportOptions {
-    /// Checks the options for `target`; a TLS configuration they make goes
-    /// into `tls_config` (which must not be set already).
+    /// Checks the options for URLs with `schemes`; a TLS configuration they
+    /// make goes into `tls_config` (which must not be set already).
     pub(crate) fn build(
         self,
-        target: &Target,
+        schemes: Schemes,
         headers: &HeaderMap,
         tls_config: &mut Option<Arc<rustls::ClientConfig>>,
     ) -> Result<Option<Box<Extras>>, Error> {
@@ -90,7 +125,7 @@ impl TransportOptions {
             .transpose()?;
         let proxy = self
             .proxy
-            .map(|choice| proxy_for(target, choice, self.no_proxy))
+            .map(|choice| ProxyRoute::new(choice, self.no_proxy, schemes))
             .transpose()?
             .flatten();
         let protocols = if self.protocols.is_empty() && !self.require_protocol {
@@ -115,41 +150,101 @@ impl TransportOptions {
     }
 }
 
-/// The proxy `target` goes through, if any.
-fn proxy_for(
-    target: &Target,
-    choice: ProxyChoice,
-    no_proxy: Option<String>,
-) -> Result<Option<Proxy>, Error> {
-    let (proxy, no_proxy) = match choice {
-        ProxyChoice::Url(url) => {
-            let proxy = Proxy::parse(&url).map_err(|reason| Error::InvalidConfig {
-                option: "proxy",
-                reason,
-            })?;
-            (proxy, no_proxy)
-        }
-        ProxyChoice::Env => {
-            let found = proxy::from_env(target.tls(), |name| std::env::var(name).ok());
-            let Some((name, url)) = found.proxy else {
-                return Ok(None);
-            };
-            let proxy = Proxy::parse(&url).map_err(|reason| Error::InvalidConfig {
-                option: "proxy_from_env",
-                reason: format!("{name} is not a usable proxy URL: {reason}"),
-            })?;
-            // An explicit list replaces the environment's, as curl's
-            // --noproxy does.
-            (proxy, no_proxy.or(found.no_proxy))
-        }
-    };
-    let bypass = no_proxy
-        .as_deref()
-        .is_some_and(|list| NoProxy::parse(list).matches(target.host()));
-    if bypass {
-        tracing::debug!(host = target.host(), "NO_PROXY: connecting directly");
+/// Which proxy a URL goes through, decided for each attempt's URL (a
+/// machine may have several): the proxy for its scheme, unless its host is
+/// one of the exceptions.
+#[derive(Debug, Clone)]
+pub(crate) struct ProxyRoute {
+    /// For `ws://` URLs.
+    plain: Option<Proxy>,
+    /// For `wss://` URLs.
+    secure: Option<Proxy>,
+    /// Hosts reached directly.
+    no_proxy: Option<NoProxy>,
+}
+
+impl ProxyRoute {
+    /// The route for `choice`; `None` when the environment names no proxy.
+    /// An explicit list of exceptions replaces the environment's, as curl's
+    /// `--noproxy` does. A variable that is not a proxy URL is an error if
+    /// the machine's URLs may have its scheme (`schemes`); for a scheme they
+    /// never have, it is warned about and ignored.
+    fn new(
+        choice: ProxyChoice,
+        no_proxy: Option<String>,
+        schemes: Schemes,
+    ) -> Result<Option<Self>, Error> {
+        Self::with_env(choice, no_proxy, schemes, |name| std::env::var(name).ok())
     }
-    Ok((!bypass).then_some(proxy))
+
+    /// [`ProxyRoute::new`], reading the environment through `var`.
+    fn with_env(
+        choice: ProxyChoice,
+        no_proxy: Option<String>,
+        schemes: Schemes,
+        var: impl Fn(&str) -> Option<String> + Copy,
+    ) -> Result<Option<Self>, Error> {
+        let (plain, secure, no_proxy) = match choice {
+            ProxyChoice::Url(url) => {
+                let proxy = Proxy::parse(&url).map_err(|reason| Error::InvalidConfig {
+                    option: "proxy",
+                    reason,
+                })?;
+                (Some(proxy.clone()), Some(proxy), no_proxy)
+            }
+            ProxyChoice::Env => {
+                let (plain, secure) = (proxy::from_env(false, var), proxy::from_env(true, var));
+                let parse = |found: Option<(&'static str, String)>, tls: bool| {
+                    let Some((name, url)) = found else {
+                        return Ok(None);
+                    };
+                    match Proxy::parse(&url) {
+                        Ok(proxy) => Ok(Some(proxy)),
+                        Err(reason) if schemes.uses(tls) => Err(Error::InvalidConfig {
+                            option: "proxy_from_env",
+                            reason: format!("{name} is not a usable proxy URL: {reason}"),
+                        }),
+                        Err(reason) => {
+                            tracing::warn!(variable = name, %reason, "not a usable proxy URL: ignored");
+                            Ok(None)
+                        }
+                    }
+                };
+                let no_proxy = no_proxy.or(secure.no_proxy);
+                (
+                    parse(plain.proxy, false)?,
+                    parse(secure.proxy, true)?,
+                    no_proxy,
+                )
+            }
+        };
+        if plain.is_none() && secure.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(Self {
+            plain,
+            secure,
+            no_proxy: no_proxy.as_deref().map(NoProxy::parse),
+        }))
+    }
+
+    /// The proxy `target` goes through, if any.
+    pub(crate) fn for_target(&self, target: &Target) -> Option<&Proxy> {
+        let proxy = if target.tls() {
+            self.secure.as_ref()
+        } else {
+            self.plain.as_ref()
+        }?;
+        if self
+            .no_proxy
+            .as_ref()
+            .is_some_and(|list| list.matches(target.host()))
+        {
+            tracing::debug!(host = target.host(), "NO_PROXY: connecting directly");
+            return None;
+        }
+        Some(proxy)
+    }
 }
 
 #[cfg(test)]
@@ -158,7 +253,7 @@ mod tests {
 
     fn build(url: &str, options: TransportOptions) -> Result<Option<Box<Extras>>, Error> {
         let target = Target::parse(url).expect("valid URL");
-        options.build(&target, &HeaderMap::new(), &mut None)
+        options.build(Schemes::of([&target]), &HeaderMap::new(), &mut None)
     }
 
     #[test]
@@ -171,16 +266,42 @@ mod tests {
     }
 
     #[test]
-    fn no_proxy_decides_once_for_the_urls_host() {
-        let options = |no_proxy: &str| TransportOptions {
+    fn no_proxy_decides_for_each_urls_host() {
+        let options = TransportOptions {
             proxy: Some(ProxyChoice::Url("http://127.0.0.1:3128".into())),
-            no_proxy: Some(no_proxy.into()),
+            no_proxy: Some(".example.com".into()),
             ..TransportOptions::default()
         };
-        let via = build("ws://feed.example.com/", options("other.test")).expect("valid");
-        assert!(via.and_then(|e| e.proxy).is_some());
-        let direct = build("ws://feed.example.com/", options(".example.com")).expect("valid");
-        assert!(direct.is_none());
+        let route = build("ws://feed.example.com/", options)
+            .expect("valid")
+            .and_then(|e| e.proxy)
+            .expect("a route");
+        let target = |url: &str| Target::parse(url).expect("valid URL");
+        assert!(
+            route
+                .for_target(&target("ws://feed.example.com/"))
+                .is_none()
+        );
+        assert!(
+            route
+                .for_target(&target("wss://backup.other.test/"))
+                .is_some()
+        );
+    }
+
+    /// A broken proxy variable is an error for every scheme the machine's
+    /// URLs may have (a `wss://` fallback too), and ignored for the others.
+    #[test]
+    fn a_broken_proxy_variable_matters_for_the_schemes_in_use() {
+        let env = |name: &str| (name == "https_proxy").then(|| "ftp://nope".to_owned());
+        let route = |schemes| ProxyRoute::with_env(ProxyChoice::Env, None, schemes, env);
+        let plain = Target::parse("ws://a.test/").expect("valid");
+        let secure = Target::parse("wss://b.test/").expect("valid");
+        assert!(route(Schemes::of([&plain])).expect("ignored").is_none());
+        for schemes in [Schemes::of([&plain, &secure]), Schemes::any()] {
+            let err = route(schemes).expect_err("in use");
+            assert!(err.to_string().contains("https_proxy"), "{err}");
+        }
     }
 
     #[test]
@@ -214,7 +335,7 @@ mod tests {
             ..TransportOptions::default()
         };
         let err = options
-            .build(&target, &headers, &mut None)
+            .build(Schemes::of([&target]), &headers, &mut None)
             .expect_err("refused");
         assert!(matches!(err, Error::InvalidHeader { .. }), "{err}");
     }

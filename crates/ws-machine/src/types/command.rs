@@ -1,5 +1,7 @@
 //! What the caller can ask of a running machine.
 
+use super::error::Error;
+
 /// What the caller can ask of a running machine, on
 /// [`Machine::command`](crate::Machine::command).
 ///
@@ -17,7 +19,7 @@
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Command {
     /// Close the connection (with a close handshake), report
@@ -54,4 +56,90 @@ pub enum Command {
     /// the machine closes and stops as for [`Command::Quit`]. A `Quit` sent
     /// meanwhile stops it at once, handing back what was not delivered.
     Finish,
+    /// Like [`Command::Quit`], with this close code and reason in the close
+    /// frame instead of 1000 (normal closure) and none: for example 1001
+    /// (going away), or a code of the application's. Without a connection,
+    /// the same as `Quit`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// use ws_machine::{CloseFrame, Command, Machine};
+    ///
+    /// let machine = Machine::builder("ws://127.0.0.1:9/").spawn()?;
+    /// let leaving = CloseFrame::new(1001, "client shutting down")?;
+    /// machine.command.send(Command::Close(leaving)).await.expect("the machine runs");
+    /// # Ok(())
+    /// # }
+    /// ```
+    Close(CloseFrame),
+}
+
+/// The code and reason of a close frame the client sends
+/// ([`Command::Close`]), checked: a code a client may send (1000 to 1003,
+/// 1007 to 1011, or 3000 to 4999, the last for applications) and a reason
+/// of at most 123 bytes (RFC 6455, section 5.5.1).
+///
+/// ```
+/// use ws_machine::CloseFrame;
+///
+/// let frame = CloseFrame::new(4000, "done")?;
+/// assert_eq!((frame.code(), frame.reason()), (4000, "done"));
+/// assert!(CloseFrame::new(1006, "").is_err(), "1006 is never sent");
+/// assert!(CloseFrame::new(1000, "x".repeat(124)).is_err(), "too long");
+/// # Ok::<(), ws_machine::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseFrame {
+    code: u16,
+    reason: Box<str>,
+}
+
+/// The longest reason a close frame holds: 125 bytes of control frame
+/// payload, less the code's two.
+const MAX_REASON: usize = 123;
+
+impl CloseFrame {
+    /// A close frame with `code` and `reason`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] if a client may not send `code`, or if
+    /// `reason` is longer than 123 bytes.
+    pub fn new(code: u16, reason: impl Into<String>) -> Result<Self, Error> {
+        let reason = reason.into();
+        if !matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999) {
+            return Err(Error::InvalidConfig {
+                option: "close frame",
+                reason: format!(
+                    "{code} is not a close code a client may send: use 1000 to 1003, 1007 to 1011, or 3000 to 4999"
+                ),
+            });
+        }
+        if reason.len() > MAX_REASON {
+            return Err(Error::InvalidConfig {
+                option: "close frame",
+                reason: format!(
+                    "the reason is {} bytes; a close frame holds at most {MAX_REASON}",
+                    reason.len()
+                ),
+            });
+        }
+        Ok(Self {
+            code,
+            reason: reason.into_boxed_str(),
+        })
+    }
+
+    /// The close code.
+    #[must_use]
+    pub fn code(&self) -> u16 {
+        self.code
+    }
+
+    /// The reason, possibly empty.
+    #[must_use]
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
 }

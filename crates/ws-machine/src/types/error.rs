@@ -55,8 +55,9 @@ pub enum Error {
     /// machine is built and never retried.
     #[error("invalid URL {url:?}: {reason}")]
     InvalidUrl {
-        /// The URL as given, a user name and password in it replaced by
-        /// `***`.
+        /// The URL as given, shown as [`redact_url`](crate::redact_url)
+        /// shows it (a user name and password, and query values, replaced
+        /// by `***`).
         url: String,
         /// What is wrong with it.
         reason: String,
@@ -233,6 +234,23 @@ pub enum Error {
     #[error("no answer to ping within {0:?}: peer is not responding")]
     PongTimeout(Duration),
 
+    /// No reply to the application-level heartbeat
+    /// ([`Builder::heartbeat`](crate::Builder::heartbeat)) arrived within
+    /// the pong timeout: the server no longer answers, even if TCP is still
+    /// open. Retried.
+    #[error("no reply to the heartbeat within {0:?}: server is not responding")]
+    HeartbeatTimeout(Duration),
+
+    /// No received message made the connection ready
+    /// ([`Builder::ready_when`](crate::Builder::ready_when)) within the
+    /// ready timeout: the server did not accept the `on_connect` messages
+    /// (an auth or a subscribe) in time. Retried, as a failed attempt (with
+    /// the backoff).
+    #[error(
+        "the server did not say it is ready within {0:?}: check the on_connect messages and the ready_when matcher"
+    )]
+    ReadyTimeout(Duration),
+
     /// No data message arrived within the data timeout
     /// ([`Builder::data_timeout`](crate::Builder::data_timeout)): the feed
     /// is stale, even if the server answers pings. Retried: the connection
@@ -284,6 +302,28 @@ pub enum Error {
         /// Its size in bytes.
         size: usize,
         /// The refused message, handed back.
+        message: Message,
+    },
+
+    /// An outgoing message's deadline ([`Message::expires_in`]) passed
+    /// before the machine could write it: it is handed back here, not
+    /// written late. The state does not change. Not retried.
+    #[error("message of {} bytes not sent: its deadline passed {late:?} before it could be written", message.len())]
+    Expired {
+        /// How long ago the deadline passed when the machine reached it.
+        late: Duration,
+        /// The message, handed back.
+        message: Message,
+    },
+
+    /// A message sent with [`Message::no_replay`] was written on a
+    /// connection that ended before its delivery was confirmed: it is
+    /// handed back here instead of being written again on the next
+    /// connection. The server may or may not have received it. Not
+    /// retried.
+    #[error("message of {} bytes not written again after its connection ended (no_replay): the server may or may not have it", message.len())]
+    NotReplayed {
+        /// The message, handed back.
         message: Message,
     },
 
@@ -393,6 +433,8 @@ impl Error {
             | Self::Tls { .. }
             | Self::Subprotocol { .. }
             | Self::NotText { .. }
+            | Self::Expired { .. }
+            | Self::NotReplayed { .. }
             | Self::GaveUp { .. } => false,
             Self::HandshakeRejected { retryable, .. } | Self::ProxyRefused { retryable, .. } => {
                 *retryable
@@ -408,6 +450,8 @@ impl Error {
             | Self::Headers { .. }
             | Self::ConnectionLost(_)
             | Self::PongTimeout(_)
+            | Self::HeartbeatTimeout(_)
+            | Self::ReadyTimeout(_)
             | Self::DataTimeout(_)
             | Self::WriteTimeout(_)
             | Self::Protocol { .. } => true,
@@ -417,7 +461,8 @@ impl Error {
 
     /// The message an outgoing refusal hands back
     /// ([`MessageTooLarge`](Error::MessageTooLarge) going out,
-    /// [`NotText`](Error::NotText)); `None` for every other error.
+    /// [`NotText`](Error::NotText), [`Expired`](Error::Expired),
+    /// [`NotReplayed`](Error::NotReplayed)); `None` for every other error.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -436,7 +481,9 @@ impl Error {
     pub fn refused_message(&self) -> Option<&Message> {
         match self {
             Self::MessageTooLarge { message, .. } => message.as_ref(),
-            Self::NotText { message, .. } => Some(message),
+            Self::NotText { message, .. }
+            | Self::Expired { message, .. }
+            | Self::NotReplayed { message } => Some(message),
             Self::InvalidUrl { .. }
             | Self::InvalidHeader { .. }
             | Self::InvalidConfig { .. }
@@ -453,6 +500,8 @@ impl Error {
             | Self::Closed { .. }
             | Self::ConnectionLost(_)
             | Self::PongTimeout(_)
+            | Self::HeartbeatTimeout(_)
+            | Self::ReadyTimeout(_)
             | Self::DataTimeout(_)
             | Self::WriteTimeout(_)
             | Self::Protocol { .. }
@@ -488,11 +537,15 @@ impl Error {
             | Self::Closed { .. }
             | Self::ConnectionLost(_)
             | Self::PongTimeout(_)
+            | Self::HeartbeatTimeout(_)
+            | Self::ReadyTimeout(_)
             | Self::DataTimeout(_)
             | Self::WriteTimeout(_)
             | Self::Protocol { .. }
             | Self::MessageTooLarge { .. }
             | Self::NotText { .. }
+            | Self::Expired { .. }
+            | Self::NotReplayed { .. }
             | Self::GaveUp { .. } => None,
         }
     }
@@ -671,6 +724,8 @@ mod tests {
     #[test]
     fn connection_errors_are_retried_and_config_errors_are_not() {
         assert!(Error::PongTimeout(Duration::from_secs(1)).is_retryable());
+        assert!(Error::HeartbeatTimeout(Duration::from_secs(1)).is_retryable());
+        assert!(Error::ReadyTimeout(Duration::from_secs(1)).is_retryable());
         assert!(
             Error::Closed {
                 code: 1001,

@@ -32,9 +32,10 @@ pub struct Leftovers {
     /// Messages received from the server that the caller had not read from
     /// `input` yet.
     pub received: Vec<Message>,
-    /// Outgoing messages the machine refused (too large, or not text in text
-    /// mode) whose status never reached the caller: the `status` channel
-    /// overflowed, or nobody read it. (The others came back in their
+    /// Outgoing messages the machine refused (too large, not text in text
+    /// mode, past their deadline, or not written again after their
+    /// connection ended) whose status never reached the caller: the
+    /// `status` channel overflowed, or nobody read it. (The others came back in their
     /// status, see [`Error::refused_message`](crate::Error::refused_message).)
     pub refused: Vec<Message>,
 }

@@ -5,7 +5,13 @@
 //! handed from the caller to the socket without copying, and cloning one (as
 //! the delivery bookkeeping does) only bumps a reference count.
 
+use std::{
+    hash::{Hash, Hasher},
+    time::Duration,
+};
+
 use bytes::Bytes;
+use tokio::time::Instant;
 
 /// What kind of WebSocket message this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,10 +55,40 @@ pub(crate) enum Mode {
 /// assert_eq!(raw.kind(), Kind::Unspecified);
 /// assert_eq!(raw.as_ref(), &[1, 2, 3]);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// Two messages are equal when their kind and payload are: a deadline
+/// ([`Message::expires_in`]) or [`Message::no_replay`] is about how a
+/// message is sent, not what it says.
+#[derive(Debug, Clone)]
 pub struct Message {
     kind: Kind,
+    resend: Resend,
     payload: Bytes,
+    /// Not written after this (see [`Message::expires_in`]).
+    deadline: Option<Instant>,
+}
+
+/// Whether a message may be written again on a new connection when the
+/// connection it was written on ended before it was confirmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resend {
+    Allowed,
+    Never,
+}
+
+impl PartialEq for Message {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.payload == other.payload
+    }
+}
+
+impl Eq for Message {}
+
+impl Hash for Message {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.kind.hash(state);
+        self.payload.hash(state);
+    }
 }
 
 impl Message {
@@ -62,6 +98,8 @@ impl Message {
         Self {
             kind: Kind::Text,
             payload: Bytes::from(text.into()),
+            resend: Resend::Allowed,
+            deadline: None,
         }
     }
 
@@ -71,6 +109,8 @@ impl Message {
         Self {
             kind: Kind::Binary,
             payload: payload.into(),
+            resend: Resend::Allowed,
+            deadline: None,
         }
     }
 
@@ -81,13 +121,105 @@ impl Message {
         Self {
             kind: Kind::Unspecified,
             payload: payload.into(),
+            resend: Resend::Allowed,
+            deadline: None,
         }
     }
 
     /// Builds a message of a known kind from bytes that are already known to
     /// match it (the engine validated UTF-8 for text).
     pub(crate) fn received(kind: Kind, payload: Bytes) -> Self {
-        Self { kind, payload }
+        Self {
+            kind,
+            resend: Resend::Allowed,
+            payload,
+            deadline: None,
+        }
+    }
+
+    /// This message, not to be written later than `within` from now: an
+    /// order queued during an outage is dangerous when it goes out after
+    /// the reconnect. The machine checks the deadline when it is about to
+    /// write the message (taken from `output`, or written again after a
+    /// reconnect); one past it is handed back in a status with
+    /// [`Error::Expired`](crate::Error::Expired) (or in
+    /// [`Leftovers::refused`](crate::Leftovers::refused) if that status
+    /// never reached the caller), never written late. While disconnected
+    /// the machine does not take from `output`, so an expired message comes
+    /// back when the next connection opens; if the machine stops first, it
+    /// is in [`Leftovers::unsent`](crate::Leftovers::unsent) like any
+    /// other. A message already written when the deadline passes is not
+    /// taken back.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use ws_machine::Message;
+    ///
+    /// let order = Message::text(r#"{"op":"buy","qty":1}"#).expires_in(Duration::from_secs(2));
+    /// assert!(order.deadline().is_some());
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn expires_in(self, within: Duration) -> Self {
+        Self {
+            // Too far to add to a clock (`Duration::MAX`): never.
+            deadline: Instant::now().checked_add(within),
+            ..self
+        }
+    }
+
+    /// When this message stops being worth writing, if it has a deadline
+    /// ([`Message::expires_in`]).
+    #[must_use]
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// How long ago the deadline passed, at `now`, if it did.
+    pub(crate) fn late(&self, now: Instant) -> Option<Duration> {
+        self.deadline
+            .filter(|&deadline| now >= deadline)
+            .map(|deadline| now - deadline)
+    }
+
+    /// This message, written at most once: if the connection it was
+    /// written on ends before its delivery is confirmed (written out to
+    /// the socket, or acknowledged with
+    /// [`Builder::ack_key`](crate::Builder::ack_key)), it is handed back in
+    /// a status with [`Error::NotReplayed`](crate::Error::NotReplayed)
+    /// instead of being written again on the next connection. For messages
+    /// that must not reach the server twice, or late: the caller decides
+    /// what to do with it. (A message that waits in `output` while the
+    /// machine is disconnected has not been written: it goes out on the next
+    /// connection; give it a deadline with [`Message::expires_in`] to bound
+    /// that.)
+    ///
+    /// ```
+    /// use ws_machine::Message;
+    ///
+    /// let cancel = Message::text(r#"{"op":"cancel","id":7}"#).no_replay();
+    /// assert!(!cancel.is_replayed());
+    /// assert!(Message::text("quote").is_replayed());
+    /// ```
+    #[must_use]
+    pub fn no_replay(self) -> Self {
+        Self {
+            resend: Resend::Never,
+            ..self
+        }
+    }
+
+    /// Whether this message is written again on a new connection when the
+    /// one it was written on ended first (the default; see
+    /// [`Message::no_replay`]).
+    #[must_use]
+    pub fn is_replayed(&self) -> bool {
+        match self.resend {
+            Resend::Allowed => true,
+            Resend::Never => false,
+        }
     }
 
     /// The message as it goes out in the given mode: plain bytes become text

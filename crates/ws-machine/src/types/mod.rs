@@ -9,7 +9,7 @@ mod message;
 mod status;
 mod target;
 
-pub use command::Command;
+pub use command::{CloseFrame, Command};
 pub(crate) use error::with_context;
 pub use error::{Cause, Direction, Error, TlsProblem};
 pub use leftovers::Leftovers;

@@ -9,8 +9,14 @@ use super::error::Error;
 pub enum State {
     /// An attempt to connect is under way (TCP, TLS, HTTP upgrade).
     Connecting,
-    /// The WebSocket is open: messages flow.
+    /// The WebSocket is open: messages flow. With a ready gate
+    /// ([`Builder::ready_when`](crate::Builder::ready_when)), only the
+    /// `on_connect` messages go out until [`State::Ready`].
     Connected,
+    /// With a ready gate only: the server said it is ready (for example it
+    /// acknowledged the login sent first), so the caller's messages, queued
+    /// and written again, now go out.
+    Ready,
     /// The connection or the attempt ended; [`Status::error`] says why.
     Disconnected,
     /// Waiting before the next attempt; [`Status::delay`] says how long.
@@ -22,6 +28,7 @@ impl fmt::Display for State {
         f.write_str(match self {
             Self::Connecting => "CONNECTING",
             Self::Connected => "CONNECTED",
+            Self::Ready => "READY",
             Self::Disconnected => "DISCONNECTED",
             Self::Waiting => "WAITING",
         })
@@ -67,6 +74,15 @@ pub struct Status {
     /// those offered ([`Builder::protocols`](crate::Builder::protocols)),
     /// if it chose one.
     pub protocol: Option<Arc<str>>,
+    /// For machines with [`fallback_urls`](crate::Builder::fallback_urls)
+    /// or a [`url_fn`](crate::Builder::url_fn): with [`State::Connected`],
+    /// and with the [`State::Disconnected`] that ends an attempt or a
+    /// connection, the URL it used, shown as
+    /// [`redact_url`](crate::redact_url) shows it (no user info, no query
+    /// values). `None` otherwise: on other statuses, after a quit, when a
+    /// `url_fn` returned no valid URL, and on machines with one URL (the
+    /// caller knows it).
+    pub url: Option<Arc<str>>,
     last: bool,
 }
 
@@ -83,6 +99,7 @@ impl Status {
             attempt,
             delay,
             protocol: None,
+            url: None,
             last: false,
         }
     }
@@ -90,6 +107,11 @@ impl Status {
     /// This status, with the subprotocol the connection speaks.
     pub(crate) fn with_protocol(self, protocol: Option<Arc<str>>) -> Self {
         Self { protocol, ..self }
+    }
+
+    /// This status, with the URL it is about.
+    pub(crate) fn with_url(self, url: Option<Arc<str>>) -> Self {
+        Self { url, ..self }
     }
 
     /// This status, marked as the machine's last.
@@ -110,6 +132,9 @@ impl fmt::Display for Status {
         write!(f, "{}", self.state)?;
         if self.state == State::Connecting {
             write!(f, " (attempt {})", self.attempt)?;
+        }
+        if let Some(url) = &self.url {
+            write!(f, " {url}")?;
         }
         if let Some(protocol) = &self.protocol {
             write!(f, " (subprotocol {protocol})")?;

@@ -107,11 +107,15 @@ impl Target {
     }
 }
 
-/// `url` without the user name and password it may carry, as the machine
-/// shows URLs in `Debug`, errors and logs: `wss://user:pass@host/` shows as
-/// `wss://***@host/`. A URL that does not parse (a password with `/`, `?`
+/// `url` without the secrets it may carry, as the machine shows URLs in
+/// `Debug`, errors, statuses and logs: the user name and password
+/// (`wss://user:pass@host/` shows as `wss://***@host/`) and the values of
+/// query parameters, where tokens often travel (`?token=abc&v=2` shows as
+/// `?token=***&v=***`). A URL that does not parse (a password with `/`, `?`
 /// or `#` in it, or no scheme) is masked up to its last `@`, which may hide
-/// more than the user info, never less.
+/// more than the user info, never less. A secret in the *path* (such as a
+/// listen key, `/ws/<key>`) cannot be told from a path and is shown: put it
+/// in the query, or keep such URLs out of logs.
 ///
 /// ```
 /// use ws_machine::redact_url;
@@ -119,9 +123,47 @@ impl Target {
 /// assert_eq!(redact_url("wss://user:s3cret@feed.example.com/v1"), "wss://***@feed.example.com/v1");
 /// assert_eq!(redact_url("wss://user:pa/ss@feed.example.com/"), "wss://***@feed.example.com/");
 /// assert_eq!(redact_url("ws://127.0.0.1:8080/x@y"), "ws://127.0.0.1:8080/x@y");
+/// assert_eq!(redact_url("wss://feed.example.com/v1?token=abc&v=2#top"), "wss://feed.example.com/v1?token=***&v=***#top");
 /// ```
 #[must_use]
 pub fn redact_url(url: &str) -> Cow<'_, str> {
+    match redact_user_info(url) {
+        Cow::Borrowed(url) => redact_query(url),
+        Cow::Owned(url) => Cow::Owned(redact_query(&url).into_owned()),
+    }
+}
+
+/// `url` with the value of every query parameter replaced by `***` (a
+/// parameter without `=` is replaced whole: it may be a bare token).
+fn redact_query(url: &str) -> Cow<'_, str> {
+    // A `?` after the fragment's `#` starts no query.
+    let Some(start) = url.find(['?', '#']).filter(|&i| url[i..].starts_with('?')) else {
+        return Cow::Borrowed(url);
+    };
+    let end = url[start..].find('#').map_or(url.len(), |i| start + i);
+    let query = &url[start + 1..end];
+    if query.is_empty() {
+        return Cow::Borrowed(url);
+    }
+    let hidden: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, value)) if !value.is_empty() => format!("{name}=***"),
+            Some(_) => pair.to_owned(),
+            None if pair.is_empty() => String::new(),
+            None => "***".to_owned(),
+        })
+        .collect();
+    Cow::Owned(format!(
+        "{}?{}{}",
+        &url[..start],
+        hidden.join("&"),
+        &url[end..]
+    ))
+}
+
+/// `url` without the user name and password it may carry.
+fn redact_user_info(url: &str) -> Cow<'_, str> {
     let start = url.find("://").map_or(0, |i| i + 3);
     let rest = &url[start..];
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
@@ -238,7 +280,7 @@ mod tests {
     fn user_info_is_redacted() {
         assert_eq!(
             redact_url("wss://u:s3cret@h.test:1/p?q=a@b"),
-            "wss://***@h.test:1/p?q=a@b"
+            "wss://***@h.test:1/p?q=***"
         );
         assert_eq!(redact_url("ws://h.test/x@y"), "ws://h.test/x@y");
         assert_eq!(redact_url("no scheme"), "no scheme");
@@ -261,6 +303,20 @@ mod tests {
         }
         let err = Target::parse("http://u:s3cret@h.test/").expect_err("bad scheme");
         assert!(!err.to_string().contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn query_values_are_redacted() {
+        for (url, shown) in [
+            ("ws://h.test/?token=s3cret", "ws://h.test/?token=***"),
+            ("ws://h.test/p?a=s3cret&b=&c", "ws://h.test/p?a=***&b=&***"),
+            ("ws://h.test/p?s3cret#frag", "ws://h.test/p?***#frag"),
+            ("ws://h.test/p?", "ws://h.test/p?"),
+            ("ws://h.test/p#a?s=1", "ws://h.test/p#a?s=1"),
+            ("wss://u:pw@h.test/?k=s3cret", "wss://***@h.test/?k=***"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
     }
 
     #[test]

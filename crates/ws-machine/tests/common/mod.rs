@@ -10,6 +10,8 @@
 // Each test file is its own crate and uses a different subset of these.
 #![allow(dead_code)]
 
+pub mod node;
+
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};

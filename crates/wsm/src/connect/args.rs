@@ -15,7 +15,7 @@ use ws_machine::Message;
 
 use super::{
     lines::{LineParser, Mode, Parsed},
-    settings::{Connection, Settings, Transport},
+    settings::{Connection, Heartbeat, Settings, Transport},
 };
 use crate::{error::Error, exit};
 
@@ -41,7 +41,7 @@ const EXAMPLES: &str = concat!(
     "  /ping                 send a ping (no answer within --pong-timeout: reconnect)\n",
     "  /reconnect            close this connection and connect again at once\n",
     "  /text, /binary        send the following lines as text or as binary\n",
-    "  /close                close the connection now and exit\n",
+    "  /close [CODE [REASON]] close now (code 1000 by default) and exit\n",
     "  /quit                 deliver what is queued, close cleanly, exit (like Ctrl-D)\n",
     "  /help                 list these commands\n",
     "  //anything            send \"/anything\"\n",
@@ -119,6 +119,20 @@ pub(crate) struct ConnectArgs {
     /// A file whose lines are sent first on every connection, like -x.
     #[arg(long, value_name = "FILE", help_heading = "Messages")]
     pub(crate) on_connect: Option<PathBuf>,
+    /// A line not written within DURATION of being read (the connection
+    /// was down meanwhile) is not sent late: it is reported as refused
+    /// (exit 5 at the end).
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration, help_heading = "Messages")]
+    pub(crate) expire: Option<Duration>,
+    /// Hold lines until a received message contains TEXT (the server's
+    /// answer to the login of -x or --on-connect), on every connection;
+    /// the status line says READY then.
+    #[arg(long, value_name = "TEXT", value_parser = not_empty, help_heading = "Messages")]
+    pub(crate) ready_on: Option<String>,
+    /// With --ready-on: how long a connection may take to become ready
+    /// before it is replaced.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive_duration, help_heading = "Messages")]
+    pub(crate) ready_timeout: Duration,
     /// Do not read stdin: only print what the server sends (feeds). Runs
     /// until Ctrl-C, -n, or the connection fails for good.
     #[arg(long, help_heading = "Messages")]
@@ -192,6 +206,23 @@ pub(crate) struct ConnectArgs {
     /// The connection is dead if a write makes no progress for this long.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive_duration, help_heading = "Connection")]
     pub(crate) write_timeout: Duration,
+    /// A heartbeat sent every --heartbeat-interval on every connection, for
+    /// servers that ignore pings and want a message (like -x: text, or
+    /// binary with the prefix). No reply within --pong-timeout: reconnect.
+    #[arg(long, value_name = "MSG", help_heading = "Connection")]
+    pub(crate) heartbeat: Option<String>,
+    /// How often the heartbeat goes out.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = positive_duration, help_heading = "Connection")]
+    pub(crate) heartbeat_interval: Duration,
+    /// The heartbeat's reply (exactly this message): only it answers the
+    /// heartbeat, and it is not printed. Default: anything answers.
+    #[arg(
+        long,
+        value_name = "MSG",
+        requires = "heartbeat",
+        help_heading = "Connection"
+    )]
+    pub(crate) heartbeat_reply: Option<String>,
     /// The feed is stale, and the connection replaced, if no message
     /// arrives for this long (default: never).
     #[arg(long, value_name = "DURATION", value_parser = positive_duration, help_heading = "Connection")]
@@ -206,6 +237,10 @@ pub(crate) struct ConnectArgs {
     /// The longest wait between failed attempts.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration, help_heading = "Connection")]
     pub(crate) backoff_max: Duration,
+    /// A URL to fail over to when an attempt fails (tried in order, then
+    /// the first again). Repeatable.
+    #[arg(long, value_name = "URL", value_parser = secret, help_heading = "Connection")]
+    pub(crate) fallback_url: Vec<Secret>,
     /// Connect once: when the connection ends, or its attempt fails, exit
     /// (code 6; the last status line says why) instead of reconnecting.
     #[arg(long, help_heading = "Connection")]
@@ -233,6 +268,10 @@ pub(crate) struct ConnectArgs {
     /// messages; any other counts as a failed attempt (backoff).
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration, help_heading = "Connection")]
     pub(crate) min_uptime: Duration,
+    /// At most N messages in any DURATION (e.g. 10/1s), for servers that
+    /// disconnect clients over their rate; lines wait meanwhile.
+    #[arg(long, value_name = "N/DURATION", value_parser = rate, help_heading = "Connection")]
+    pub(crate) send_rate: Option<(u32, Duration)>,
     /// How many messages can wait while disconnected; when full, wsm stops
     /// reading stdin until there is room.
     #[arg(
@@ -367,6 +406,27 @@ fn auth(text: &str) -> Result<Secret, String> {
     Ok(Secret(text.to_owned()))
 }
 
+/// `N/DURATION`: at most N messages in any DURATION.
+fn rate(text: &str) -> Result<(u32, Duration), String> {
+    let usage = "expected N/DURATION, such as 10/1s";
+    let (count, per) = text.split_once('/').ok_or(usage)?;
+    let count: u32 = count
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{count}' is not a count: {usage}"))?;
+    if count == 0 {
+        return Err(format!("the count must be at least 1: {usage}"));
+    }
+    Ok((count, positive_duration(per.trim())?))
+}
+
+fn not_empty(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(text.to_owned())
+}
+
 fn duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
         .map_err(|e| format!("{e}: expected a duration such as 500ms, 5s or 2m"))
@@ -454,6 +514,20 @@ impl ConnectArgs {
             })?);
         }
 
+        let heartbeat = match self.heartbeat {
+            None => None,
+            Some(text) => Some(Heartbeat {
+                message: startup_message(&parser, text.as_bytes(), || "--heartbeat".into())?,
+                every: self.heartbeat_interval,
+                reply: self
+                    .heartbeat_reply
+                    .map(|reply| {
+                        startup_message(&parser, reply.as_bytes(), || "--heartbeat-reply".into())
+                    })
+                    .transpose()?,
+            }),
+        };
+
         let mut headers: Vec<(String, Secret)> = self
             .headers
             .into_iter()
@@ -469,9 +543,16 @@ impl ConnectArgs {
 
         Ok(Settings {
             url: self.url,
+            fallback_urls: self
+                .fallback_url
+                .into_iter()
+                .map(|Secret(url)| url)
+                .collect(),
             headers,
             header_cmd: self.header_cmd,
             on_connect,
+            heartbeat,
+            ready_on: self.ready_on.map(|text| (text, self.ready_timeout)),
             connection: Connection {
                 ping_interval: self.ping_interval,
                 pong_timeout: self.pong_timeout,
@@ -486,6 +567,7 @@ impl ConnectArgs {
                 max_attempts: self.max_retries,
                 min_uptime: self.min_uptime,
                 queue_capacity: self.queue,
+                send_rate: self.send_rate,
                 max_message_size: self.max_message_size,
             },
             transport: Transport {
@@ -505,6 +587,7 @@ impl ConnectArgs {
             slash: self.slash,
             count: self.count,
             wait: self.wait,
+            expire: self.expire,
         })
     }
 }
@@ -606,6 +689,11 @@ mod tests {
         assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
         assert!(positive_duration("0s").is_err());
         assert!(duration("soon").is_err());
+        assert_eq!(rate("10/1s"), Ok((10, Duration::from_secs(1))));
+        assert_eq!(rate(" 3 / 500ms "), Ok((3, Duration::from_millis(500))));
+        for bad in ["10", "0/1s", "ten/1s", "10/0s", "10/soon"] {
+            assert!(rate(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

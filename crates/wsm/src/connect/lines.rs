@@ -2,7 +2,7 @@
 //! from Base64 after the binary prefix), or a slash command.
 
 use base64::Engine as _;
-use ws_machine::Message;
+use ws_machine::{CloseFrame, Message};
 
 /// How plain lines are sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,7 +12,7 @@ pub(crate) enum Mode {
 }
 
 /// A slash command typed by the user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Slash {
     /// `/ping`: a ping now.
     Ping,
@@ -22,8 +22,9 @@ pub(crate) enum Slash {
     Text,
     /// `/binary`: lines go out as binary.
     Binary,
-    /// `/close`: close now and exit.
-    Close,
+    /// `/close [CODE [REASON]]`: close now (with that code and reason)
+    /// and exit.
+    Close(Option<CloseFrame>),
     /// `/quit`: like the end of input.
     Quit,
     /// `/help`: list the commands.
@@ -31,8 +32,8 @@ pub(crate) enum Slash {
 }
 
 /// The one-line summary `/help` and an unknown command print.
-pub(crate) const SLASH_HELP: &str = "commands: /ping /reconnect /text /binary /close /quit /help \
-     (//text sends \"/text\")";
+pub(crate) const SLASH_HELP: &str = "commands: /ping /reconnect /text /binary \
+     /close [CODE [REASON]] /quit /help (//text sends \"/text\")";
 
 /// What a line is.
 #[derive(Debug, PartialEq, Eq)]
@@ -42,7 +43,7 @@ pub(crate) enum Parsed {
     /// A message that cannot be sent (bad Base64, not UTF-8); the text says
     /// why.
     Refused(String),
-    /// A slash command that does not exist or takes no arguments.
+    /// A slash command that does not exist, or whose arguments are wrong.
     Unknown(String),
 }
 
@@ -110,24 +111,40 @@ impl LineParser {
 
 fn slash(rest: &[u8]) -> Result<Slash, String> {
     let text = String::from_utf8_lossy(rest);
-    let mut words = text.split_whitespace();
-    let name = words.next().unwrap_or_default();
+    let text = text.trim();
+    let (name, arguments) = text
+        .split_once(char::is_whitespace)
+        .map_or((text, ""), |(name, rest)| (name, rest.trim()));
     let command = match name {
         "ping" => Slash::Ping,
         "reconnect" => Slash::Reconnect,
         "text" => Slash::Text,
         "binary" => Slash::Binary,
-        "close" => Slash::Close,
+        "close" => return close(arguments),
         "quit" | "exit" => Slash::Quit,
         "help" | "?" => Slash::Help,
         _ => return Err(format!("unknown command /{name}: {SLASH_HELP}")),
     };
-    if words.next().is_some() {
-        return Err(format!(
-            "/{name} takes no arguments (closing with a code and reason is not supported yet)"
-        ));
+    if !arguments.is_empty() {
+        return Err(format!("/{name} takes no arguments"));
     }
     Ok(command)
+}
+
+/// `/close`'s arguments: nothing, or a code and an optional reason.
+fn close(arguments: &str) -> Result<Slash, String> {
+    if arguments.is_empty() {
+        return Ok(Slash::Close(None));
+    }
+    let (code, reason) = arguments
+        .split_once(char::is_whitespace)
+        .map_or((arguments, ""), |(code, reason)| (code, reason.trim()));
+    let code: u16 = code
+        .parse()
+        .map_err(|_| format!("/close {code}: expected a close code such as 1000 or 4000"))?;
+    CloseFrame::new(code, reason)
+        .map(|frame| Slash::Close(Some(frame)))
+        .map_err(|e| format!("/close: {e}"))
 }
 
 #[cfg(test)]
@@ -183,7 +200,26 @@ mod tests {
             matches!(p.parse(b"/nope"), Parsed::Unknown(why) if why.contains("unknown command /nope"))
         );
         assert!(
-            matches!(p.parse(b"/close 1000 bye"), Parsed::Unknown(why) if why.contains("takes no arguments"))
+            matches!(p.parse(b"/ping now"), Parsed::Unknown(why) if why.contains("takes no arguments"))
         );
+        assert_eq!(p.parse(b"/close"), Parsed::Command(Slash::Close(None)));
+        let frame =
+            |code, reason| Slash::Close(Some(CloseFrame::new(code, reason).expect("valid")));
+        assert_eq!(
+            p.parse(b"/close 4000  see you later "),
+            Parsed::Command(frame(4000, "see you later"))
+        );
+        assert_eq!(p.parse(b"/close 1001"), Parsed::Command(frame(1001, "")));
+        for (line, why) in [
+            (&b"/close soon"[..], "expected a close code"),
+            (b"/close 1006", "not a close code a client may send"),
+            (b"/close 99999", "expected a close code"),
+        ] {
+            assert!(
+                matches!(p.parse(line), Parsed::Unknown(ref said) if said.contains(why)),
+                "{:?}",
+                p.parse(line)
+            );
+        }
     }
 }

@@ -85,6 +85,8 @@ struct Session {
     received: u64,
     count: Option<u64>,
     wait: Option<Duration>,
+    /// `--expire`: a line not written within this is handed back.
+    expire: Option<Duration>,
     /// Messages refused by the library or as lines (bad Base64, not UTF-8).
     refused: usize,
     /// The error that makes the session fail, once the machine has stopped.
@@ -128,6 +130,7 @@ pub(crate) async fn run(settings: Settings, console: Console) -> Result<Ending, 
             prefix: settings.binary_prefix.clone(),
             status: settings.status,
             url: settings.shown_url(),
+            several_urls: !settings.fallback_urls.is_empty(),
         },
         console,
         parser: LineParser::new(settings.mode, settings.binary_prefix.clone(), slash),
@@ -140,6 +143,7 @@ pub(crate) async fn run(settings: Settings, console: Console) -> Result<Ending, 
         received: 0,
         count: settings.count,
         wait: settings.wait,
+        expire: settings.expire,
         refused: 0,
         failure: None,
         final_error: None,
@@ -249,7 +253,10 @@ impl Session {
                     return None;
                 }
                 match self.parser.parse(&line) {
-                    Parsed::Send(message) => self.pending.push_back(message),
+                    Parsed::Send(message) => self.pending.push_back(match self.expire {
+                        Some(within) => message.expires_in(within),
+                        None => message,
+                    }),
                     Parsed::Command(slash) => self.on_slash(slash, queued).await,
                     Parsed::Refused(why) => {
                         self.refused += 1;
@@ -282,7 +289,7 @@ impl Session {
     async fn on_slash(&mut self, slash: Slash, queued: usize) {
         match slash {
             Slash::Ping => {
-                if self.state == Some(State::Connected) {
+                if matches!(self.state, Some(State::Connected | State::Ready)) {
                     self.command(Command::Ping).await;
                     self.note(Note::Info("ping sent"));
                 } else {
@@ -298,7 +305,8 @@ impl Session {
                 self.parser.set_mode(Mode::Binary);
                 self.note(Note::Info("lines are sent as binary"));
             }
-            Slash::Close => self.quit(Reason::Closed).await,
+            Slash::Close(None) => self.quit(Reason::Closed).await,
+            Slash::Close(Some(frame)) => self.end(Reason::Closed, Command::Close(frame)).await,
             Slash::Quit => self.end_input(queued),
             Slash::Help => self.note(Note::Info(SLASH_HELP)),
         }
@@ -405,10 +413,16 @@ impl Session {
     }
 
     async fn quit(&mut self, reason: Reason) {
+        self.end(reason, Command::Quit).await;
+    }
+
+    /// Closes for `reason` with `command` (a quit, or a close with a code),
+    /// once.
+    async fn end(&mut self, reason: Reason, command: Command) {
         self.closing(reason);
         if !self.quit_sent {
             self.quit_sent = true;
-            self.command(Command::Quit).await;
+            self.command(command).await;
         }
     }
 

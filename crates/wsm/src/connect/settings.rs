@@ -14,11 +14,16 @@ use crate::error::Error;
 /// Everything a session runs with, checked.
 pub(crate) struct Settings {
     pub(crate) url: String,
+    /// `--fallback-url`, in order.
+    pub(crate) fallback_urls: Vec<String>,
     /// `-H`, `--origin` and `--auth`, in that order.
     pub(crate) headers: Vec<(String, Secret)>,
     pub(crate) header_cmd: Option<String>,
     /// `--on-connect` lines, then `-x` messages.
     pub(crate) on_connect: Vec<Message>,
+    pub(crate) heartbeat: Option<Heartbeat>,
+    /// `--ready-on` and `--ready-timeout`.
+    pub(crate) ready_on: Option<(String, Duration)>,
     pub(crate) connection: Connection,
     pub(crate) transport: Transport,
     /// How lines are sent until `/text` or `/binary`.
@@ -33,6 +38,8 @@ pub(crate) struct Settings {
     pub(crate) slash: bool,
     pub(crate) count: Option<u64>,
     pub(crate) wait: Option<Duration>,
+    /// `--expire`.
+    pub(crate) expire: Option<Duration>,
 }
 
 /// Header values, the command and the first messages may hold credentials:
@@ -41,6 +48,14 @@ impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
             .field("url", &self.shown_url())
+            .field(
+                "fallback_urls",
+                &self
+                    .fallback_urls
+                    .iter()
+                    .map(|url| ws_machine::redact_url(url))
+                    .collect::<Vec<_>>(),
+            )
             .field(
                 "headers",
                 &self
@@ -51,6 +66,8 @@ impl fmt::Debug for Settings {
             )
             .field("header_cmd", &self.header_cmd.is_some())
             .field("on_connect", &self.on_connect.len())
+            .field("heartbeat", &self.heartbeat.as_ref().map(|h| h.every))
+            .field("ready_on", &self.ready_on.is_some())
             .field("connection", &self.connection)
             .field("transport", &self.transport)
             .field("mode", &self.mode)
@@ -61,8 +78,17 @@ impl fmt::Debug for Settings {
             .field("slash", &self.slash)
             .field("count", &self.count)
             .field("wait", &self.wait)
+            .field("expire", &self.expire)
             .finish()
     }
+}
+
+/// `--heartbeat` and its two companions.
+pub(crate) struct Heartbeat {
+    pub(crate) message: Message,
+    pub(crate) every: Duration,
+    /// `--heartbeat-reply`: the one message that answers.
+    pub(crate) reply: Option<Message>,
 }
 
 /// The library's options, one field per flag.
@@ -83,6 +109,8 @@ pub(crate) struct Connection {
     pub(crate) max_attempts: Option<u32>,
     pub(crate) min_uptime: Duration,
     pub(crate) queue_capacity: usize,
+    /// `--send-rate`.
+    pub(crate) send_rate: Option<(u32, Duration)>,
     pub(crate) max_message_size: usize,
 }
 
@@ -160,12 +188,18 @@ impl Settings {
             .min_uptime(c.min_uptime)
             .queue_capacity(c.queue_capacity)
             .max_message_size(c.max_message_size);
+        if !self.fallback_urls.is_empty() {
+            builder = builder.fallback_urls(self.fallback_urls.clone());
+        }
         if let Some(timeout) = c.data_timeout {
             builder = builder.data_timeout(timeout);
         }
         if !c.final_close.is_empty() {
             let codes = c.final_close.clone();
             builder = builder.final_close_codes(move |code| codes.contains(&code));
+        }
+        if let Some((count, per)) = c.send_rate {
+            builder = builder.send_rate(count, per);
         }
         if let Some(attempts) = c.max_attempts {
             builder = builder.max_attempts(attempts);
@@ -175,6 +209,25 @@ impl Settings {
         }
         if !self.on_connect.is_empty() {
             builder = builder.on_connect(self.on_connect.clone());
+        }
+        if let Some((text, timeout)) = &self.ready_on {
+            let text = text.clone().into_bytes();
+            builder = builder
+                .ready_when(move |message| {
+                    // Not empty (checked with the flag), so `windows` takes it.
+                    !text.is_empty()
+                        && message
+                            .as_ref()
+                            .windows(text.len())
+                            .any(|window| window == text.as_slice())
+                })
+                .ready_timeout(*timeout);
+        }
+        if let Some(beat) = &self.heartbeat {
+            builder = builder.heartbeat(beat.message.clone(), beat.every);
+            if let Some(reply) = beat.reply.clone() {
+                builder = builder.heartbeat_reply(move |message| *message == reply);
+            }
         }
         self.transport.apply(builder)
     }

@@ -33,6 +33,9 @@ pub(crate) struct Show {
     pub(crate) prefix: Option<String>,
     pub(crate) status: StatusFormat,
     pub(crate) url: String,
+    /// With `--fallback-url`: which URL an attempt uses is known only from
+    /// the status that ends it, so other lines name none.
+    pub(crate) several_urls: bool,
 }
 
 /// One JSON status line; absent fields are left out.
@@ -146,16 +149,27 @@ impl Show {
                 }
                 match (status.state, &status.error) {
                     (_, Some(error)) => {
+                        if let Some(url) = &status.url {
+                            let _ = write!(line, " {url}");
+                        }
                         let _ = write!(line, ": {error}");
+                    }
+                    (State::Connecting, None) if self.several_urls => {
+                        let _ = write!(line, " (attempt {})", status.attempt);
                     }
                     (State::Connecting, None) => {
                         let _ = write!(line, " {} (attempt {})", self.url, status.attempt);
                     }
                     (State::Connected, None) => {
-                        let _ = write!(line, " {}", self.url);
+                        let url = status.url.as_deref().unwrap_or(&self.url);
+                        let _ = write!(line, " {url}");
                         if let Some(protocol) = &status.protocol {
                             let _ = write!(line, " (subprotocol {protocol})");
                         }
+                    }
+                    (State::Ready, None) if self.several_urls => {}
+                    (State::Ready, None) => {
+                        let _ = write!(line, " {}", self.url);
                     }
                     (State::Waiting, None) => {
                         let wait = status.delay.map(delay).unwrap_or_default();
@@ -184,8 +198,14 @@ impl Show {
                     state: Some(status.state.to_string()),
                     attempt: Some(status.attempt),
                     last: status.is_final(),
-                    url: matches!(status.state, State::Connecting | State::Connected)
-                        .then_some(self.url.as_str()),
+                    url: status.url.as_deref().or_else(|| {
+                        (!self.several_urls
+                            && matches!(
+                                status.state,
+                                State::Connecting | State::Connected | State::Ready
+                            ))
+                        .then_some(self.url.as_str())
+                    }),
                     protocol: status.protocol.as_deref(),
                     delay_ms: status.delay.map(|d| d.as_millis()),
                     error: error.map(ToString::to_string),
@@ -256,6 +276,7 @@ mod tests {
             prefix: Some("base64:".into()),
             status,
             url: "ws://127.0.0.1:9/".into(),
+            several_urls: false,
         }
     }
 
