@@ -1,28 +1,30 @@
-//! permessage-deflate through the machine, against Python `websockets`
-//! (an independent implementation, compression on): the prototype of
-//! issue 8. The engine is picked per process by `WSM_ENGINE`, so these
-//! tests run only in a process started with `WSM_ENGINE=yawc-deflate`:
+//! permessage-deflate (`Builder::compression`) against independent
+//! implementations with compression on: Python's `websockets` and Node's
+//! `ws`, each started as a process on 127.0.0.1. Every message is
+//! compressed by both sides; payloads of every kind and size come back
+//! intact, what the server agreed to is reported, a message that inflates
+//! past the limit is refused with 1009, a reconnect negotiates again, and a
+//! server without compression is spoken to uncompressed.
 //!
-//!     WSM_ENGINE=yawc-deflate cargo test -p ws-machine --features engine-yawc --test deflate
-//!
-//! and say they were skipped otherwise.
-#![cfg(feature = "engine-yawc")]
+//! The tests run on two worker threads, so that an engine stuck in a loop
+//! makes them fail on their timeouts instead of hanging.
+#![cfg(feature = "deflate")]
 
 mod common;
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, ChildStdout, Command, Stdio},
+use common::{
+    connect, fast, peers::PeerProcess, recv, send, shutdown, wait_for_final, wait_for_state,
 };
+use ws_machine::{Deflate, Direction, Error, Machine, Message, State, Status};
+use wsm_server::{Config, Server};
 
-use common::{connect, fast, recv, send, shutdown, wait_for_final};
-use ws_machine::{Direction, Error, Message};
-
-/// An echo server on Python `websockets` with permessage-deflate; answers
-/// `extensions?` with the extensions it agreed to, and `bomb:N` with N zero
-/// bytes (compressed about a thousand to one), then prints the close code
-/// the client sent.
-const SERVER: &str = r#"
+/// An echo server on Python `websockets` with permessage-deflate, the
+/// counterpart of `peers/deflate_server.js`: argument `takeover` or `none`
+/// (no context takeover either way, required of the client too); answers
+/// `extensions?` with the extensions it agreed to, `bomb:N` with N zero
+/// bytes, then prints the close code the client sent; `close` closes the
+/// connection with 1012 (a restart).
+const PYTHON_SERVER: &str = r#"
 import asyncio, sys
 from websockets.asyncio.server import serve
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
@@ -34,6 +36,8 @@ async def handler(ws):
     async for message in ws:
         if message == "extensions?":
             await ws.send(agreed)
+        elif message == "close":
+            await ws.close(1012)
         elif isinstance(message, str) and message.startswith("bomb:"):
             await ws.send(bytes(int(message[5:])))
             await ws.wait_closed()
@@ -45,60 +49,40 @@ async def main():
     factory = ServerPerMessageDeflateFactory(
         server_no_context_takeover=not takeover,
         client_no_context_takeover=not takeover,
+        require_client_max_window_bits=False,
     )
     async with serve(handler, "127.0.0.1", 0, compression=None, extensions=[factory], max_size=None) as server:
-        print(f"port {server.sockets[0].getsockname()[1]}", flush=True)
+        print(f"listening {server.sockets[0].getsockname()[1]}", flush=True)
         await asyncio.Future()
 
 asyncio.run(main())
 "#;
 
-/// The Python server, killed when dropped.
-struct Peer {
-    child: Child,
-    stdout: BufReader<ChildStdout>,
-    url: String,
+#[derive(Clone, Copy, Debug)]
+enum Peer {
+    Python,
+    Node,
 }
 
-impl Peer {
-    fn start(takeover: bool) -> Self {
-        let mut child = Command::new("python3")
-            .args(["-c", SERVER, if takeover { "takeover" } else { "none" }])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 with websockets (pip install websockets)");
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
-        let port = Self::line(&mut stdout)
-            .strip_prefix("port ")
-            .expect("the server's port")
-            .to_owned();
-        Self {
-            child,
-            stdout,
-            url: format!("ws://127.0.0.1:{port}/"),
-        }
-    }
-
-    fn line(stdout: &mut BufReader<ChildStdout>) -> String {
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("the server's output");
-        line.trim().to_owned()
+async fn start(peer: Peer, takeover: bool) -> PeerProcess {
+    let mode = if takeover { "takeover" } else { "none" };
+    match peer {
+        Peer::Python => PeerProcess::python("deflate (Python)", PYTHON_SERVER, &[mode]).await,
+        Peer::Node => PeerProcess::node("deflate_server.js", &[mode]).await,
     }
 }
 
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn deflate_engine() -> bool {
-    let on = std::env::var("WSM_ENGINE").as_deref() == Ok("yawc-deflate");
-    if !on {
-        eprintln!("skipped: run with WSM_ENGINE=yawc-deflate");
-    }
-    on
+/// Spawns a machine offering `offer` and returns it with its `Connected`
+/// status.
+async fn connected(url: &str, offer: Deflate) -> (Machine, Status) {
+    let mut machine = fast(url)
+        .compression(offer)
+        .max_message_size(4 << 20)
+        .spawn()
+        .expect("valid options");
+    let seen = wait_for_state(&mut machine, State::Connected).await;
+    let status = seen.last().cloned().expect("connected");
+    (machine, status)
 }
 
 /// Text of `size` bytes that compresses (JSON-like records).
@@ -131,14 +115,8 @@ fn noise(size: usize) -> Vec<u8> {
         .collect()
 }
 
-async fn exchange(takeover: bool) {
-    let peer = Peer::start(takeover);
-    let mut machine = connect(fast(&peer.url).max_message_size(4 << 20)).await;
-    send(&machine, Message::text("extensions?")).await;
-    let agreed = recv(&mut machine).await;
-    let agreed = agreed.as_text().expect("text").to_owned();
-    assert!(agreed.starts_with("permessage-deflate"), "{agreed}");
-    assert_eq!(agreed.contains("no_context_takeover"), !takeover, "{agreed}");
+/// Sends messages of every kind and size and checks each echo.
+async fn round_trip(machine: &mut Machine) {
     let messages = [
         Message::text("hello"),
         Message::text(json(100, 1)),
@@ -148,54 +126,155 @@ async fn exchange(takeover: bool) {
         Message::binary(noise(1 << 20)),
         Message::binary(json(300_000, 3).into_bytes()),
         Message::text(""),
+        Message::text("ünïcödé ✓"),
     ];
     for message in &messages {
-        send(&machine, message.clone()).await;
+        send(machine, message.clone()).await;
     }
     for message in &messages {
-        let echo = recv(&mut machine).await;
-        assert_eq!(echo.payload(), message.payload(), "{} bytes", message.len());
+        let echo = recv(machine).await;
         assert_eq!(echo.kind(), message.kind());
+        assert!(
+            echo.payload() == message.payload(),
+            "a {}-byte message came back different",
+            message.len()
+        );
     }
+}
+
+/// What the server says it answered the upgrade with.
+async fn servers_answer(machine: &mut Machine) -> String {
+    send(machine, Message::text("extensions?")).await;
+    recv(machine).await.as_text().expect("text").to_owned()
+}
+
+async fn exchange(peer: Peer, takeover: bool) {
+    let server = start(peer, takeover).await;
+    let (mut machine, status) = connected(&server.url, Deflate::new()).await;
+    let agreed = status
+        .compression
+        .expect("the server agreed to compression");
+    let answer = servers_answer(&mut machine).await;
+    assert!(
+        answer.starts_with("permessage-deflate"),
+        "{peer:?}: {answer}"
+    );
+    assert_eq!(
+        agreed.server_context_takeover(),
+        !answer.contains("server_no_context_takeover"),
+        "{peer:?}: {answer} against {agreed}"
+    );
+    assert_eq!(
+        agreed.client_context_takeover(),
+        !answer.contains("client_no_context_takeover"),
+        "{peer:?}: {answer} against {agreed}"
+    );
+    assert_eq!(agreed.server_context_takeover(), takeover, "{peer:?}");
+    assert!(
+        status.to_string().contains("permessage-deflate"),
+        "{status}"
+    );
+    round_trip(&mut machine).await;
     shutdown(machine).await;
 }
 
-#[tokio::test]
-async fn text_and_binary_small_and_large_with_context_takeover() {
-    if deflate_engine() {
-        exchange(true).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_websockets_with_context_takeover() {
+    exchange(Peer::Python, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_websockets_without_context_takeover() {
+    exchange(Peer::Python, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_ws_with_context_takeover() {
+    exchange(Peer::Node, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_ws_without_context_takeover() {
+    exchange(Peer::Node, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_offers_parameters_are_agreed_to() {
+    for peer in [Peer::Python, Peer::Node] {
+        let server = start(peer, true).await;
+        let offer = Deflate::new()
+            .server_max_window_bits(10)
+            .client_max_window_bits(11)
+            .client_no_context_takeover();
+        let (mut machine, status) = connected(&server.url, offer).await;
+        let agreed = status.compression.expect("agreed");
+        let answer = servers_answer(&mut machine).await;
+        assert_eq!(agreed.server_window_bits(), 10, "{peer:?}: {answer}");
+        assert!(
+            answer.contains("server_max_window_bits=10"),
+            "{peer:?}: {answer}"
+        );
+        assert!(!agreed.client_context_takeover(), "{peer:?}: {answer}");
+        assert!(agreed.client_window_bits() <= 11, "{peer:?}: {answer}");
+        round_trip(&mut machine).await;
+        shutdown(machine).await;
     }
 }
 
-#[tokio::test]
-async fn text_and_binary_small_and_large_without_context_takeover() {
-    if deflate_engine() {
-        exchange(false).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_frame_that_inflates_past_the_limit_is_refused_with_1009() {
+    for peer in [Peer::Python, Peer::Node] {
+        let mut server = start(peer, true).await;
+        let limit = 64 * 1024;
+        let mut machine = connect(
+            fast(&server.url)
+                .compression(Deflate::new())
+                .max_message_size(limit)
+                .reconnect(false),
+        )
+        .await;
+        // 10 MiB of zeros: about 10 KB on the wire, under the limit;
+        // inflated, 160 times over it.
+        send(&machine, Message::text("bomb:10485760")).await;
+        let last = wait_for_final(&mut machine).await;
+        match &last.error {
+            Some(Error::MessageTooLarge {
+                direction: Direction::Incoming,
+                max,
+                ..
+            }) => assert_eq!(*max, limit, "{peer:?}"),
+            other => panic!("{peer:?}: expected an incoming message too large, got {other:?}"),
+        }
+        assert_eq!(server.line().await, "closed 1009", "{peer:?}");
     }
 }
 
-#[tokio::test]
-async fn a_small_frame_that_inflates_past_the_limit_is_stopped_with_1009() {
-    if !deflate_engine() {
-        return;
-    }
-    let mut peer = Peer::start(true);
-    let limit = 64 * 1024;
-    let mut machine = connect(fast(&peer.url).max_message_size(limit).reconnect(false)).await;
-    // 10 MiB of zeros: about 10 KB on the wire, under the limit; inflated,
-    // 160 times over it.
-    send(&machine, Message::text("bomb:10485760")).await;
-    let last = wait_for_final(&mut machine).await;
-    match &last.error {
-        Some(Error::MessageTooLarge {
-            direction: Direction::Incoming,
-            max,
-            ..
-        }) => assert_eq!(*max, limit),
-        other => panic!("expected an incoming message too large, got {other:?}"),
-    }
-    let closed = tokio::task::spawn_blocking(move || Peer::line(&mut peer.stdout))
-        .await
-        .expect("the server's line");
-    assert_eq!(closed, "closed 1009");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnect_negotiates_compression_again() {
+    let server = start(Peer::Python, true).await;
+    let (mut machine, first) = connected(&server.url, Deflate::new()).await;
+    assert!(first.compression.is_some());
+    send(&machine, Message::text("close")).await;
+    let seen = wait_for_state(&mut machine, State::Connected).await;
+    let again = seen.last().expect("connected");
+    assert_eq!(again.compression, first.compression, "{again}");
+    let lost = seen
+        .iter()
+        .find(|s| s.state == State::Disconnected)
+        .expect("the restart is reported");
+    assert!(
+        matches!(lost.error, Some(Error::Closed { code: 1012, .. })),
+        "{lost}"
+    );
+    round_trip(&mut machine).await;
+    shutdown(machine).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_compression_is_spoken_to_uncompressed() {
+    let server = Server::start(Config::default()).expect("server starts");
+    let (mut machine, status) = connected(&server.url(), Deflate::new()).await;
+    assert_eq!(status.compression, None, "{status}");
+    round_trip(&mut machine).await;
+    shutdown(machine).await;
 }

@@ -73,7 +73,7 @@ impl Transport {
     /// [`Transport::recording`], and also hands out the head of a `101`
     /// answer as soon as it is complete (then stops recording): for an
     /// engine that keeps the answer to itself.
-    #[cfg(feature = "engine-yawc")]
+    #[cfg(feature = "deflate")]
     pub(crate) fn recording_head(io: Box<dyn Io>) -> (Self, oneshot::Receiver<Vec<u8>>) {
         Self::recorder(io, true)
     }

@@ -101,10 +101,14 @@ impl Driver {
     /// for the subprotocol.
     fn report_connected(&mut self, now: Instant, mut socket: Socket) -> Link {
         let mut protocol = socket.take_protocol();
+        let compression = socket.compression();
         let url = self.urls.shown();
         self.lifecycle.connected(now, &mut |s| {
-            self.status
-                .emit(about(url.as_ref(), s).with_protocol(protocol.take()));
+            self.status.emit(
+                about(url.as_ref(), s)
+                    .with_protocol(protocol.take())
+                    .with_compression(compression),
+            );
         });
         Link::new(socket, now, self.rules())
     }

@@ -10,7 +10,7 @@
 // Each test file is its own crate and uses a different subset of these.
 #![allow(dead_code)]
 
-pub mod node;
+pub mod peers;
 
 use std::time::Duration;
 

@@ -4,16 +4,17 @@
 //! errors between the engines' types and the crate's, and nothing else, so
 //! the rest of the crate sees one [`Socket`] whatever engine is inside.
 //!
-//! - `tws`: tokio-websockets 0.13, the engine of every release so far.
-//! - `yawc` (feature `engine-yawc`, a prototype for issue 8): yawc 0.5,
-//!   which has permessage-deflate (RFC 7692). Picked at run time by the
-//!   `WSM_ENGINE` variable: `yawc` (compression off) or `yawc-deflate`
-//!   (permessage-deflate offered); anything else, or no variable, is
-//!   tokio-websockets. The variable is read once per process. It stands in
-//!   for a builder option while the engine decision is open.
+//! Two engines, chosen per connection by whether it offers compression
+//! (`docs/design.md`, "Engine", has the measurements behind the choice):
+//! - `tws`: tokio-websockets 0.13, for connections without compression: the
+//!   least memory per idle connection and the fastest path measured here.
+//! - `yawc` (feature `deflate`): yawc 0.5, which has permessage-deflate
+//!   (RFC 7692), for connections that offer it. A server that declines is
+//!   then spoken to uncompressed, on yawc all the same (the choice is made
+//!   before the server answers).
 
 mod tws;
-#[cfg(feature = "engine-yawc")]
+#[cfg(feature = "deflate")]
 mod yawc;
 
 use std::{
@@ -30,33 +31,8 @@ use tokio::time::Instant;
 use super::{stream::Io, tls::final_tls_error};
 use crate::{
     settings::Protocols,
-    types::{Direction, Error, Kind, Message, Mode, Target, with_context},
+    types::{CloseFrame, Deflate, Direction, Error, Kind, Message, Mode, Target, with_context},
 };
-
-/// Which engine runs the connections of this process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Choice {
-    TokioWebsockets,
-    #[cfg(feature = "engine-yawc")]
-    Yawc {
-        deflate: bool,
-    },
-}
-
-/// The engine `WSM_ENGINE` names (read once).
-fn choice() -> Choice {
-    #[cfg(feature = "engine-yawc")]
-    {
-        static CHOICE: std::sync::OnceLock<Choice> = std::sync::OnceLock::new();
-        *CHOICE.get_or_init(|| match std::env::var("WSM_ENGINE").as_deref() {
-            Ok("yawc") => Choice::Yawc { deflate: false },
-            Ok("yawc-deflate") => Choice::Yawc { deflate: true },
-            _ => Choice::TokioWebsockets,
-        })
-    }
-    #[cfg(not(feature = "engine-yawc"))]
-    Choice::TokioWebsockets
-}
 
 /// An open WebSocket connection, seen through what the machine needs:
 /// hand over frames, flush, read.
@@ -65,7 +41,7 @@ fn choice() -> Choice {
 /// connected phase uses it, and a box moves between them as a pointer.
 pub(crate) enum Socket {
     Tws(Box<tws::Stream>),
-    #[cfg(feature = "engine-yawc")]
+    #[cfg(feature = "deflate")]
     Yawc(Box<yawc::Stream>),
 }
 
@@ -107,7 +83,7 @@ impl Socket {
     pub(crate) fn send(&mut self, frame: Frame) -> Result<(), Error> {
         match self {
             Self::Tws(stream) => tws::send(stream, frame.0),
-            #[cfg(feature = "engine-yawc")]
+            #[cfg(feature = "deflate")]
             Self::Yawc(stream) => stream.send(frame.0),
         }
     }
@@ -117,7 +93,7 @@ impl Socket {
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         match self {
             Self::Tws(stream) => tws::poll_flush(stream, cx),
-            #[cfg(feature = "engine-yawc")]
+            #[cfg(feature = "deflate")]
             Self::Yawc(stream) => stream.poll_flush(cx),
         }
     }
@@ -131,7 +107,7 @@ impl Socket {
     ) -> Poll<Option<Result<Incoming, Failure>>> {
         match self {
             Self::Tws(stream) => tws::poll_next(stream, cx),
-            #[cfg(feature = "engine-yawc")]
+            #[cfg(feature = "deflate")]
             Self::Yawc(stream) => stream.poll_next(cx),
         }
     }
@@ -140,7 +116,7 @@ impl Socket {
     pub(crate) fn last_write(&self) -> Option<Instant> {
         match self {
             Self::Tws(stream) => stream.get_ref().last_write(),
-            #[cfg(feature = "engine-yawc")]
+            #[cfg(feature = "deflate")]
             Self::Yawc(stream) => stream.last_write(),
         }
     }
@@ -150,15 +126,26 @@ impl Socket {
     pub(crate) fn take_protocol(&mut self) -> Option<Arc<str>> {
         match self {
             Self::Tws(stream) => stream.get_mut().take_protocol(),
-            #[cfg(feature = "engine-yawc")]
+            #[cfg(feature = "deflate")]
             Self::Yawc(stream) => stream.take_protocol(),
+        }
+    }
+
+    /// The permessage-deflate parameters the server agreed to; `None`
+    /// without compression.
+    pub(crate) fn compression(&self) -> Option<Deflate> {
+        match self {
+            Self::Tws(_) => None,
+            #[cfg(feature = "deflate")]
+            Self::Yawc(stream) => stream.compression(),
         }
     }
 }
 
-/// The HTTP upgrade on an opened stream, offering `protocols` if any. The
-/// subprotocol the server chose waits in the socket
-/// ([`Socket::take_protocol`]).
+/// The HTTP upgrade on an opened stream, offering `protocols` and
+/// `compression` if any. The subprotocol the server chose waits in the
+/// socket ([`Socket::take_protocol`]), and so does the compression it agreed
+/// to ([`Socket::compression`]).
 pub(crate) async fn upgrade(
     io: Box<dyn Io>,
     target: &Target,
@@ -166,9 +153,10 @@ pub(crate) async fn upgrade(
     max_message_size: usize,
     retry_status: &(dyn Fn(u16) -> bool + Send + Sync),
     protocols: Option<&Protocols>,
+    compression: Option<&Deflate>,
 ) -> Result<Socket, Error> {
-    match choice() {
-        Choice::TokioWebsockets => {
+    match compression {
+        None => {
             tws::upgrade(
                 io,
                 target,
@@ -179,8 +167,8 @@ pub(crate) async fn upgrade(
             )
             .await
         }
-        #[cfg(feature = "engine-yawc")]
-        Choice::Yawc { deflate } => {
+        #[cfg(feature = "deflate")]
+        Some(offer) => {
             yawc::upgrade(
                 io,
                 target,
@@ -188,10 +176,18 @@ pub(crate) async fn upgrade(
                 max_message_size,
                 retry_status,
                 protocols,
-                deflate,
+                offer,
             )
             .await
         }
+        // The builder refuses compression without the feature.
+        #[cfg(not(feature = "deflate"))]
+        Some(_) => Err(Error::InvalidConfig {
+            option: "compression",
+            reason:
+                "this build of ws-machine has no permessage-deflate: enable its `deflate` feature"
+                    .into(),
+        }),
     }
 }
 
@@ -365,12 +361,20 @@ pub(crate) fn ping() -> Frame {
     Frame(Out::Ping)
 }
 
-/// A normal close frame.
-pub(crate) fn close() -> Frame {
-    Frame(Out::Close {
-        code: 1000,
-        reason: String::new(),
-    })
+/// A close frame: the caller's code and reason, or a normal closure.
+/// (`CloseFrame::new` accepted only codes a client may send; an engine that
+/// refuses one all the same sends a normal closure, never panics.)
+pub(crate) fn close(frame: Option<&CloseFrame>) -> Frame {
+    Frame(frame.map_or_else(
+        || Out::Close {
+            code: 1000,
+            reason: String::new(),
+        },
+        |frame| Out::Close {
+            code: frame.code(),
+            reason: frame.reason().to_owned(),
+        },
+    ))
 }
 
 /// The close frame for an incoming message over the limit (1009).

@@ -1,5 +1,5 @@
-//! yawc 0.5 (prototype for issue 8, feature `engine-yawc`): the upgrade,
-//! sending, flushing and reading, with permessage-deflate when asked.
+//! yawc 0.5 (feature `deflate`), for connections that offer
+//! permessage-deflate: the upgrade, sending, flushing and reading.
 //!
 //! What yawc keeps to itself, and how this module gets it anyway:
 //! - the answer to the upgrade (only a rejection's status comes back): the
@@ -25,7 +25,9 @@ use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     time::Instant,
 };
-use yawc::{OpCode, Options, WebSocket, WebSocketError, close::CloseCode};
+use yawc::{
+    CompressionLevel, DeflateOptions, OpCode, Options, WebSocket, WebSocketError, close::CloseCode,
+};
 
 use super::{
     Failure, Incoming, Out, Socket, disallowed, header, one_line_per_name, rejected, speaks_tls,
@@ -34,7 +36,7 @@ use super::{
 use crate::{
     connection::{stream::Io, transport::Transport},
     settings::{Protocols, accept_unoffered},
-    types::{Direction, Error, Kind, Message, Target, with_context},
+    types::{Deflate, Direction, Error, Kind, Message, Target, with_context},
 };
 
 /// How long a failed handshake waits for the engine's connection task to
@@ -70,6 +72,8 @@ pub(crate) struct Stream {
     protocol: Option<Arc<str>>,
     /// The incoming size limit, for the error (yawc's does not say).
     max: usize,
+    /// What the server agreed to; `None` if it declined compression.
+    compression: Option<Deflate>,
 }
 
 impl Stream {
@@ -144,10 +148,15 @@ impl Stream {
     pub(super) fn take_protocol(&mut self) -> Option<Arc<str>> {
         self.protocol.take()
     }
+
+    /// The permessage-deflate parameters the server agreed to.
+    pub(super) fn compression(&self) -> Option<Deflate> {
+        self.compression
+    }
 }
 
 /// The HTTP upgrade on an opened stream (see [`super::upgrade`]), offering
-/// permessage-deflate when `deflate`.
+/// permessage-deflate with `offer`'s parameters.
 pub(super) async fn upgrade(
     io: Box<dyn Io>,
     target: &Target,
@@ -155,7 +164,7 @@ pub(super) async fn upgrade(
     max_message_size: usize,
     retry_status: &(dyn Fn(u16) -> bool + Send + Sync),
     protocols: Option<&Protocols>,
-    deflate: bool,
+    offer: &Deflate,
 ) -> Result<Socket, Error> {
     let url = url::Url::parse(target.url()).map_err(|e| Error::Handshake {
         source: with_context("the URL cannot be given to the engine", e),
@@ -175,21 +184,35 @@ pub(super) async fn upgrade(
     }
     // yawc's limits are exclusive: a message of exactly the limit passes.
     let limit = max_message_size.saturating_add(1);
-    let mut options = Options::default()
-        .with_utf8()
-        .with_max_payload_read(limit)
-        .with_max_read_buffer(limit)
-        // Given explicitly, the read buffer is a fresh 8 KiB allocation.
-        // Left to yawc, it is built from hyper's leftover `Bytes`, and once
-        // its memory is shared with messages the machine still holds, it
-        // grows by the byte: a `recvfrom` of a few bytes each, three per
-        // 64-byte message (strace -c, 200,000 messages).
-        .with_read_buffer_capacity(READ_BUFFER)
-        .with_backpressure_boundary(WRITE_BOUNDARY)
-        .with_write_buffer_capacity(0);
-    if deflate {
-        options = options.with_balanced_compression();
+    // 15 bits is the default, left out of the offer.
+    let bits = |bits: u8| (bits < 15).then_some(bits);
+    let options = Options {
+        compression: Some(DeflateOptions {
+            level: CompressionLevel::default(),
+            client_no_context_takeover: !offer.client_context_takeover(),
+            server_no_context_takeover: !offer.server_context_takeover(),
+            client_max_window_bits: bits(offer.client_window_bits()),
+            server_max_window_bits: bits(offer.server_window_bits()),
+            // Empty messages go uncompressed: with context takeover, yawc
+            // 0.5 loops forever flushing an empty message after another
+            // (zlib answers a second sync flush without input with no
+            // output, and yawc waits for the flush marker).
+            compression_threshold: 1,
+            ..DeflateOptions::default()
+        }),
+        ..Options::default()
     }
+    .with_utf8()
+    .with_max_payload_read(limit)
+    .with_max_read_buffer(limit)
+    // Given explicitly, the read buffer is a fresh 8 KiB allocation. Left
+    // to yawc, it is built from hyper's leftover `Bytes`, and once its
+    // memory is shared with messages the machine still holds, it grows by
+    // the byte: a `recvfrom` of a few bytes each, three per 64-byte message
+    // (strace -c, 200,000 messages).
+    .with_read_buffer_capacity(READ_BUFFER)
+    .with_backpressure_boundary(WRITE_BOUNDARY)
+    .with_write_buffer_capacity(0);
     let (transport, mut recording) = Transport::recording_head(io);
     let progress = Progress::default();
     let noted = Noted {
@@ -201,6 +224,9 @@ pub(super) async fn upgrade(
             // The transport handed out the head of the `101` answer.
             let head = recording.try_recv().unwrap_or_default();
             let chosen = header(&head, "sec-websocket-protocol");
+            let compression = header(&head, "sec-websocket-extensions")
+                .as_deref()
+                .and_then(Deflate::agreed);
             let protocol = match protocols {
                 Some(protocols) => protocols.accept(chosen.as_deref())?,
                 None => accept_unoffered(chosen.as_deref())?,
@@ -210,6 +236,7 @@ pub(super) async fn upgrade(
                 progress,
                 protocol,
                 max: max_message_size,
+                compression,
             })))
         }
         Err(e) => {
