@@ -16,12 +16,13 @@
 #   with distinct JSON-like texts (--payload json: what a feed compresses);
 #   idle, 2,000 connections, a fresh server per run.
 #
-# Against `wsm-bench-echo` (yawc) for every client; the compression-off
-# clients also run every scenario against `wsm echo-server`
-# (tokio-websockets), the server of bench/run.sh, as a cross-check.
-#
-# The machine's engine is chosen by WSM_ENGINE (the library's prototype
-# switch, feature engine-yawc); the bare engines by --raw --raw-engine.
+# Against `wsm-bench-echo` (yawc, accepts permessage-deflate): the machine
+# without compression (tokio-websockets), the machine with compression
+# (`--compression`: yawc, deflate agreed), and the bare engines. Against
+# `wsm echo-server` (tokio-websockets, the server of bench/run.sh, declines
+# compression): the machine without compression, the machine offering it
+# (yawc, declined: yawc uncompressed through the machine), and the bare
+# engines without compression.
 #
 # Results: bench/results/engines-<date>.jsonl, one line per run:
 #   {"label":"...","server":"...","case":"...","rep":N,"report":<the client's JSON line>}
@@ -136,11 +137,10 @@ stop_server() {
 
 failures=0
 
-# Each client: a label, the WSM_ENGINE value for a machine, the extra flags.
-labels=(machine-tws machine-yawc machine-yawc-deflate tws yawc yawc-deflate)
-declare -A engine_of=([machine-tws]="" [machine-yawc]=yawc [machine-yawc-deflate]=yawc-deflate
-    [tws]="" [yawc]="" [yawc-deflate]="")
-declare -A flags_of=([machine-tws]="" [machine-yawc]="" [machine-yawc-deflate]=""
+# Each client: a label and its flags. machine-yawc and machine-yawc-deflate
+# are the same client (a machine offering compression); the server decides.
+labels=(machine-tws machine-yawc-deflate tws yawc yawc-deflate)
+declare -A flags_of=([machine-tws]="" [machine-yawc]="--compression" [machine-yawc-deflate]="--compression"
     [tws]="--raw" [yawc]="--raw --raw-engine yawc" [yawc-deflate]="--raw --raw-engine yawc-deflate")
 compression_off=(machine-tws machine-yawc tws yawc)
 
@@ -150,7 +150,7 @@ run() {
     shift 5
     local line status=0
     # shellcheck disable=SC2086
-    line=$(WSM_ENGINE=${engine_of[$label]} timeout --kill-after=5 "$limit" \
+    line=$(timeout --kill-after=5 "$limit" \
         "${client_pin[@]}" "$bench" "$@" ${flags_of[$label]} 2>"$work/client.err") || status=$?
     if ((status != 0)) || [[ $line != \{* ]]; then
         failures=$((failures + 1))

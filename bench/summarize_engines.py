@@ -13,7 +13,7 @@ from collections import defaultdict
 ORDER = ["machine-tws", "machine-yawc", "machine-yawc-deflate", "tws", "yawc", "yawc-deflate"]
 NAMES = {
     "machine-tws": "machine on tokio-websockets",
-    "machine-yawc": "machine on yawc, compression off",
+    "machine-yawc": "machine on yawc, compression offered, declined",
     "machine-yawc-deflate": "machine on yawc, permessage-deflate",
     "tws": "bare tokio-websockets",
     "yawc": "bare yawc, compression off",

@@ -101,6 +101,10 @@ pub(crate) struct ThroughputArgs {
     /// Which bare engine `--raw` runs (yawc: issue 8's candidate).
     #[arg(long, value_enum, default_value_t = RawEngine::TokioWebsockets)]
     pub(crate) raw_engine: RawEngine,
+    /// A machine offering permessage-deflate (`Builder::compression`);
+    /// compressed only if the server agrees.
+    #[arg(long, conflicts_with = "raw")]
+    pub(crate) compression: bool,
     /// What the messages carry: one shared payload of 0xa5 bytes (the
     /// contract's), or distinct JSON-like texts (what compression meets in
     /// a feed).
@@ -126,6 +130,10 @@ pub(crate) struct LatencyArgs {
     /// Which bare engine `--raw` runs (yawc: issue 8's candidate).
     #[arg(long, value_enum, default_value_t = RawEngine::TokioWebsockets)]
     pub(crate) raw_engine: RawEngine,
+    /// A machine offering permessage-deflate (`Builder::compression`);
+    /// compressed only if the server agrees.
+    #[arg(long, conflicts_with = "raw")]
+    pub(crate) compression: bool,
 }
 
 /// Flags of `idle`.
@@ -143,6 +151,10 @@ pub(crate) struct IdleArgs {
     /// Which bare engine `--raw` runs (yawc: issue 8's candidate).
     #[arg(long, value_enum, default_value_t = RawEngine::TokioWebsockets)]
     pub(crate) raw_engine: RawEngine,
+    /// A machine offering permessage-deflate (`Builder::compression`);
+    /// compressed only if the server agrees.
+    #[arg(long, conflicts_with = "raw")]
+    pub(crate) compression: bool,
 }
 
 /// Flags of `churn`.

@@ -13,18 +13,22 @@ use std::{fmt, time::Duration};
 pub(crate) enum Client {
     /// A `ws_machine::Machine`, used through its public channels.
     Machine,
+    /// A machine offering permessage-deflate (`Builder::compression`): on
+    /// yawc, compressed if the server agrees.
+    MachineDeflate,
     /// The bare engine the machine wraps, at its default settings.
     Raw,
     /// Bare yawc 0.5 at its defaults (`WebSocket::connect`), with
-    /// permessage-deflate offered when `deflate` (issue 8's candidate).
+    /// permessage-deflate offered when `deflate` (the engine of compressed connections).
     RawYawc { deflate: bool },
 }
 
 impl Client {
     /// The machine with `raw == false`, the bare engine `engine` names with
     /// `raw == true`.
-    pub(crate) fn pick(raw: bool, engine: RawEngine) -> Self {
+    pub(crate) fn pick(raw: bool, engine: RawEngine, compression: bool) -> Self {
         match (raw, engine) {
+            (false, _) if compression => Self::MachineDeflate,
             (false, _) => Self::Machine,
             (true, RawEngine::TokioWebsockets) => Self::Raw,
             (true, RawEngine::Yawc) => Self::RawYawc { deflate: false },
@@ -32,15 +36,11 @@ impl Client {
         }
     }
 
-    /// The client's name in the report. A machine is named with the engine
-    /// the library's `WSM_ENGINE` prototype switch picks for it.
+    /// The client's name in the report.
     pub(crate) fn name(self) -> &'static str {
         match self {
-            Self::Machine => match std::env::var("WSM_ENGINE").as_deref() {
-                Ok("yawc") => "ws-machine/yawc",
-                Ok("yawc-deflate") => "ws-machine/yawc-deflate",
-                _ => "ws-machine",
-            },
+            Self::Machine => "ws-machine",
+            Self::MachineDeflate => "ws-machine/deflate",
             Self::Raw => "tokio-websockets",
             Self::RawYawc { deflate: false } => "yawc",
             Self::RawYawc { deflate: true } => "yawc-deflate",

@@ -46,11 +46,13 @@ enum Held {
 
 /// Runs the scenario with the client `args.raw` picks.
 pub(crate) async fn run(args: &IdleArgs) -> Result<Report, Error> {
-    let client = Client::pick(args.raw, args.raw_engine);
+    let client = Client::pick(args.raw, args.raw_engine, args.compression);
     let rss_kib_before = rss_kib()?;
     let started = Instant::now();
     let held = match client {
-        Client::Machine => Held::Machines(open_machines(&args.url, args.conns).await?),
+        Client::Machine | Client::MachineDeflate => {
+            Held::Machines(open_machines(&args.url, args.conns, args.compression).await?)
+        }
         Client::Raw => Held::Sockets(open_sockets(&args.url, args.conns).await?),
         Client::RawYawc { deflate } => {
             Held::Sockets(open_yawc_sockets(&args.url, args.conns, deflate).await?)
@@ -107,10 +109,12 @@ where
 }
 
 /// Spawns `n` machines and waits until each has reported `Connected`.
-async fn open_machines(url: &str, n: usize) -> Result<Vec<Machine>, Error> {
+async fn open_machines(url: &str, n: usize, compression: bool) -> Result<Vec<Machine>, Error> {
     let mut machines = Vec::with_capacity(n);
-    let open = |url| async move {
-        let mut machine = Machine::builder(url).spawn().map_err(Error::Machine)?;
+    let open = |url: String| async move {
+        let mut machine = machine::builder(&url, compression)
+            .spawn()
+            .map_err(Error::Machine)?;
         machine::connected(&mut machine).await?;
         Ok(machine)
     };

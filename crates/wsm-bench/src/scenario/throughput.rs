@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::{sync::Semaphore, time::Instant};
-use ws_machine::{Machine, Message};
+use ws_machine::Message;
 
 use super::{Payloads, RUN_LIMIT, check_echo};
 use crate::{
@@ -20,10 +20,13 @@ use crate::{
 
 /// Runs the scenario with the client `args.raw` picks.
 pub(crate) async fn run(args: &ThroughputArgs) -> Result<Report, Error> {
-    let client = Client::pick(args.raw, args.raw_engine);
+    let client = Client::pick(args.raw, args.raw_engine, args.compression);
     let payload = Payloads::new(args.size, args.payload);
     let elapsed = match client {
-        Client::Machine => through_machine(&args.url, &payload, args.messages, args.window).await?,
+        Client::Machine | Client::MachineDeflate => {
+            let builder = machine::builder(&args.url, args.compression);
+            through_machine(builder, &payload, args.messages, args.window).await?
+        }
         Client::Raw => through_engine(&args.url, &payload, args.messages, args.window).await?,
         Client::RawYawc { deflate } => {
             through_yawc(&args.url, deflate, &payload, args.messages, args.window).await?
@@ -40,12 +43,12 @@ pub(crate) async fn run(args: &ThroughputArgs) -> Result<Report, Error> {
 /// One task, one `select!`: echoes are taken first (they open the window),
 /// then a message is handed to `output` while the window has room.
 async fn through_machine(
-    url: &str,
+    builder: ws_machine::Builder,
     payload: &Payloads,
     n: usize,
     window: usize,
 ) -> Result<Duration, Error> {
-    let mut machine = machine::start(Machine::builder(url)).await?;
+    let mut machine = machine::start(builder).await?;
     let started = Instant::now();
     let (mut sent, mut received) = (0, 0);
     let run = within("the throughput run", RUN_LIMIT, async {
