@@ -169,6 +169,7 @@ pub(crate) async fn upgrade(
         }
         #[cfg(feature = "deflate")]
         Some(offer) => {
+            tracing::debug!(%offer, "offering compression (engine: yawc)");
             yawc::upgrade(
                 io,
                 target,
