@@ -1,13 +1,22 @@
-//! A TCP proxy on 127.0.0.1 that shapes the link between a client and a
-//! server: a rate per direction, changed at any moment by the test.
+//! A TCP proxy on 127.0.0.1 that is the link between a client and a
+//! server, and breaks it on demand: latency, a rate, a black hole, slices
+//! and slow closes, each changed at any moment by the test.
 //!
 //! Some promises of a client concern the link rather than the peer: a slow
 //! but moving link must not be cut as dead, while a peer that stopped
-//! reading must be. The echo server can only misbehave as a peer; this
-//! proxy, put between a client and it, is the link. Each direction has its
-//! own token bucket, and a pump reads only what its bucket allows, so what
-//! may not pass yet waits in the kernel, and the sender's TCP sees its data
-//! acknowledged at the link's pace.
+//! reading must be; a half-open connection must be found dead within the
+//! keep-alive's bound. The echo server can only
+//! misbehave as a peer; this proxy, put between a client and it, is the
+//! link, so the same tests can break it in every way a network does.
+//!
+//! Each direction has its own [`Faults`], a plain value in a `watch`
+//! channel that its pump reads before every step (see `pump`): a change
+//! applies at once to every connection, open or to come. A pump reads only what its direction lets pass now: what may
+//! not pass yet waits in the kernel, and the sender's TCP sees its data
+//! acknowledged at the link's pace; a black hole reads nothing, so TCP
+//! delivers what was sent once it is lifted, as after a real partition.
+//! Counters ([`Counter`]) are `watch` channels too, so a test awaits a
+//! condition instead of polling or sleeping.
 //!
 //! The proxy's sockets keep small receive buffers (4 KiB asked of the
 //! kernel). A receiver advertises a window again only once a good part of
@@ -22,12 +31,12 @@
 //! the listener and drops every proxied socket.
 
 mod bucket;
+mod faults;
 mod pump;
 
 use std::{
     io,
     net::{Ipv4Addr, SocketAddr},
-    num::NonZeroU64,
     sync::Arc,
     time::Duration,
 };
@@ -39,7 +48,8 @@ use tokio::{
 };
 use tracing::{debug, info, warn};
 
-use pump::{Leg, Shaping};
+pub use faults::{Faults, Latency, Slicer};
+use pump::Leg;
 
 /// Receive buffer asked for on the proxy's sockets (see the module docs).
 const RECV_BUFFER: u32 = 4 * 1024;
@@ -59,11 +69,30 @@ pub enum Direction {
     ToClient,
 }
 
+impl Direction {
+    /// Both directions, for a fault set both ways.
+    pub const BOTH: [Direction; 2] = [Direction::ToServer, Direction::ToClient];
+}
+
+/// What the proxy counts, over all connections, for [`Proxy::count`] and
+/// [`Proxy::wait_for`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Counter {
+    /// Bytes carried (written on) in a direction.
+    Forwarded(Direction),
+    /// Connections accepted.
+    Accepted,
+    /// Connections over, whatever the reason (closed by the peers,
+    /// failed), counted once both legs are closed.
+    Ended,
+}
+
 /// A running proxy from `127.0.0.1:PORT` to one upstream address.
 ///
 /// Created by [`Proxy::start`]; stopped by [`Proxy::stop`] or by dropping
 /// it. Every connection accepted is carried to the upstream address over a
-/// connection of its own; the shaping applies to all of them at once.
+/// connection of its own; the faults apply to all of them at once.
 ///
 /// # Example
 ///
@@ -73,13 +102,15 @@ pub enum Direction {
 ///     io::{AsyncReadExt, AsyncWriteExt},
 ///     net::{TcpListener, TcpStream},
 /// };
-/// use wsm_server::proxy::{Direction, Proxy};
+/// use wsm_server::proxy::{Counter, Direction, Proxy};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> std::io::Result<()> {
+/// let wait = Duration::from_secs(5);
 /// let upstream = TcpListener::bind("127.0.0.1:0").await?;
 /// let proxy = Proxy::start(upstream.local_addr()?)?;
 /// proxy.set_rate(Direction::ToServer, Some(20_000)); // 20 KB/s to the server
+/// proxy.update_faults(Direction::ToClient, |f| f.latency(Duration::from_millis(50), Duration::ZERO));
 ///
 /// let mut client = TcpStream::connect(proxy.addr()).await?;
 /// let (mut server, _) = upstream.accept().await?;
@@ -87,9 +118,21 @@ pub enum Direction {
 /// let mut got = [0u8; 5];
 /// server.read_exact(&mut got).await?;
 /// assert_eq!(&got, b"hello");
-/// assert!(proxy.wait_for_forwarded(Direction::ToServer, 5, Duration::from_secs(5)).await);
+/// assert!(proxy.wait_for(Counter::Forwarded(Direction::ToServer), 5, wait).await);
 ///
-/// proxy.set_rate(Direction::ToServer, None); // full speed again
+/// // Half-open: nothing passes, nothing is closed.
+/// for direction in Direction::BOTH {
+///     proxy.update_faults(direction, |f| f.black_hole(true));
+/// }
+/// server.write_all(b"lost?").await?;
+/// // ...until it is lifted.
+/// for direction in Direction::BOTH {
+///     proxy.update_faults(direction, |f| f.black_hole(false));
+/// }
+/// client.read_exact(&mut got).await?;
+/// assert_eq!(&got, b"lost?");
+///
+///
 /// proxy.stop().await;
 /// # Ok(())
 /// # }
@@ -102,45 +145,53 @@ pub struct Proxy {
     accept_task: Option<JoinHandle<()>>,
 }
 
-/// What the handle and the tasks share: the shaping of each direction and
-/// the counters tests wait on (`watch` channels, so a test awaits a
-/// condition instead of polling).
+/// What the handle and the tasks share: the faults of each direction and
+/// the counters tests wait on (`watch` channels, so a
+/// test awaits a condition instead of polling).
 #[derive(Debug)]
 struct Shared {
     upstream: SocketAddr,
-    to_server: watch::Sender<Shaping>,
-    to_client: watch::Sender<Shaping>,
+    to_server: watch::Sender<Faults>,
+    to_client: watch::Sender<Faults>,
     forwarded_to_server: watch::Sender<u64>,
     forwarded_to_client: watch::Sender<u64>,
     accepted: watch::Sender<u64>,
+    ended: watch::Sender<u64>,
 }
 
 impl Shared {
-    fn shaping(&self, direction: Direction) -> &watch::Sender<Shaping> {
+    fn faults(&self, direction: Direction) -> &watch::Sender<Faults> {
         match direction {
             Direction::ToServer => &self.to_server,
             Direction::ToClient => &self.to_client,
         }
     }
 
-    fn forwarded(&self, direction: Direction) -> &watch::Sender<u64> {
-        match direction {
-            Direction::ToServer => &self.forwarded_to_server,
-            Direction::ToClient => &self.forwarded_to_client,
+    fn counter(&self, counter: Counter) -> &watch::Sender<u64> {
+        match counter {
+            Counter::Forwarded(Direction::ToServer) => &self.forwarded_to_server,
+            Counter::Forwarded(Direction::ToClient) => &self.forwarded_to_client,
+            Counter::Accepted => &self.accepted,
+            Counter::Ended => &self.ended,
         }
+    }
+
+    fn add(&self, counter: Counter) {
+        self.counter(counter)
+            .send_modify(|n| *n = n.saturating_add(1));
     }
 
     fn leg(&self, direction: Direction) -> Leg<'_> {
         Leg {
-            shaping: self.shaping(direction),
-            forwarded: self.forwarded(direction),
+            faults: self.faults(direction),
+            forwarded: self.counter(Counter::Forwarded(direction)),
         }
     }
 }
 
 impl Proxy {
     /// Starts a proxy on `127.0.0.1` (a port chosen by the system) to
-    /// `upstream`, at full speed both ways.
+    /// `upstream`, with no faults.
     ///
     /// # Errors
     ///
@@ -166,11 +217,12 @@ impl Proxy {
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             upstream,
-            to_server: watch::Sender::new(Shaping::default()),
-            to_client: watch::Sender::new(Shaping::default()),
+            to_server: watch::Sender::new(Faults::default()),
+            to_client: watch::Sender::new(Faults::default()),
             forwarded_to_server: watch::Sender::new(0),
             forwarded_to_client: watch::Sender::new(0),
             accepted: watch::Sender::new(0),
+            ended: watch::Sender::new(0),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), shutdown_rx));
@@ -195,25 +247,59 @@ impl Proxy {
         format!("ws://{}/", self.local_addr)
     }
 
-    /// Limits `direction` to `bytes_per_second` (`None`: no limit), at once,
-    /// on every connection, open or to come.
-    pub fn set_rate(&self, direction: Direction, bytes_per_second: Option<u64>) {
-        let rate = bytes_per_second.and_then(NonZeroU64::new);
-        self.shared
-            .shaping(direction)
-            .send_modify(|shaping| shaping.rate = rate);
+    /// Sets the faults of `direction`, at once, on every connection, open
+    /// or to come.
+    pub fn set_faults(&self, direction: Direction, faults: Faults) {
+        self.shared.faults(direction).send_replace(faults);
     }
 
-    /// Bytes carried in `direction` so far, over all connections.
+    /// The faults of `direction` now.
+    #[must_use]
+    pub fn faults(&self, direction: Direction) -> Faults {
+        *self.shared.faults(direction).borrow()
+    }
+
+    /// Changes the faults of `direction` with `change`, e.g.
+    /// `proxy.update_faults(Direction::ToClient, |f| f.black_hole(true))`.
+    pub fn update_faults(&self, direction: Direction, change: impl FnOnce(Faults) -> Faults) {
+        self.shared
+            .faults(direction)
+            .send_modify(|faults| *faults = change(*faults));
+    }
+
+    /// Limits `direction` to `bytes_per_second` (`None`: no limit), at once,
+    /// on every connection, open or to come ([`Faults::rate`]).
+    pub fn set_rate(&self, direction: Direction, bytes_per_second: Option<u64>) {
+        self.update_faults(direction, |faults| faults.rate(bytes_per_second));
+    }
+
+    /// The value of `counter` now.
+    #[must_use]
+    pub fn count(&self, counter: Counter) -> u64 {
+        *self.shared.counter(counter).borrow()
+    }
+
+    /// Waits until `counter` is at least `at_least`; `false` if `timeout`
+    /// passed first.
+    pub async fn wait_for(&self, counter: Counter, at_least: u64, timeout: Duration) -> bool {
+        let mut value = self.shared.counter(counter).subscribe();
+        matches!(
+            tokio::time::timeout(timeout, value.wait_for(|&n| n >= at_least)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// Bytes carried in `direction` so far, over all connections
+    /// ([`Counter::Forwarded`]).
     #[must_use]
     pub fn forwarded(&self, direction: Direction) -> u64 {
-        *self.shared.forwarded(direction).borrow()
+        self.count(Counter::Forwarded(direction))
     }
 
-    /// Connections accepted so far.
+    /// Connections accepted so far ([`Counter::Accepted`]).
     #[must_use]
     pub fn connections_accepted(&self) -> u64 {
-        *self.shared.accepted.borrow()
+        self.count(Counter::Accepted)
     }
 
     /// Waits until at least `bytes` have been carried in `direction`;
@@ -224,11 +310,8 @@ impl Proxy {
         bytes: u64,
         timeout: Duration,
     ) -> bool {
-        let mut forwarded = self.shared.forwarded(direction).subscribe();
-        matches!(
-            tokio::time::timeout(timeout, forwarded.wait_for(|&n| n >= bytes)).await,
-            Ok(Ok(_))
-        )
+        self.wait_for(Counter::Forwarded(direction), bytes, timeout)
+            .await
     }
 
     /// Stops the proxy: closes the listener and drops every proxied socket.
@@ -263,7 +346,7 @@ async fn accept_loop(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((client, peer)) => {
-                    shared.accepted.send_modify(|n| *n += 1);
+                    shared.add(Counter::Accepted);
                     connections.spawn(carry(Arc::clone(&shared), client, peer));
                 }
                 Err(err) => {
@@ -285,23 +368,33 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     drop(shutdown.wait_for(|&stop| stop).await);
 }
 
-/// Carries one accepted connection to the upstream address.
+/// Carries one accepted connection to the upstream address, until both
+/// sides have closed or it fails.
 async fn carry(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr) {
     let result = async {
-        client.set_nodelay(true)?;
-        let server = connect_upstream(shared.upstream).await?;
+        let (mut client, mut server) = connect(&shared, client).await?;
         pump::join(
-            client,
-            server,
+            &mut client,
+            &mut server,
             shared.leg(Direction::ToServer),
             shared.leg(Direction::ToClient),
         )
         .await
+        // Both sockets are closed here.
     };
     match result.await {
         Ok(()) => debug!(%peer, "proxied connection ended"),
         Err(err) => debug!(%peer, cause = %err, "proxied connection failed"),
     }
+    shared.add(Counter::Ended);
+}
+
+/// The two legs of a proxied connection: `client`, and a new connection
+/// to the upstream address.
+async fn connect(shared: &Shared, client: TcpStream) -> io::Result<(TcpStream, TcpStream)> {
+    client.set_nodelay(true)?;
+    let server = connect_upstream(shared.upstream).await?;
+    Ok((client, server))
 }
 
 /// A connection to the upstream address, with the same small receive
