@@ -2,7 +2,7 @@
 //! pass both ways unchanged and counted, at a limited rate as at full
 //! speed; the end of one side reaches the other; stopping drops every
 //! connection. Then one test per fault, showing that it acts: latency,
-//! black hole, slicer, slow close. (The pacing itself is pure arithmetic, tested in the crate.)
+//! black hole, reset, cut after N bytes, slicer, slow close. (The pacing itself is pure arithmetic, tested in the crate.)
 //!
 //! Timing is only ever asserted in the direction that cannot flake: a delay
 //! the proxy adds is a lower bound on what the test measures; an upper
@@ -274,6 +274,60 @@ async fn a_black_hole_passes_nothing_either_way_until_lifted() {
 }
 
 #[tokio::test]
+async fn a_reset_closes_both_legs_of_every_open_connection_with_a_rst() {
+    let (proxy, upstream) = proxy_to_listener().await;
+    let mut pairs = vec![
+        connect(&proxy, &upstream).await,
+        connect(&proxy, &upstream).await,
+    ];
+    proxy.reset();
+    assert!(proxy.wait_for(Counter::Reset, 2, WAIT).await);
+    for (client, server) in &mut pairs {
+        for (side, stream) in [("client", client), ("server", server)] {
+            let (got, end) = read_until_closed(stream).await;
+            assert!(got.is_empty(), "{side}: {got:?}");
+            let kind = end
+                .expect_err(&format!("{side}: a reset, not a clean end"))
+                .kind();
+            assert_eq!(kind, io::ErrorKind::ConnectionReset, "{side}");
+        }
+    }
+    // A reset is an event, not a state: the next connection works.
+    let (mut client, mut server) = connect(&proxy, &upstream).await;
+    client.write_all(b"again").await.expect("client writes");
+    assert_eq!(read_exactly(&mut server, 5).await, b"again");
+    assert_eq!(proxy.count(Counter::Reset), 2);
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn a_cut_passes_exactly_n_bytes_then_resets_and_again_on_each_new_connection() {
+    const N: usize = 1_000;
+    let (proxy, upstream) = proxy_to_listener().await;
+    proxy.update_faults(Direction::ToClient, |f| f.cut_after(Some(N as u64)));
+    let bytes = pattern(5 * N);
+    for attempt in 1..=2 {
+        let (mut client, mut server) = connect(&proxy, &upstream).await;
+        server.write_all(&bytes).await.expect("server writes");
+        let (got, end) = read_until_closed(&mut client).await;
+        assert!(got == bytes[..N], "attempt {attempt}: {} bytes", got.len());
+        let kind = end.expect_err("a reset, not a clean end").kind();
+        assert_eq!(kind, io::ErrorKind::ConnectionReset, "attempt {attempt}");
+        let (_, end) = read_until_closed(&mut server).await;
+        let kind = end.expect_err("a reset, not a clean end").kind();
+        assert_eq!(kind, io::ErrorKind::ConnectionReset, "attempt {attempt}");
+        assert!(proxy.wait_for(Counter::Cut, attempt, WAIT).await);
+    }
+    // Lifted: everything passes.
+    proxy.update_faults(Direction::ToClient, |f| f.cut_after(None));
+    let (mut client, mut server) = connect(&proxy, &upstream).await;
+    server.write_all(&bytes).await.expect("server writes");
+    assert_eq!(read_exactly(&mut client, bytes.len()).await, bytes);
+    assert_eq!(proxy.count(Counter::Cut), 2);
+    proxy.stop().await;
+}
+
+#[tokio::test]
 async fn the_slicer_writes_slices_no_larger_than_its_size_its_delay_apart() {
     let (proxy, mut client, mut server) = through_proxy().await;
     let (size, delay) = (10, 100 * MS);
@@ -319,5 +373,6 @@ async fn a_slow_close_holds_the_end_for_its_delay() {
     let (got, end) = read_until_closed(&mut server).await;
     assert!(got.is_empty() && end.is_ok(), "{got:?} {end:?}");
     assert!(proxy.wait_for(Counter::Ended, 1, WAIT).await);
+    assert_eq!(proxy.count(Counter::Reset) + proxy.count(Counter::Cut), 0);
     proxy.stop().await;
 }

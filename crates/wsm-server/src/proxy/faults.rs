@@ -23,7 +23,7 @@ use std::{
 /// let ms = Duration::from_millis;
 /// let faults = Faults::default()
 ///     .latency(ms(100), ms(20)) // 80 to 120 ms, order kept
-///     .slicer(16, ms(10)); // then 16 bytes every 10 ms
+///     .cut_after(Some(64 * 1024)); // then every connection is reset
 /// assert_eq!(faults.latency.map(|l| l.delay), Some(ms(100)));
 /// assert!(!faults.black_hole);
 /// ```
@@ -43,6 +43,15 @@ pub struct Faults {
     /// than lost segments, so it never gives up on its own: only a
     /// keep-alive above TCP finds the link dead. Default `false`.
     pub black_hole: bool,
+    /// Each connection is cut (reset, both legs, as by
+    /// [`Proxy::reset`](super::Proxy::reset)) once it has carried this many
+    /// bytes in this direction: exactly that many are written on, then the
+    /// reset follows (a receiver that let its buffer fill may miss the last
+    /// of them, as behind a real cut). Counted per connection from its
+    /// start, so every new connection is cut again while this is set.
+    /// `Some(0)` accepts each connection and resets it at once. Default
+    /// `None`.
+    pub cut_after: Option<u64>,
     /// Bytes are written in small slices with a pause between them;
     /// `None` (the default): as they were read.
     pub slicer: Option<Slicer>,
@@ -95,6 +104,13 @@ impl Faults {
     #[must_use]
     pub fn black_hole(mut self, on: bool) -> Self {
         self.black_hole = on;
+        self
+    }
+
+    /// Sets [`cut_after`](Self::cut_after).
+    #[must_use]
+    pub fn cut_after(mut self, bytes: Option<u64>) -> Self {
+        self.cut_after = bytes;
         self
     }
 

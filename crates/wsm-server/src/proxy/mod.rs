@@ -1,17 +1,20 @@
 //! A TCP proxy on 127.0.0.1 that is the link between a client and a
-//! server, and breaks it on demand: latency, a rate, a black hole, slices
-//! and slow closes, each changed at any moment by the test.
+//! server, and breaks it on demand: latency, a rate, a black hole, resets,
+//! cuts after N bytes, slices and slow closes, each changed at any moment
+//! by the test.
 //!
 //! Some promises of a client concern the link rather than the peer: a slow
 //! but moving link must not be cut as dead, while a peer that stopped
 //! reading must be; a half-open connection must be found dead within the
-//! keep-alive's bound. The echo server can only
+//! keep-alive's bound; a reset or a cut mid-message must lead to a
+//! reconnection that loses nothing. The echo server can only
 //! misbehave as a peer; this proxy, put between a client and it, is the
 //! link, so the same tests can break it in every way a network does.
 //!
 //! Each direction has its own [`Faults`], a plain value in a `watch`
 //! channel that its pump reads before every step (see `pump`): a change
-//! applies at once to every connection, open or to come. A pump reads only what its direction lets pass now: what may
+//! applies at once to every connection, open or to come. Resetting acts on
+//! connections rather than bytes, so it is a method of [`Proxy`]. A pump reads only what its direction lets pass now: what may
 //! not pass yet waits in the kernel, and the sender's TCP sees its data
 //! acknowledged at the link's pace; a black hole reads nothing, so TCP
 //! delivers what was sent once it is lifted, as after a real partition.
@@ -49,7 +52,7 @@ use tokio::{
 use tracing::{debug, info, warn};
 
 pub use faults::{Faults, Latency, Slicer};
-use pump::Leg;
+use pump::{End, Leg};
 
 /// Receive buffer asked for on the proxy's sockets (see the module docs).
 const RECV_BUFFER: u32 = 4 * 1024;
@@ -83,8 +86,14 @@ pub enum Counter {
     Forwarded(Direction),
     /// Connections accepted.
     Accepted,
-    /// Connections over, whatever the reason (closed by the peers,
-    /// failed), counted once both legs are closed.
+    /// Connections reset by [`Proxy::reset`], counted once both legs are
+    /// closed.
+    Reset,
+    /// Connections cut by [`Faults::cut_after`], counted once both legs are
+    /// closed.
+    Cut,
+    /// Connections over, whatever the reason (closed by the peers, reset,
+    /// cut, failed), counted once both legs are closed.
     Ended,
 }
 
@@ -132,6 +141,9 @@ pub enum Counter {
 /// client.read_exact(&mut got).await?;
 /// assert_eq!(&got, b"lost?");
 ///
+/// // Every open connection is reset.
+/// proxy.reset();
+/// assert!(proxy.wait_for(Counter::Reset, 1, wait).await);
 ///
 /// proxy.stop().await;
 /// # Ok(())
@@ -145,17 +157,21 @@ pub struct Proxy {
     accept_task: Option<JoinHandle<()>>,
 }
 
-/// What the handle and the tasks share: the faults of each direction and
-/// the counters tests wait on (`watch` channels, so a
+/// What the handle and the tasks share: the faults of each direction, the
+/// reset signal and the counters tests wait on (`watch` channels, so a
 /// test awaits a condition instead of polling).
 #[derive(Debug)]
 struct Shared {
     upstream: SocketAddr,
     to_server: watch::Sender<Faults>,
     to_client: watch::Sender<Faults>,
+    /// Bumped by [`Proxy::reset`]: every connection open then is reset.
+    resets: watch::Sender<u64>,
     forwarded_to_server: watch::Sender<u64>,
     forwarded_to_client: watch::Sender<u64>,
     accepted: watch::Sender<u64>,
+    reset: watch::Sender<u64>,
+    cut: watch::Sender<u64>,
     ended: watch::Sender<u64>,
 }
 
@@ -172,6 +188,8 @@ impl Shared {
             Counter::Forwarded(Direction::ToServer) => &self.forwarded_to_server,
             Counter::Forwarded(Direction::ToClient) => &self.forwarded_to_client,
             Counter::Accepted => &self.accepted,
+            Counter::Reset => &self.reset,
+            Counter::Cut => &self.cut,
             Counter::Ended => &self.ended,
         }
     }
@@ -219,9 +237,12 @@ impl Proxy {
             upstream,
             to_server: watch::Sender::new(Faults::default()),
             to_client: watch::Sender::new(Faults::default()),
+            resets: watch::Sender::new(0),
             forwarded_to_server: watch::Sender::new(0),
             forwarded_to_client: watch::Sender::new(0),
             accepted: watch::Sender::new(0),
+            reset: watch::Sender::new(0),
+            cut: watch::Sender::new(0),
             ended: watch::Sender::new(0),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -271,6 +292,15 @@ impl Proxy {
     /// on every connection, open or to come ([`Faults::rate`]).
     pub fn set_rate(&self, direction: Direction, bytes_per_second: Option<u64>) {
         self.update_faults(direction, |faults| faults.rate(bytes_per_second));
+    }
+
+    /// Resets every connection open now: both legs are closed with a TCP
+    /// RST (`SO_LINGER` 0), so the client and the server each see
+    /// `ConnectionReset`. Returns at once; [`Counter::Reset`] counts them
+    /// once closed. Connections accepted later are not affected (a
+    /// connection still in the listen backlog is not open yet).
+    pub fn reset(&self) {
+        self.shared.resets.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// The value of `counter` now.
@@ -347,7 +377,10 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((client, peer)) => {
                     shared.add(Counter::Accepted);
-                    connections.spawn(carry(Arc::clone(&shared), client, peer));
+                    // Subscribed now, so a reset from this moment on
+                    // reaches this connection.
+                    let resets = shared.resets.subscribe();
+                    connections.spawn(carry(Arc::clone(&shared), client, peer, resets));
                 }
                 Err(err) => {
                     // Out of file descriptors, say: pause rather than spin.
@@ -368,23 +401,71 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     drop(shutdown.wait_for(|&stop| stop).await);
 }
 
+/// How a proxied connection ended, when nothing failed.
+#[derive(Debug)]
+enum Ending {
+    /// Both sides closed, and each close was passed on.
+    Closed,
+    /// Cut after [`Faults::cut_after`] bytes.
+    Cut,
+    /// Reset by [`Proxy::reset`].
+    Reset,
+}
+
 /// Carries one accepted connection to the upstream address, until both
-/// sides have closed or it fails.
-async fn carry(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr) {
-    let result = async {
-        let (mut client, mut server) = connect(&shared, client).await?;
-        pump::join(
+/// sides have closed, it is cut or reset, or it fails.
+async fn carry(
+    shared: Arc<Shared>,
+    client: TcpStream,
+    peer: SocketAddr,
+    mut resets: watch::Receiver<u64>,
+) {
+    // Connected before a reset is looked at, so that a reset meanwhile
+    // finds both legs to reset (it is not missed: `changed` then resolves
+    // at once).
+    let (mut client, mut server) = match connect(&shared, client).await {
+        Ok(legs) => legs,
+        Err(err) => {
+            debug!(%peer, cause = %err, "proxied connection failed");
+            shared.add(Counter::Ended);
+            return;
+        }
+    };
+    let ending = tokio::select! {
+        // Dropping the pumps mid-step is fine: the connection is reset.
+        end = pump::join(
             &mut client,
             &mut server,
             shared.leg(Direction::ToServer),
             shared.leg(Direction::ToClient),
-        )
-        .await
-        // Both sockets are closed here.
+        ) => end.map(|end| match end {
+            End::Closed => Ending::Closed,
+            End::Cut => Ending::Cut,
+        }),
+        Ok(()) = resets.changed() => Ok(Ending::Reset),
     };
-    match result.await {
-        Ok(()) => debug!(%peer, "proxied connection ended"),
-        Err(err) => debug!(%peer, cause = %err, "proxied connection failed"),
+    let reset_as = match ending {
+        Ok(Ending::Closed) => {
+            debug!(%peer, "proxied connection ended");
+            None
+        }
+        Ok(Ending::Cut) => Some(Counter::Cut),
+        Ok(Ending::Reset) => Some(Counter::Reset),
+        // The other socket is closed below, as a host does when its peer
+        // is gone.
+        Err(err) => {
+            debug!(%peer, cause = %err, "proxied connection failed");
+            None
+        }
+    };
+    match reset_as {
+        Some(counter) => {
+            abort(client);
+            abort(server);
+            debug!(%peer, ?counter, "proxied connection reset");
+            shared.add(counter);
+        }
+        None => drop((client, server)),
     }
     shared.add(Counter::Ended);
 }
@@ -395,6 +476,15 @@ async fn connect(shared: &Shared, client: TcpStream) -> io::Result<(TcpStream, T
     client.set_nodelay(true)?;
     let server = connect_upstream(shared.upstream).await?;
     Ok((client, server))
+}
+
+/// Closes `stream` with a RST rather than a FIN (`SO_LINGER` 0).
+fn abort(stream: TcpStream) {
+    if let Err(err) = stream.set_zero_linger() {
+        // Closed anyway, with a FIN.
+        debug!(cause = %err, "could not set SO_LINGER 0");
+    }
+    drop(stream);
 }
 
 /// A connection to the upstream address, with the same small receive

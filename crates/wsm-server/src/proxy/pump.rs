@@ -32,6 +32,16 @@ pub(crate) const CHUNK: usize = 16 * 1024;
 /// flight on the link, beyond which the sender's TCP waits, as for a window.
 const HELD_MAX: usize = 256 * 1024;
 
+/// How a pump (or both) ended without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    /// The input ended and the end was passed on (half-close).
+    Closed,
+    /// [`Faults::cut_after`] bytes were passed: the connection is to be
+    /// reset.
+    Cut,
+}
+
 /// What a pump reads its faults from and reports its progress to.
 pub(crate) struct Leg<'a> {
     pub(crate) faults: &'a watch::Sender<Faults>,
@@ -40,20 +50,35 @@ pub(crate) struct Leg<'a> {
 }
 
 /// Carries bytes both ways between `client` and `server` until both
-/// directions have ended, or either fails. The caller owns the sockets.
+/// directions have ended ([`End::Closed`]), one was cut ([`End::Cut`], the
+/// other is stopped at once), or either fails. The caller owns the sockets,
+/// so that it can close them as it must.
 pub(crate) async fn join(
     client: &mut TcpStream,
     server: &mut TcpStream,
     to_server: Leg<'_>,
     to_client: Leg<'_>,
-) -> io::Result<()> {
+) -> io::Result<End> {
     let (client_read, client_write) = client.split();
     let (server_read, server_write) = server.split();
-    tokio::try_join!(
-        pump(client_read, server_write, to_server),
-        pump(server_read, client_write, to_client),
-    )?;
-    Ok(())
+    let up = pump(client_read, server_write, to_server);
+    let down = pump(server_read, client_write, to_client);
+    tokio::pin!(up, down);
+    let (mut up_done, mut down_done) = (false, false);
+    while !(up_done && down_done) {
+        // A finished pump is not polled again (its branch is disabled).
+        tokio::select! {
+            end = &mut up, if !up_done => match end? {
+                End::Closed => up_done = true,
+                End::Cut => return Ok(End::Cut),
+            },
+            end = &mut down, if !down_done => match end? {
+                End::Closed => down_done = true,
+                End::Cut => return Ok(End::Cut),
+            },
+        }
+    }
+    Ok(End::Closed)
 }
 
 /// What a pump has read and not yet written on, in order.
@@ -71,12 +96,16 @@ enum Held {
 /// One direction: read what the faults allow, hold it as long as they say,
 /// write it on; at the end of the input, end the output (half-close), as
 /// TCP does.
-async fn pump(mut from: ReadHalf<'_>, mut to: WriteHalf<'_>, leg: Leg<'_>) -> io::Result<()> {
+async fn pump(mut from: ReadHalf<'_>, mut to: WriteHalf<'_>, leg: Leg<'_>) -> io::Result<End> {
     let mut faults = leg.faults.subscribe();
     let mut buf = vec![0u8; CHUNK];
     let mut bucket = Bucket::new(Instant::now(), CHUNK);
     let mut held = VecDeque::new();
     let mut held_bytes = 0usize;
+    // Bytes of this connection read and written in this direction (for the
+    // cut).
+    let mut read_total = 0u64;
+    let mut written_total = 0u64;
     let mut input_ended = false;
     // The slicer's pause: no slice before this.
     let mut next_slice = Instant::now();
@@ -86,19 +115,29 @@ async fn pump(mut from: ReadHalf<'_>, mut to: WriteHalf<'_>, leg: Leg<'_>) -> io
     tokio::pin!(wake);
     loop {
         let now_faults = *faults.borrow_and_update();
+        if now_faults
+            .cut_after
+            .is_some_and(|limit| written_total >= limit)
+        {
+            return Ok(End::Cut);
+        }
         let now = Instant::now();
         // The earliest timed step, if one is waited for.
         let mut wake_at: Option<Instant> = None;
 
         let mut room = 0;
         if !now_faults.black_hole && !input_ended {
-            room = if now_faults.latency.is_some() {
+            let space = if now_faults.latency.is_some() {
                 HELD_MAX.saturating_sub(held_bytes).min(CHUNK)
             } else if held.is_empty() {
                 CHUNK
             } else {
                 0
             };
+            let before_cut = now_faults
+                .cut_after
+                .map_or(u64::MAX, |limit| limit.saturating_sub(read_total));
+            room = space.min(usize::try_from(before_cut).unwrap_or(usize::MAX));
             if room > 0
                 && let Some(rate) = now_faults.rate
             {
@@ -141,7 +180,8 @@ async fn pump(mut from: ReadHalf<'_>, mut to: WriteHalf<'_>, leg: Leg<'_>) -> io
                     if release > now {
                         wake_at = earliest(wake_at, release);
                     } else {
-                        return to.shutdown().await;
+                        to.shutdown().await?;
+                        return Ok(End::Closed);
                     }
                 }
                 None => {}
@@ -174,12 +214,14 @@ async fn pump(mut from: ReadHalf<'_>, mut to: WriteHalf<'_>, leg: Leg<'_>) -> io
                     if let Some(rate) = now_faults.rate {
                         bucket.take(Instant::now(), rate.get(), n);
                     }
+                    read_total += n as u64;
                     held_bytes += n;
                     held.push_back(Held::Data { bytes: buf[..n].to_vec(), written: 0, due });
                 }
             }
             written = write_held(&mut to, &held, to_write.clone()), if to_write.is_some() => {
                 let n = written?;
+                written_total += n as u64;
                 held_bytes -= n;
                 if let Some(slicer) = now_faults.slicer {
                     next_slice = Instant::now() + slicer.delay;
