@@ -2,7 +2,8 @@
 //! pass both ways unchanged and counted, at a limited rate as at full
 //! speed; the end of one side reaches the other; stopping drops every
 //! connection. Then one test per fault, showing that it acts: latency,
-//! black hole, reset, cut after N bytes, slicer, slow close. (The pacing itself is pure arithmetic, tested in the crate.)
+//! black hole, reset, cut after N bytes, slicer, refused connections, slow
+//! close. (The pacing itself is pure arithmetic, tested in the crate.)
 //!
 //! Timing is only ever asserted in the direction that cannot flake: a delay
 //! the proxy adds is a lower bound on what the test measures; an upper
@@ -352,6 +353,33 @@ async fn the_slicer_writes_slices_no_larger_than_its_size_its_delay_apart() {
     assert!(reads.iter().all(|&n| n <= size), "reads of {reads:?}");
     // Five slices, four pauses between them.
     assert!(took >= 4 * delay, "all in {took:?}");
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn refused_connections_fail_until_accepted_again_and_open_ones_go_on() {
+    let (proxy, upstream) = proxy_to_listener().await;
+    let (mut open_client, mut open_server) = connect(&proxy, &upstream).await;
+
+    proxy.refuse_connections(true).await.expect("refusing");
+    for _ in 0..2 {
+        let refused = timeout(WAIT, TcpStream::connect(proxy.addr()))
+            .await
+            .expect("refused in time")
+            .expect_err("refused");
+        assert_eq!(refused.kind(), io::ErrorKind::ConnectionRefused);
+    }
+    open_client
+        .write_all(b"still")
+        .await
+        .expect("client writes");
+    assert_eq!(read_exactly(&mut open_server, 5).await, b"still");
+
+    proxy.refuse_connections(false).await.expect("accepting");
+    let (mut client, mut server) = connect(&proxy, &upstream).await;
+    server.write_all(b"back").await.expect("server writes");
+    assert_eq!(read_exactly(&mut client, 4).await, b"back");
+    assert_eq!(proxy.connections_accepted(), 2);
     proxy.stop().await;
 }
 

@@ -1,20 +1,21 @@
 //! A TCP proxy on 127.0.0.1 that is the link between a client and a
 //! server, and breaks it on demand: latency, a rate, a black hole, resets,
-//! cuts after N bytes, slices and slow closes, each changed at any moment
-//! by the test.
+//! cuts after N bytes, slices, refused connections and slow closes, each
+//! changed at any moment by the test.
 //!
 //! Some promises of a client concern the link rather than the peer: a slow
 //! but moving link must not be cut as dead, while a peer that stopped
 //! reading must be; a half-open connection must be found dead within the
-//! keep-alive's bound; a reset or a cut mid-message must lead to a
-//! reconnection that loses nothing. The echo server can only
+//! keep-alive's bound; a reset, a cut mid-message or a refused attempt must
+//! lead to a reconnection that loses nothing. The echo server can only
 //! misbehave as a peer; this proxy, put between a client and it, is the
 //! link, so the same tests can break it in every way a network does.
 //!
 //! Each direction has its own [`Faults`], a plain value in a `watch`
 //! channel that its pump reads before every step (see `pump`): a change
-//! applies at once to every connection, open or to come. Resetting acts on
-//! connections rather than bytes, so it is a method of [`Proxy`]. A pump reads only what its direction lets pass now: what may
+//! applies at once to every connection, open or to come. Resetting and
+//! refusing act on connections rather than bytes, so they are methods of
+//! [`Proxy`]. A pump reads only what its direction lets pass now: what may
 //! not pass yet waits in the kernel, and the sender's TCP sees its data
 //! acknowledged at the link's pace; a black hole reads nothing, so TCP
 //! delivers what was sent once it is lifted, as after a real partition.
@@ -46,7 +47,7 @@ use std::{
 
 use tokio::{
     net::{TcpListener, TcpSocket, TcpStream},
-    sync::watch,
+    sync::{mpsc, oneshot, watch},
     task::{JoinHandle, JoinSet},
 };
 use tracing::{debug, info, warn};
@@ -141,9 +142,13 @@ pub enum Counter {
 /// client.read_exact(&mut got).await?;
 /// assert_eq!(&got, b"lost?");
 ///
-/// // Every open connection is reset.
+/// // Every open connection is reset; new ones are refused, then accepted.
 /// proxy.reset();
 /// assert!(proxy.wait_for(Counter::Reset, 1, wait).await);
+/// proxy.refuse_connections(true).await?;
+/// assert!(TcpStream::connect(proxy.addr()).await.is_err());
+/// proxy.refuse_connections(false).await?;
+/// let _again = TcpStream::connect(proxy.addr()).await?;
 ///
 /// proxy.stop().await;
 /// # Ok(())
@@ -153,6 +158,7 @@ pub enum Counter {
 pub struct Proxy {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
+    commands: mpsc::Sender<Command>,
     shutdown: watch::Sender<bool>,
     accept_task: Option<JoinHandle<()>>,
 }
@@ -207,6 +213,16 @@ impl Shared {
     }
 }
 
+/// What the handle asks of the accept loop.
+#[derive(Debug)]
+enum Command {
+    /// Refuse connections (`true`) or accept them again; answered once done.
+    Refuse {
+        refuse: bool,
+        done: oneshot::Sender<io::Result<()>>,
+    },
+}
+
 impl Proxy {
     /// Starts a proxy on `127.0.0.1` (a port chosen by the system) to
     /// `upstream`, with no faults.
@@ -227,11 +243,7 @@ impl Proxy {
                 format!("the proxy only forwards to loopback addresses, not {upstream}"),
             ));
         }
-        let socket = TcpSocket::new_v4()?;
-        // Accepted sockets inherit the listener's receive buffer.
-        socket.set_recv_buffer_size(RECV_BUFFER)?;
-        socket.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
-        let listener = socket.listen(BACKLOG)?;
+        let listener = bound_socket(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?.listen(BACKLOG)?;
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             upstream,
@@ -246,11 +258,19 @@ impl Proxy {
             ended: watch::Sender::new(0),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), shutdown_rx));
+        let (commands, commands_rx) = mpsc::channel(4);
+        let accept_task = tokio::spawn(accept_loop(
+            Door::Open(listener),
+            local_addr,
+            Arc::clone(&shared),
+            commands_rx,
+            shutdown_rx,
+        ));
         info!(addr = %local_addr, %upstream, "proxy listening");
         Ok(Self {
             shared,
             local_addr,
+            commands,
             shutdown,
             accept_task: Some(accept_task),
         })
@@ -301,6 +321,33 @@ impl Proxy {
     /// connection still in the listen backlog is not open yet).
     pub fn reset(&self) {
         self.shared.resets.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Refuses new connections (`true`) or accepts them again (`false`);
+    /// returns once the change is made. Connections already open go on.
+    ///
+    /// While refusing, the proxy's socket stays bound to its address
+    /// without listening, so the kernel answers each connection attempt
+    /// with a RST: the client's connect fails with `ConnectionRefused`, as
+    /// when a server is down, and the port stays the proxy's. (Accepting
+    /// and resetting at once would let the connect succeed and fail only
+    /// the first read, which is a different fault: [`Faults::cut_after`]
+    /// `Some(0)`.) Attempts waiting in the listen backlog when the refusal
+    /// starts are reset.
+    ///
+    /// # Errors
+    ///
+    /// The error of binding or listening on the address again (the
+    /// refusal, or the acceptance, then did not happen), or `NotConnected`
+    /// if the proxy has stopped.
+    pub async fn refuse_connections(&self, refuse: bool) -> io::Result<()> {
+        let stopped = || io::Error::new(io::ErrorKind::NotConnected, "the proxy has stopped");
+        let (done, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Refuse { refuse, done })
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     /// The value of `counter` now.
@@ -362,10 +409,68 @@ impl Drop for Proxy {
     }
 }
 
+/// The proxy's own socket: listening, or shut while connections are
+/// refused.
+enum Door {
+    Open(TcpListener),
+    /// Bound to the proxy's address without listening: the kernel refuses
+    /// connections, and no other socket can take the port.
+    Shut(TcpSocket),
+}
+
+impl Door {
+    /// The next connection; never, while shut.
+    async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        match self {
+            Door::Open(listener) => listener.accept().await,
+            Door::Shut(_) => std::future::pending().await,
+        }
+    }
+
+    /// Opens or shuts the door. The new socket is bound before the old one
+    /// is closed (both with `SO_REUSEPORT`), so the port is never free; on
+    /// an error the door stays as it was.
+    fn set_open(self, open: bool, addr: SocketAddr) -> (Self, io::Result<()>) {
+        match (self, open) {
+            (door @ Door::Open(_), true) | (door @ Door::Shut(_), false) => (door, Ok(())),
+            (Door::Open(listener), false) => match bound_socket(addr) {
+                Ok(socket) => {
+                    drop(listener);
+                    (Door::Shut(socket), Ok(()))
+                }
+                Err(err) => (Door::Open(listener), Err(err)),
+            },
+            (Door::Shut(socket), true) => {
+                match bound_socket(addr).and_then(|s| s.listen(BACKLOG)) {
+                    Ok(listener) => {
+                        drop(socket);
+                        (Door::Open(listener), Ok(()))
+                    }
+                    Err(err) => (Door::Shut(socket), Err(err)),
+                }
+            }
+        }
+    }
+}
+
+/// A socket bound to `addr`, with the small receive buffer (accepted
+/// sockets inherit it) and `SO_REUSEPORT`, so that a second one can hold
+/// the address while the first closes.
+fn bound_socket(addr: SocketAddr) -> io::Result<TcpSocket> {
+    let socket = TcpSocket::new_v4()?;
+    socket.set_recv_buffer_size(RECV_BUFFER)?;
+    #[cfg(unix)]
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    Ok(socket)
+}
+
 /// Accepts connections until told to stop, then drops every connection.
 async fn accept_loop(
-    listener: TcpListener,
+    mut door: Door,
+    addr: SocketAddr,
     shared: Arc<Shared>,
+    mut commands: mpsc::Receiver<Command>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
@@ -374,7 +479,19 @@ async fn accept_loop(
             biased;
             () = stopped(&mut shutdown) => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            accepted = listener.accept() => match accepted {
+            Some(command) = commands.recv() => match command {
+                Command::Refuse { refuse, done } => {
+                    let result;
+                    (door, result) = door.set_open(!refuse, addr);
+                    match &result {
+                        Ok(()) => info!(refuse, "proxy door changed"),
+                        Err(err) => warn!(refuse, cause = %err, "proxy door unchanged"),
+                    }
+                    // The handle may have given up waiting: nothing to do.
+                    let _ = done.send(result);
+                }
+            },
+            accepted = door.accept() => match accepted {
                 Ok((client, peer)) => {
                     shared.add(Counter::Accepted);
                     // Subscribed now, so a reset from this moment on
@@ -390,7 +507,7 @@ async fn accept_loop(
             },
         }
     }
-    drop(listener);
+    drop(door);
     connections.shutdown().await;
     info!("proxy stopped");
 }
