@@ -57,9 +57,12 @@
 //! - `connection`: the per-connection task, one `select!` over commands,
 //!   timers and the next frame.
 //! - [`server`]: [`Server`], the public handle, and the accept loop.
-//! - [`proxy`]: [`Proxy`](proxy::Proxy), a TCP proxy on 127.0.0.1 that
-//!   shapes the link between a client and a server (a rate per direction),
-//!   for promises about slow links rather than misbehaving peers.
+//! - [`proxy`]: [`Proxy`](proxy::Proxy), a TCP proxy on 127.0.0.1 that is
+//!   the link between a client and a server and breaks it on demand
+//!   ([`Faults`](proxy::Faults) per direction: latency with jitter, a rate,
+//!   a black hole, a cut after N bytes, slices, a slow close; and resets
+//!   and refused connections), for promises about the network rather than
+//!   misbehaving peers.
 #![deny(missing_docs)]
 
 mod coalesced;
