@@ -110,7 +110,7 @@ async fn close_code(socket: &mut TcpStream) -> u16 {
         .expect("read");
     assert_eq!(head[0] & 0x0f, 0x8, "a close frame");
     let len = usize::from(head[1] & 0x7f);
-    assert!(len >= 2 && len <= 125, "a control frame with a code");
+    assert!((2..=125).contains(&len), "a control frame with a code");
     let mut rest = vec![0u8; 4 + len];
     timeout(WAIT, socket.read_exact(&mut rest))
         .await
