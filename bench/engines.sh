@@ -14,7 +14,8 @@
 #   throughput 64 B x 200,000 and 16 KiB x 20,000, with the contract's
 #   payload (one shared buffer of 0xa5 bytes: the best case for deflate) and
 #   with distinct JSON-like texts (--payload json: what a feed compresses);
-#   idle, 2,000 connections, a fresh server per run.
+#   idle, 2,000 connections, a fresh server per run; and the machines
+#   again, each after exchanging one 1 KiB message (compression in use).
 #
 # Against `wsm-bench-echo` (yawc, accepts permessage-deflate): the machine
 # without compression (tokio-websockets), the machine with compression
@@ -196,6 +197,14 @@ for ((rep = 1; rep <= reps; rep++)); do
             run "$label" "$server" "idle $idle_conns" "$rep" 120 idle --url "$url" --conns "$idle_conns"
             stop_server "$server_pid"
         done
+    done
+    # Machines that have each exchanged one message: with compression, the
+    # compressor and decompressor then exist.
+    for label in $(rotated "$rep" machine-tws machine-yawc-deflate); do
+        start_server yawc
+        run "$label" yawc "idle $idle_conns, one message each" "$rep" 120 idle --url "$url" \
+            --conns "$idle_conns" --exchange
+        stop_server "$server_pid"
     done
 done
 

@@ -155,6 +155,11 @@ pub(crate) struct IdleArgs {
     /// compressed only if the server agrees.
     #[arg(long, conflicts_with = "raw")]
     pub(crate) compression: bool,
+    /// Each machine sends one 1 KiB text message and waits for its echo
+    /// before memory is read: connections that have been used (with
+    /// --compression, their compressor and decompressor exist).
+    #[arg(long, conflicts_with = "raw")]
+    pub(crate) exchange: bool,
 }
 
 /// Flags of `churn`.

@@ -17,7 +17,7 @@ use tokio::{
     task::{JoinHandle, JoinSet},
     time::Instant,
 };
-use ws_machine::Machine;
+use ws_machine::{Machine, Message};
 
 use crate::{
     cli::IdleArgs,
@@ -32,6 +32,9 @@ const IN_FLIGHT: usize = 512;
 
 /// The longest opening every connection may take.
 const OPEN_LIMIT: Duration = Duration::from_secs(60);
+
+/// The size of the message each machine exchanges with `--exchange`.
+const EXCHANGED: usize = 1024;
 
 /// How long the connections sit idle before memory is read.
 const SETTLE: Duration = Duration::from_secs(2);
@@ -51,7 +54,7 @@ pub(crate) async fn run(args: &IdleArgs) -> Result<Report, Error> {
     let started = Instant::now();
     let held = match client {
         Client::Machine | Client::MachineDeflate => {
-            Held::Machines(open_machines(&args.url, args.conns, args.compression).await?)
+            Held::Machines(open_machines(args).await?)
         }
         Client::Raw => Held::Sockets(open_sockets(&args.url, args.conns).await?),
         Client::RawYawc { deflate } => {
@@ -108,17 +111,29 @@ where
     .await
 }
 
-/// Spawns `n` machines and waits until each has reported `Connected`.
-async fn open_machines(url: &str, n: usize, compression: bool) -> Result<Vec<Machine>, Error> {
-    let mut machines = Vec::with_capacity(n);
-    let open = |url: String| async move {
+/// Spawns `args.conns` machines and waits until each has reported
+/// `Connected` (and, with `--exchange`, has had one message echoed).
+async fn open_machines(args: &IdleArgs) -> Result<Vec<Machine>, Error> {
+    let mut machines = Vec::with_capacity(args.conns);
+    let (compression, exchange) = (args.compression, args.exchange);
+    let open = move |url: String| async move {
         let mut machine = machine::builder(&url, compression)
             .spawn()
             .map_err(Error::Machine)?;
         machine::connected(&mut machine).await?;
+        if exchange {
+            let text: String = (0..EXCHANGED / 32)
+                .map(|i| format!("{{\"seq\":{i:08},\"px\":\"42.125\"}}    "))
+                .collect();
+            if machine.output.send(Message::text(text)).await.is_err()
+                || machine.input.recv().await.is_none()
+            {
+                return Err(machine::why_stopped(&mut machine.status));
+            }
+        }
         Ok(machine)
     };
-    open_gated(url, n, open, |machine| machines.push(machine)).await?;
+    open_gated(&args.url, args.conns, open, |machine| machines.push(machine)).await?;
     Ok(machines)
 }
 
