@@ -184,14 +184,18 @@ pub(super) async fn upgrade(
     }
     // yawc's limits are exclusive: a message of exactly the limit passes.
     let limit = max_message_size.saturating_add(1);
-    // 15 bits is the default, left out of the offer.
+    // 15 bits is the default: the server's window is asked for only if
+    // smaller.
     let bits = |bits: u8| (bits < 15).then_some(bits);
     let options = Options {
         compression: Some(DeflateOptions {
             level: CompressionLevel::default(),
             client_no_context_takeover: !offer.client_context_takeover(),
             server_no_context_takeover: !offer.server_context_takeover(),
-            client_max_window_bits: bits(offer.client_window_bits()),
+            // Always offered (RFC 7692, 7.1.2.2): a server may then choose
+            // the window this machine compresses with, and some accept an
+            // offer only with it.
+            client_max_window_bits: Some(offer.client_window_bits()),
             server_max_window_bits: bits(offer.server_window_bits()),
             // Empty messages go uncompressed: with context takeover, yawc
             // 0.5 loops forever flushing an empty message after another
