@@ -90,6 +90,6 @@ pub use settings::{Builder, IntoMessages, default_retry_status};
 /// [`Builder::tls_config`].
 pub use tokio_rustls::rustls;
 pub use types::{
-    Cause, CloseFrame, Command, Direction, Endpoint, Error, Kind, Leftovers, Message, State,
-    Status, TlsProblem, redact_url,
+    Cause, CloseFrame, Command, Deflate, Direction, Endpoint, Error, Kind, Leftovers, Message,
+    State, Status, TlsProblem, redact_url,
 };

@@ -10,7 +10,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    WAIT, connect, echo, fast, ms, node::NodePeer, recv, send, show, status_within, wait_for_state,
+    WAIT, connect, echo, fast, ms, peers::PeerProcess, recv, send, show, status_within,
+    wait_for_state,
 };
 use ws_machine::{Error, State};
 use wsm_server::{Config, Server};
@@ -107,7 +108,7 @@ async fn orders_follow_the_login_on_every_connection() {
 /// out of `input`, and data flows.
 #[tokio::test]
 async fn a_server_that_ignores_pings_is_kept_alive_by_the_heartbeat() {
-    let peer = NodePeer::start("heartbeat_server.js").await;
+    let peer = PeerProcess::node("heartbeat_server.js", &[]).await;
     // Generous: a busy machine must not turn a late answer into a failure.
     let pong_timeout = ms(1000);
     let mut pinged = connect(

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::report::RawEngine;
+
 /// The parsed command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -47,6 +49,15 @@ pub(crate) enum Command {
     /// (`--freeze-after-ms F`), measure how long the machine takes to report
     /// the connection down.
     Deadpeer(DeadpeerArgs),
+}
+
+/// What the messages of a throughput run carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum PayloadKind {
+    /// One payload of 0xa5 bytes, shared by every message.
+    Same,
+    /// Distinct JSON-like texts, taken in turn.
+    Json,
 }
 
 /// A count or size that must be at least 1.
@@ -87,6 +98,18 @@ pub(crate) struct ThroughputArgs {
     /// Use the bare engine (tokio-websockets) instead of a machine.
     #[arg(long)]
     pub(crate) raw: bool,
+    /// Which bare engine `--raw` runs (yawc: issue 8's candidate).
+    #[arg(long, value_enum, default_value_t = RawEngine::TokioWebsockets)]
+    pub(crate) raw_engine: RawEngine,
+    /// A machine offering permessage-deflate (`Builder::compression`);
+    /// compressed only if the server agrees.
+    #[arg(long, conflicts_with = "raw")]
+    pub(crate) compression: bool,
+    /// What the messages carry: one shared payload of 0xa5 bytes (the
+    /// contract's), or distinct JSON-like texts (what compression meets in
+    /// a feed).
+    #[arg(long, value_enum, default_value_t = PayloadKind::Same)]
+    pub(crate) payload: PayloadKind,
 }
 
 /// Flags of `latency`.
@@ -104,6 +127,13 @@ pub(crate) struct LatencyArgs {
     /// Use the bare engine (tokio-websockets) instead of a machine.
     #[arg(long)]
     pub(crate) raw: bool,
+    /// Which bare engine `--raw` runs (yawc: issue 8's candidate).
+    #[arg(long, value_enum, default_value_t = RawEngine::TokioWebsockets)]
+    pub(crate) raw_engine: RawEngine,
+    /// A machine offering permessage-deflate (`Builder::compression`);
+    /// compressed only if the server agrees.
+    #[arg(long, conflicts_with = "raw")]
+    pub(crate) compression: bool,
 }
 
 /// Flags of `idle`.
@@ -118,6 +148,18 @@ pub(crate) struct IdleArgs {
     /// Use the bare engine (tokio-websockets) instead of a machine.
     #[arg(long)]
     pub(crate) raw: bool,
+    /// Which bare engine `--raw` runs (yawc: issue 8's candidate).
+    #[arg(long, value_enum, default_value_t = RawEngine::TokioWebsockets)]
+    pub(crate) raw_engine: RawEngine,
+    /// A machine offering permessage-deflate (`Builder::compression`);
+    /// compressed only if the server agrees.
+    #[arg(long, conflicts_with = "raw")]
+    pub(crate) compression: bool,
+    /// Each machine sends one 1 KiB text message and waits for its echo
+    /// before memory is read: connections that have been used (with
+    /// --compression, their compressor and decompressor exist).
+    #[arg(long, conflicts_with = "raw")]
+    pub(crate) exchange: bool,
 }
 
 /// Flags of `churn`.

@@ -41,6 +41,20 @@ pub(crate) enum Error {
         source: tokio_websockets::Error,
     },
 
+    /// Bare yawc failed: connecting, reading or writing.
+    #[error("bare yawc failed while {doing}")]
+    RawYawc {
+        /// What it was doing.
+        doing: &'static str,
+        /// The engine's error.
+        #[source]
+        source: yawc::WebSocketError,
+    },
+
+    /// The scenario has no variant for this client.
+    #[error("{0} is not measured with this client")]
+    Unsupported(&'static str),
+
     /// The connection ended before the scenario was over.
     #[error("the connection ended before {0}")]
     Closed(&'static str),
@@ -85,6 +99,11 @@ impl Error {
     /// A [`Error::Raw`] for the engine error `source` while `doing`.
     pub(crate) fn raw(doing: &'static str) -> impl FnOnce(tokio_websockets::Error) -> Self {
         move |source| Self::Raw { doing, source }
+    }
+
+    /// A [`Error::RawYawc`] for the engine error `source` while `doing`.
+    pub(crate) fn raw_yawc(doing: &'static str) -> impl FnOnce(yawc::WebSocketError) -> Self {
+        move |source| Self::RawYawc { doing, source }
     }
 
     /// Whether this error is stdout's reader going away, which ends the

@@ -14,6 +14,17 @@ pub(crate) const CONNECT_LIMIT: Duration = Duration::from_secs(10);
 /// How long a machine may take to stop (its close timeout is 1 s).
 const STOP_LIMIT: Duration = Duration::from_secs(5);
 
+/// A machine for `url` at its defaults, offering permessage-deflate when
+/// `compression`.
+pub(crate) fn builder(url: &str, compression: bool) -> Builder {
+    let builder = Machine::builder(url);
+    if compression {
+        builder.compression(ws_machine::Deflate::new())
+    } else {
+        builder
+    }
+}
+
 /// Spawns the machine `builder` describes and waits, for at most
 /// [`CONNECT_LIMIT`], until it is connected.
 ///

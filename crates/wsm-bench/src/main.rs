@@ -14,6 +14,7 @@
 //!   side by side.
 //! - `machine`: starting, waiting for `Connected`, stopping a machine.
 //! - `raw`: the bare engine (tokio-websockets at its defaults).
+//! - `raw_yawc`: bare yawc 0.5 (issue 8's candidate engine).
 //! - `report`: the JSON lines, keys in the contract's order.
 //! - `rss`: the process's resident memory, for `idle`.
 //! - `error`: the tool's error type.
@@ -22,6 +23,7 @@ mod cli;
 mod error;
 mod machine;
 mod raw;
+mod raw_yawc;
 mod report;
 mod rss;
 mod scenario;

@@ -13,23 +13,50 @@ use std::{fmt, time::Duration};
 pub(crate) enum Client {
     /// A `ws_machine::Machine`, used through its public channels.
     Machine,
+    /// A machine offering permessage-deflate (`Builder::compression`): on
+    /// yawc, compressed if the server agrees.
+    MachineDeflate,
     /// The bare engine the machine wraps, at its default settings.
     Raw,
+    /// Bare yawc 0.5 at its defaults (`WebSocket::connect`), with
+    /// permessage-deflate offered when `deflate` (the engine of compressed connections).
+    RawYawc { deflate: bool },
 }
 
 impl Client {
-    /// The machine with `raw == false`, the bare engine with `raw == true`.
-    pub(crate) fn pick(raw: bool) -> Self {
-        if raw { Self::Raw } else { Self::Machine }
+    /// The machine with `raw == false`, the bare engine `engine` names with
+    /// `raw == true`.
+    pub(crate) fn pick(raw: bool, engine: RawEngine, compression: bool) -> Self {
+        match (raw, engine) {
+            (false, _) if compression => Self::MachineDeflate,
+            (false, _) => Self::Machine,
+            (true, RawEngine::TokioWebsockets) => Self::Raw,
+            (true, RawEngine::Yawc) => Self::RawYawc { deflate: false },
+            (true, RawEngine::YawcDeflate) => Self::RawYawc { deflate: true },
+        }
     }
 
     /// The client's name in the report.
     pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Machine => "ws-machine",
+            Self::MachineDeflate => "ws-machine/deflate",
             Self::Raw => "tokio-websockets",
+            Self::RawYawc { deflate: false } => "yawc",
+            Self::RawYawc { deflate: true } => "yawc-deflate",
         }
     }
+}
+
+/// The bare engine `--raw` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum RawEngine {
+    /// tokio-websockets 0.13, the engine the machine wraps by default.
+    TokioWebsockets,
+    /// yawc 0.5, compression off.
+    Yawc,
+    /// yawc 0.5 offering permessage-deflate.
+    YawcDeflate,
 }
 
 /// What one run measured.

@@ -742,3 +742,28 @@ fn help_and_completions() {
         out.stdout
     );
 }
+
+#[test]
+fn compression_is_offered_with_the_flag_and_what_was_agreed_is_shown() {
+    // Python's websockets agrees to permessage-deflate by default.
+    let peer = Peer::start();
+    let long = "compressible ".repeat(500);
+    let mut wsm = Wsm::start(&[&peer.url, "--compression", "-n", "2", "--status", "json"]);
+    wsm.send("hello");
+    wsm.send(&long);
+    let status = wsm.wait();
+    assert!(status.success(), "{status}\n{}", wsm.err.rest().join("\n"));
+    assert_eq!(wsm.out.rest(), ["hello", long.as_str()]);
+    let connected = wsm.err.wait_for("CONNECTED", |l| is_state(l, "CONNECTED"));
+    assert!(
+        connected.contains(r#""compression":"permessage-deflate"#),
+        "{connected}"
+    );
+
+    // Without the flag nothing is offered, and nothing is shown.
+    let mut plain = Wsm::start(&[&peer.url, "-n", "1"]);
+    plain.send("hello");
+    assert!(plain.wait().success());
+    let connected = plain.err.wait_for("CONNECTED", |l| l.contains("CONNECTED"));
+    assert!(!connected.contains("deflate"), "{connected}");
+}

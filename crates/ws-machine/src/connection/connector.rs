@@ -64,6 +64,7 @@ impl Connector {
     ) -> Result<Socket, Error> {
         let io = self.open(target, deadline).await?;
         let protocols = self.extras.as_ref().and_then(|e| e.protocols.as_ref());
+        let compression = self.extras.as_ref().and_then(|e| e.compression.as_ref());
         engine::upgrade(
             io,
             target,
@@ -71,6 +72,7 @@ impl Connector {
             self.max_message_size,
             &*self.retry_status,
             protocols,
+            compression,
         )
         .await
     }

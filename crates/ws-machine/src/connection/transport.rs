@@ -54,19 +54,38 @@ struct Recorder {
     keep: bool,
     /// All bytes read so far, recorded or not.
     total: usize,
-    on_drop: oneshot::Sender<Vec<u8>>,
+    /// Whether the head of a `101` answer is handed out too, as soon as it
+    /// is complete (for an engine that does not return the answer).
+    success_head: bool,
+    /// Where the recording goes: when the transport is dropped during the
+    /// handshake, or (with `success_head`) once a `101` head is complete.
+    on_drop: Option<oneshot::Sender<Vec<u8>>>,
 }
 
 impl Transport {
     /// A transport that records the upgrade's answer; the receiver gets the
     /// recording if the transport is dropped before [`Transport::upgraded`].
     pub(crate) fn recording(io: Box<dyn Io>) -> (Self, oneshot::Receiver<Vec<u8>>) {
+        Self::recorder(io, false)
+    }
+
+    /// A transport that records the upgrade's answer, as
+    /// [`Transport::recording`], and also hands out the head of a `101`
+    /// answer as soon as it is complete (then stops recording): for an
+    /// engine that keeps the answer to itself.
+    #[cfg(feature = "deflate")]
+    pub(crate) fn recording_head(io: Box<dyn Io>) -> (Self, oneshot::Receiver<Vec<u8>>) {
+        Self::recorder(io, true)
+    }
+
+    fn recorder(io: Box<dyn Io>, success_head: bool) -> (Self, oneshot::Receiver<Vec<u8>>) {
         let (on_drop, recording) = oneshot::channel();
         let recorder = Recorder {
             bytes: Vec::new(),
             keep: true,
             total: 0,
-            on_drop,
+            success_head,
+            on_drop: Some(on_drop),
         };
         (
             Self {
@@ -102,18 +121,20 @@ impl Transport {
 
 impl Drop for Transport {
     fn drop(&mut self) {
-        if let Some(Handshake::Recording(recorder)) = self.handshake.take().map(|h| *h) {
+        if let Some(Handshake::Recording(recorder)) = self.handshake.take().map(|h| *h)
+            && let Some(on_drop) = recorder.on_drop
+        {
             // Nobody waits for it once the handshake succeeded or was abandoned.
-            let _ = recorder.on_drop.send(recorder.bytes);
+            let _ = on_drop.send(recorder.bytes);
         }
     }
 }
 
 impl Recorder {
     /// Notes `fresh`, the bytes just read; an error once the answer is too
-    /// long.
-    fn note(&mut self, fresh: &[u8]) -> io::Result<()> {
-        if self.total == 0 && fresh.starts_with(SWITCHING_PROTOCOLS) {
+    /// long. `Ok(true)` once a `101` head was handed out: recording is over.
+    fn note(&mut self, fresh: &[u8]) -> io::Result<bool> {
+        if self.total == 0 && fresh.starts_with(SWITCHING_PROTOCOLS) && !self.success_head {
             // The upgrade succeeds: its headers will not be needed, so
             // nothing is copied (only counted, for the size limit).
             self.keep = false;
@@ -130,7 +151,16 @@ impl Recorder {
                 format!("the answer to the upgrade request exceeds {MAX_HANDSHAKE_ANSWER} bytes"),
             ));
         }
-        Ok(())
+        if self.success_head
+            && self.bytes.starts_with(SWITCHING_PROTOCOLS)
+            && let Some(end) = self.bytes.windows(4).position(|w| w == b"\r\n\r\n")
+            && let Some(on_drop) = self.on_drop.take()
+        {
+            self.bytes.truncate(end + 4);
+            let _ = on_drop.send(std::mem::take(&mut self.bytes));
+            return Ok(true);
+        }
+        Ok(false)
     }
 }
 
@@ -145,9 +175,12 @@ impl AsyncRead for Transport {
         let result = Pin::new(this.io.as_mut()).poll_read(cx, buf);
         if let (Poll::Ready(Ok(())), Some(Handshake::Recording(recorder))) =
             (&result, this.handshake.as_deref_mut())
-            && let Err(e) = recorder.note(&buf.filled()[before..])
         {
-            return Poll::Ready(Err(e));
+            match recorder.note(&buf.filled()[before..]) {
+                Err(e) => return Poll::Ready(Err(e)),
+                Ok(true) => this.handshake = None,
+                Ok(false) => {}
+            }
         }
         result
     }

@@ -56,34 +56,42 @@ enum Finish {
 
 impl Driver {
     /// The connection is open: run it until it ends.
-    pub(super) async fn connected(&mut self, socket: Socket) -> Flow {
-        let now = Instant::now();
-        let mut link = self.report_connected(now, socket);
-        if let Err(error) = self.write_on_connect(&mut link) {
-            return self.lost(error, &link);
-        }
-        let timer = sleep_until(link.deadline(self.rules()));
-        tokio::pin!(timer);
-        loop {
-            // `if let`, not `match`: the `try_recv` result is dropped before
-            // the `else` branch, so the task keeps no room for it across the
-            // wait.
-            let event = if let Ok(command) = self.commands.try_recv() {
-                Event::Command(Some(command))
-            } else {
-                if let Err(error) = self.write_replayed(&mut link) {
-                    return self.lost(error, &link);
-                }
-                if self.feed == Feed::Finished && self.outbox.is_settled() && !link.needs_flush() {
-                    Event::Delivered
+    ///
+    /// Not an `async fn`: that would keep the socket in the task beside the
+    /// link made of it; the block uses the link in place.
+    #[allow(clippy::manual_async_fn)]
+    pub(super) fn connected(&mut self, socket: Socket) -> impl Future<Output = Flow> + '_ {
+        let mut link = self.report_connected(Instant::now(), socket);
+        async move {
+            if let Err(error) = self.write_on_connect(&mut link) {
+                return self.lost(error, &link);
+            }
+            let timer = sleep_until(link.deadline(self.rules()));
+            tokio::pin!(timer);
+            loop {
+                // `if let`, not `match`: the `try_recv` result is dropped before
+                // the `else` branch, so the task keeps no room for it across the
+                // wait.
+                let event = if let Ok(command) = self.commands.try_recv() {
+                    Event::Command(Some(command))
                 } else {
-                    self.next_event(&mut link, timer.as_mut()).await
+                    if let Err(error) = self.write_replayed(&mut link) {
+                        return self.lost(error, &link);
+                    }
+                    if self.feed == Feed::Finished
+                        && self.outbox.is_settled()
+                        && !link.needs_flush()
+                    {
+                        Event::Delivered
+                    } else {
+                        self.next_event(&mut link, timer.as_mut()).await
+                    }
+                };
+                match self.on_event(event, &mut link, timer.as_mut()) {
+                    Then::Continue => {}
+                    Then::End(flow) => return flow,
+                    Then::Finish(finish) => return Box::pin(self.finish(finish, &mut link)).await,
                 }
-            };
-            match self.on_event(event, &mut link, timer.as_mut()) {
-                Then::Continue => {}
-                Then::End(flow) => return flow,
-                Then::Finish(finish) => return Box::pin(self.finish(finish, &mut link)).await,
             }
         }
     }
@@ -101,10 +109,14 @@ impl Driver {
     /// for the subprotocol.
     fn report_connected(&mut self, now: Instant, mut socket: Socket) -> Link {
         let mut protocol = socket.take_protocol();
+        let compression = socket.compression();
         let url = self.urls.shown();
         self.lifecycle.connected(now, &mut |s| {
-            self.status
-                .emit(about(url.as_ref(), s).with_protocol(protocol.take()));
+            self.status.emit(
+                about(url.as_ref(), s)
+                    .with_protocol(protocol.take())
+                    .with_compression(compression),
+            );
         });
         Link::new(socket, now, self.rules())
     }

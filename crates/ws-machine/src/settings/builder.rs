@@ -16,7 +16,7 @@ use super::{
     Matcher, Pem, ProxyChoice, ReadyGate, Reconnect, Request, Schemes, SendRate, Settings,
     Timeouts, TransportOptions, check_headers,
 };
-use crate::types::{Endpoint, Error, Message, Mode, Target, redact_url};
+use crate::types::{Deflate, Endpoint, Error, Message, Mode, Target, redact_url};
 
 /// The default retry policy for rejected handshakes: retry 5xx, 408 (request
 /// timeout) and 429 (too many requests); every other status is final.
@@ -1018,6 +1018,44 @@ impl Builder {
     /// Default: `false` (as Python's `websockets`).
     pub fn require_protocol(mut self, required: bool) -> Self {
         self.transport.require_protocol = required;
+        self
+    }
+
+    /// Offers permessage-deflate (RFC 7692) with these parameters, or
+    /// (`None`) no compression. What the server agreed to is reported with
+    /// [`State::Connected`](crate::State::Connected) in
+    /// [`Status::compression`](crate::Status::compression); a server that
+    /// declines is spoken to uncompressed.
+    ///
+    /// Default: off. Compression costs memory for every connection that
+    /// uses it (a compressor and a decompressor each keep their window and
+    /// state: about 346 KiB per machine once messages have flowed, with
+    /// the default parameters, against about 10 KiB without) and CPU
+    /// for every message; it pays off on slow links and with large, repetitive
+    /// messages (JSON feeds). `BENCHMARKS.md` has the figures, and
+    /// `docs/design.md` says how compressed connections are run. Incoming
+    /// messages are limited by [`max_message_size`](Builder::max_message_size)
+    /// after they are inflated.
+    ///
+    /// Needs the `deflate` feature (on by default); without it, a machine
+    /// asking for compression fails to build with
+    /// [`Error::InvalidConfig`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// use ws_machine::{Deflate, Machine};
+    ///
+    /// // A feed of JSON quotes: keep the dictionary, bound the server's window.
+    /// let mut machine = Machine::builder("ws://127.0.0.1:9/")
+    ///     .compression(Deflate::new().server_max_window_bits(12))
+    ///     .spawn()?;
+    /// # drop(machine);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn compression(mut self, compression: impl Into<Option<Deflate>>) -> Self {
+        self.transport.compression = compression.into();
         self
     }
 

@@ -14,7 +14,7 @@ use super::{
     proxy::{self, NoProxy, Proxy},
     tls::TlsOptions,
 };
-use crate::types::{Error, Target};
+use crate::types::{Deflate, Error, Target};
 
 /// Where the proxy comes from.
 #[derive(Clone)]
@@ -47,6 +47,7 @@ pub(crate) struct TransportOptions {
     pub(crate) server_name: Option<String>,
     pub(crate) protocols: Vec<String>,
     pub(crate) require_protocol: bool,
+    pub(crate) compression: Option<Deflate>,
 }
 
 /// What the connector needs beyond dialing, for machines that use it.
@@ -58,6 +59,8 @@ pub(crate) struct Extras {
     /// host.
     pub(crate) server_name: Option<ServerName<'static>>,
     pub(crate) protocols: Option<Protocols>,
+    /// permessage-deflate offered with these parameters.
+    pub(crate) compression: Option<Deflate>,
 }
 
 /// Which schemes the machine's URLs may have: the builder's URL and the
@@ -139,13 +142,30 @@ impl TransportOptions {
             }
             Some(Protocols::new(self.protocols, self.require_protocol)?)
         };
-        if proxy.is_none() && server_name.is_none() && protocols.is_none() {
+        let compression = self.compression.map(Deflate::check).transpose()?;
+        if compression.is_some() {
+            if !cfg!(feature = "deflate") {
+                return Err(Error::InvalidConfig {
+                    option: "compression",
+                    reason: "this build of ws-machine has no permessage-deflate: enable its `deflate` feature".into(),
+                });
+            }
+            if headers.contains_key(http::header::SEC_WEBSOCKET_EXTENSIONS) {
+                return Err(Error::InvalidHeader {
+                    name: http::header::SEC_WEBSOCKET_EXTENSIONS.to_string(),
+                    reason: "Builder::compression sets it: remove the header".into(),
+                });
+            }
+        }
+        if proxy.is_none() && server_name.is_none() && protocols.is_none() && compression.is_none()
+        {
             return Ok(None);
         }
         Ok(Some(Box::new(Extras {
             proxy,
             server_name,
             protocols,
+            compression,
         })))
     }
 }

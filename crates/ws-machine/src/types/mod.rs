@@ -3,6 +3,7 @@
 //! nothing of the crate.
 
 mod command;
+mod compression;
 mod error;
 mod leftovers;
 mod message;
@@ -10,6 +11,7 @@ mod status;
 mod target;
 
 pub use command::{CloseFrame, Command};
+pub use compression::Deflate;
 pub(crate) use error::with_context;
 pub use error::{Cause, Direction, Error, TlsProblem};
 pub use leftovers::Leftovers;

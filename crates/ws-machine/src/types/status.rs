@@ -2,7 +2,7 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use super::error::Error;
+use super::{compression::Deflate, error::Error};
 
 /// The state of a machine's connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,6 +83,11 @@ pub struct Status {
     /// `url_fn` returned no valid URL, and on machines with one URL (the
     /// caller knows it).
     pub url: Option<Arc<str>>,
+    /// With [`State::Connected`], for machines that offer compression
+    /// ([`Builder::compression`](crate::Builder::compression)): the
+    /// permessage-deflate parameters the server agreed to, or `None` if it
+    /// declined (messages then go uncompressed).
+    pub compression: Option<Deflate>,
     last: bool,
 }
 
@@ -100,6 +105,7 @@ impl Status {
             delay,
             protocol: None,
             url: None,
+            compression: None,
             last: false,
         }
     }
@@ -107,6 +113,14 @@ impl Status {
     /// This status, with the subprotocol the connection speaks.
     pub(crate) fn with_protocol(self, protocol: Option<Arc<str>>) -> Self {
         Self { protocol, ..self }
+    }
+
+    /// This status, with the compression the connection uses.
+    pub(crate) fn with_compression(self, compression: Option<Deflate>) -> Self {
+        Self {
+            compression,
+            ..self
+        }
     }
 
     /// This status, with the URL it is about.
@@ -138,6 +152,9 @@ impl fmt::Display for Status {
         }
         if let Some(protocol) = &self.protocol {
             write!(f, " (subprotocol {protocol})")?;
+        }
+        if let Some(compression) = &self.compression {
+            write!(f, " ({compression})")?;
         }
         if let Some(delay) = self.delay {
             write!(f, " {delay:?}")?;

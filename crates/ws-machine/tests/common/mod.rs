@@ -10,7 +10,7 @@
 // Each test file is its own crate and uses a different subset of these.
 #![allow(dead_code)]
 
-pub mod node;
+pub mod peers;
 
 use std::time::Duration;
 
@@ -42,13 +42,34 @@ pub fn trace() {
 /// 10–50 ms, handshake timeout 2 s, close timeout 300 ms, a fixed jitter
 /// seed. Keep-alive and `min_uptime` stay at their defaults unless a test
 /// sets them.
+///
+/// With `WSM_TEST_COMPRESSION=1` in the environment, the machine offers
+/// permessage-deflate: the whole suite then runs on the engine of
+/// compressed connections (`.ci/run` runs it so a second time; the
+/// in-process server declines compression, so the messages themselves go
+/// uncompressed).
 pub fn fast(url: impl Into<String>) -> Builder {
     trace();
-    Machine::builder(url)
+    let builder = Machine::builder(url)
         .backoff(ms(10), ms(50))
         .handshake_timeout(Duration::from_secs(2))
         .close_timeout(ms(300))
-        .jitter_seed(7)
+        .jitter_seed(7);
+    if std::env::var_os("WSM_TEST_COMPRESSION").is_some_and(|v| v == "1") {
+        with_compression(builder)
+    } else {
+        builder
+    }
+}
+
+#[cfg(feature = "deflate")]
+fn with_compression(builder: Builder) -> Builder {
+    builder.compression(ws_machine::Deflate::new())
+}
+
+#[cfg(not(feature = "deflate"))]
+fn with_compression(builder: Builder) -> Builder {
+    builder
 }
 
 /// A `ws://` URL on 127.0.0.1 where nothing listens (a port just freed).

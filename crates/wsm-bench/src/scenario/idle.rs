@@ -17,12 +17,12 @@ use tokio::{
     task::{JoinHandle, JoinSet},
     time::Instant,
 };
-use ws_machine::Machine;
+use ws_machine::{Machine, Message};
 
 use crate::{
     cli::IdleArgs,
     error::{Error, within},
-    machine, raw,
+    machine, raw, raw_yawc,
     report::{Client, Report},
     rss::rss_kib,
 };
@@ -32,6 +32,9 @@ const IN_FLIGHT: usize = 512;
 
 /// The longest opening every connection may take.
 const OPEN_LIMIT: Duration = Duration::from_secs(60);
+
+/// The size of the message each machine exchanges with `--exchange`.
+const EXCHANGED: usize = 1024;
 
 /// How long the connections sit idle before memory is read.
 const SETTLE: Duration = Duration::from_secs(2);
@@ -46,12 +49,17 @@ enum Held {
 
 /// Runs the scenario with the client `args.raw` picks.
 pub(crate) async fn run(args: &IdleArgs) -> Result<Report, Error> {
-    let client = Client::pick(args.raw);
+    let client = Client::pick(args.raw, args.raw_engine, args.compression);
     let rss_kib_before = rss_kib()?;
     let started = Instant::now();
     let held = match client {
-        Client::Machine => Held::Machines(open_machines(&args.url, args.conns).await?),
+        Client::Machine | Client::MachineDeflate => {
+            Held::Machines(open_machines(args).await?)
+        }
         Client::Raw => Held::Sockets(open_sockets(&args.url, args.conns).await?),
+        Client::RawYawc { deflate } => {
+            Held::Sockets(open_yawc_sockets(&args.url, args.conns, deflate).await?)
+        }
     };
     let connect = started.elapsed();
     tokio::time::sleep(SETTLE).await;
@@ -103,15 +111,29 @@ where
     .await
 }
 
-/// Spawns `n` machines and waits until each has reported `Connected`.
-async fn open_machines(url: &str, n: usize) -> Result<Vec<Machine>, Error> {
-    let mut machines = Vec::with_capacity(n);
-    let open = |url| async move {
-        let mut machine = Machine::builder(url).spawn().map_err(Error::Machine)?;
+/// Spawns `args.conns` machines and waits until each has reported
+/// `Connected` (and, with `--exchange`, has had one message echoed).
+async fn open_machines(args: &IdleArgs) -> Result<Vec<Machine>, Error> {
+    let mut machines = Vec::with_capacity(args.conns);
+    let (compression, exchange) = (args.compression, args.exchange);
+    let open = move |url: String| async move {
+        let mut machine = machine::builder(&url, compression)
+            .spawn()
+            .map_err(Error::Machine)?;
         machine::connected(&mut machine).await?;
+        if exchange {
+            let text: String = (0..EXCHANGED / 32)
+                .map(|i| format!("{{\"seq\":{i:08},\"px\":\"42.125\"}}    "))
+                .collect();
+            if machine.output.send(Message::text(text)).await.is_err()
+                || machine.input.recv().await.is_none()
+            {
+                return Err(machine::why_stopped(&mut machine.status));
+            }
+        }
         Ok(machine)
     };
-    open_gated(url, n, open, |machine| machines.push(machine)).await?;
+    open_gated(&args.url, args.conns, open, |machine| machines.push(machine)).await?;
     Ok(machines)
 }
 
@@ -129,6 +151,26 @@ async fn open_sockets(url: &str, n: usize) -> Result<Vec<JoinHandle<()>>, Error>
         // Idle, with a read pending, until aborted.
         tasks.push(tokio::spawn(async move {
             while let Some(Ok(_)) = socket.next().await {}
+        }));
+    })
+    .await;
+    if opened.is_err() {
+        tasks.iter().for_each(JoinHandle::abort);
+    }
+    opened.map(|()| tasks)
+}
+
+/// [`open_sockets`] for bare yawc.
+async fn open_yawc_sockets(
+    url: &str,
+    n: usize,
+    deflate: bool,
+) -> Result<Vec<JoinHandle<()>>, Error> {
+    let mut tasks = Vec::with_capacity(n);
+    let open = move |url: String| async move { raw_yawc::connect(&url, deflate).await };
+    let opened = open_gated(url, n, open, |mut socket| {
+        tasks.push(tokio::spawn(async move {
+            while socket.next().await.is_some() {}
         }));
     })
     .await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::SinkExt;
 use tokio::time::Instant;
-use ws_machine::{Machine, Message};
+use ws_machine::Message;
 
 use super::{RUN_LIMIT, check_echo, payload};
 use crate::{
@@ -18,11 +18,15 @@ use crate::{
 
 /// Runs the scenario with the client `args.raw` picks.
 pub(crate) async fn run(args: &LatencyArgs) -> Result<Report, Error> {
-    let client = Client::pick(args.raw);
+    let client = Client::pick(args.raw, args.raw_engine, args.compression);
     let payload = payload(args.size);
     let mut rounds = match client {
-        Client::Machine => rounds_machine(&args.url, &payload, args.rounds).await?,
+        Client::Machine | Client::MachineDeflate => {
+            let builder = machine::builder(&args.url, args.compression);
+            rounds_machine(builder, &payload, args.rounds).await?
+        }
         Client::Raw => rounds_engine(&args.url, &payload, args.rounds).await?,
+        Client::RawYawc { .. } => return Err(Error::Unsupported("latency")),
     };
     rounds.sort_unstable();
     Ok(Report::Latency {
@@ -36,8 +40,12 @@ pub(crate) async fn run(args: &LatencyArgs) -> Result<Report, Error> {
 }
 
 /// Through a machine: `output.send`, then `input.recv`.
-async fn rounds_machine(url: &str, payload: &Bytes, n: usize) -> Result<Vec<Duration>, Error> {
-    let mut machine = machine::start(Machine::builder(url)).await?;
+async fn rounds_machine(
+    builder: ws_machine::Builder,
+    payload: &Bytes,
+    n: usize,
+) -> Result<Vec<Duration>, Error> {
+    let mut machine = machine::start(builder).await?;
     let mut rounds = Vec::with_capacity(n);
     let run = within("the latency run", RUN_LIMIT, async {
         for _ in 0..n {

@@ -6,26 +6,31 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::{sync::Semaphore, time::Instant};
-use ws_machine::{Machine, Message};
+use ws_machine::Message;
 
-use super::{RUN_LIMIT, check_echo, payload};
+use super::{Payloads, RUN_LIMIT, check_echo};
 use crate::{
     cli::ThroughputArgs,
     error::{Error, within},
-    machine, raw,
+    machine, raw, raw_yawc,
     report::{Client, Report},
 };
 
 /// Runs the scenario with the client `args.raw` picks.
 pub(crate) async fn run(args: &ThroughputArgs) -> Result<Report, Error> {
-    let client = Client::pick(args.raw);
-    let payload = payload(args.size);
+    let client = Client::pick(args.raw, args.raw_engine, args.compression);
+    let payload = Payloads::new(args.size, args.payload);
     let elapsed = match client {
-        Client::Machine => through_machine(&args.url, &payload, args.messages, args.window).await?,
+        Client::Machine | Client::MachineDeflate => {
+            let builder = machine::builder(&args.url, args.compression);
+            through_machine(builder, &payload, args.messages, args.window).await?
+        }
         Client::Raw => through_engine(&args.url, &payload, args.messages, args.window).await?,
+        Client::RawYawc { deflate } => {
+            through_yawc(&args.url, deflate, &payload, args.messages, args.window).await?
+        }
     };
     Ok(Report::Throughput {
         client,
@@ -38,12 +43,12 @@ pub(crate) async fn run(args: &ThroughputArgs) -> Result<Report, Error> {
 /// One task, one `select!`: echoes are taken first (they open the window),
 /// then a message is handed to `output` while the window has room.
 async fn through_machine(
-    url: &str,
-    payload: &Bytes,
+    builder: ws_machine::Builder,
+    payload: &Payloads,
     n: usize,
     window: usize,
 ) -> Result<Duration, Error> {
-    let mut machine = machine::start(Machine::builder(url)).await?;
+    let mut machine = machine::start(builder).await?;
     let started = Instant::now();
     let (mut sent, mut received) = (0, 0);
     let run = within("the throughput run", RUN_LIMIT, async {
@@ -55,7 +60,7 @@ async fn through_machine(
                     let Some(message) = message else {
                         return Err(machine::why_stopped(&mut machine.status));
                     };
-                    check_echo(payload.len(), message.len())?;
+                    check_echo(payload.size(), message.len())?;
                     received += 1;
                 }
                 // Cancel-safe: a slot not reserved is not lost, and the
@@ -64,7 +69,7 @@ async fn through_machine(
                     let Ok(permit) = permit else {
                         return Err(machine::why_stopped(&mut machine.status));
                     };
-                    if permit.send(Message::binary(payload.clone())).is_err() {
+                    if permit.send(Message::binary(payload.get(sent).clone())).is_err() {
                         return Err(machine::why_stopped(&mut machine.status));
                     }
                     sent += 1;
@@ -85,7 +90,7 @@ async fn through_machine(
 /// engine); the reader counts echoes and opens the window again.
 async fn through_engine(
     url: &str,
-    payload: &Bytes,
+    payload: &Payloads,
     n: usize,
     window: usize,
 ) -> Result<Duration, Error> {
@@ -102,7 +107,7 @@ async fn through_engine(
                 .await
                 .map_err(|_| Error::Closed("every message was sent"))?
                 .forget();
-            sink.feed(raw::binary(payload))
+            sink.feed(raw::binary(payload.get(sent)))
                 .await
                 .map_err(Error::raw("writing"))?;
             sent += 1;
@@ -111,7 +116,7 @@ async fn through_engine(
                     break;
                 };
                 permit.forget();
-                sink.feed(raw::binary(payload))
+                sink.feed(raw::binary(payload.get(sent)))
                     .await
                     .map_err(Error::raw("writing"))?;
                 sent += 1;
@@ -122,7 +127,7 @@ async fn through_engine(
     };
     let reader = async {
         for _ in 0..n {
-            check_echo(payload.len(), raw::next_len(&mut stream).await?)?;
+            check_echo(payload.size(), raw::next_len(&mut stream).await?)?;
             room.add_permits(1);
         }
         Ok(())
@@ -133,6 +138,67 @@ async fn through_engine(
     .await?;
     let elapsed = started.elapsed();
     // Not timed: a polite close, bounded.
+    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+    Ok(elapsed)
+}
+
+/// Bare yawc, the same way as [`through_engine`]: the socket split in two,
+/// the writer feeding while the window has room and flushing when it is
+/// full (yawc also flushes by itself once its write buffer passes its
+/// backpressure boundary, 8 KiB by default).
+async fn through_yawc(
+    url: &str,
+    deflate: bool,
+    payload: &Payloads,
+    n: usize,
+    window: usize,
+) -> Result<Duration, Error> {
+    let socket = within(
+        "connecting",
+        machine::CONNECT_LIMIT,
+        raw_yawc::connect(url, deflate),
+    )
+    .await?;
+    let (mut sink, mut stream) = socket.split();
+    let room = Semaphore::new(window);
+    let started = Instant::now();
+    let writer = async {
+        let mut sent = 0;
+        while sent < n {
+            room.acquire()
+                .await
+                .map_err(|_| Error::Closed("every message was sent"))?
+                .forget();
+            sink.feed(raw_yawc::binary(payload.get(sent)))
+                .await
+                .map_err(Error::raw_yawc("writing"))?;
+            sent += 1;
+            while sent < n {
+                let Ok(permit) = room.try_acquire() else {
+                    break;
+                };
+                permit.forget();
+                sink.feed(raw_yawc::binary(payload.get(sent)))
+                    .await
+                    .map_err(Error::raw_yawc("writing"))?;
+                sent += 1;
+            }
+            sink.flush().await.map_err(Error::raw_yawc("flushing"))?;
+        }
+        Ok(())
+    };
+    let reader = async {
+        for _ in 0..n {
+            check_echo(payload.size(), raw_yawc::next_len(&mut stream).await?)?;
+            room.add_permits(1);
+        }
+        Ok(())
+    };
+    within("the throughput run", RUN_LIMIT, async {
+        tokio::try_join!(writer, reader).map(|((), ())| ())
+    })
+    .await?;
+    let elapsed = started.elapsed();
     let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
     Ok(elapsed)
 }

@@ -339,6 +339,11 @@ pub(crate) struct ConnectArgs {
     /// names.
     #[arg(long, requires = "protocols", help_heading = "Proxy and TLS")]
     pub(crate) require_protocol: bool,
+    /// Offer permessage-deflate (RFC 7692) with its default parameters;
+    /// what the server agreed to is shown with CONNECTED (nothing shown:
+    /// it declined, and messages go uncompressed).
+    #[arg(long, help_heading = "Proxy and TLS")]
+    pub(crate) compression: bool,
 }
 
 /// How binary messages received are printed.
@@ -578,6 +583,7 @@ impl ConnectArgs {
                 insecure: self.insecure,
                 protocols: self.protocols,
                 require_protocol: self.require_protocol,
+                compression: self.compression,
             },
             mode,
             binary_prefix: prefix,

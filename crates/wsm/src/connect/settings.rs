@@ -126,6 +126,7 @@ pub(crate) struct Transport {
     pub(crate) insecure: bool,
     pub(crate) protocols: Vec<String>,
     pub(crate) require_protocol: bool,
+    pub(crate) compression: bool,
 }
 
 impl Transport {
@@ -157,6 +158,9 @@ impl Transport {
             builder = builder
                 .protocols(self.protocols.clone())
                 .require_protocol(self.require_protocol);
+        }
+        if self.compression {
+            builder = builder.compression(ws_machine::Deflate::new());
         }
         Ok(builder)
     }

@@ -54,6 +54,8 @@ struct JsonLine<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     protocol: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    compression: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     delay_ms: Option<u128>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
@@ -166,6 +168,9 @@ impl Show {
                         if let Some(protocol) = &status.protocol {
                             let _ = write!(line, " (subprotocol {protocol})");
                         }
+                        if let Some(compression) = &status.compression {
+                            let _ = write!(line, " ({compression})");
+                        }
                     }
                     (State::Ready, None) if self.several_urls => {}
                     (State::Ready, None) => {
@@ -207,6 +212,7 @@ impl Show {
                         .then_some(self.url.as_str())
                     }),
                     protocol: status.protocol.as_deref(),
+                    compression: status.compression.map(|c| c.to_string()),
                     delay_ms: status.delay.map(|d| d.as_millis()),
                     error: error.map(ToString::to_string),
                     retryable: error.map(Error::is_retryable),
