@@ -53,9 +53,7 @@ pub(crate) async fn run(args: &IdleArgs) -> Result<Report, Error> {
     let rss_kib_before = rss_kib()?;
     let started = Instant::now();
     let held = match client {
-        Client::Machine | Client::MachineDeflate => {
-            Held::Machines(open_machines(args).await?)
-        }
+        Client::Machine | Client::MachineDeflate => Held::Machines(open_machines(args).await?),
         Client::Raw => Held::Sockets(open_sockets(&args.url, args.conns).await?),
         Client::RawYawc { deflate } => {
             Held::Sockets(open_yawc_sockets(&args.url, args.conns, deflate).await?)
@@ -133,7 +131,10 @@ async fn open_machines(args: &IdleArgs) -> Result<Vec<Machine>, Error> {
         }
         Ok(machine)
     };
-    open_gated(&args.url, args.conns, open, |machine| machines.push(machine)).await?;
+    open_gated(&args.url, args.conns, open, |machine| {
+        machines.push(machine)
+    })
+    .await?;
     Ok(machines)
 }
 
