@@ -6,14 +6,15 @@
 //! past the limit is refused with 1009, a reconnect negotiates again, and a
 //! server without compression is spoken to uncompressed.
 //!
-//! The tests run on two worker threads, so that an engine stuck in a loop
-//! makes them fail on their timeouts instead of hanging.
+//! The tests run under `on_two_threads`: an engine stuck in a loop fails
+//! the test process instead of hanging it.
 #![cfg(feature = "deflate")]
 
 mod common;
 
 use common::{
-    connect, fast, peers::PeerProcess, recv, send, shutdown, wait_for_final, wait_for_state,
+    connect, fast, on_two_threads, peers::PeerProcess, recv, send, shutdown, wait_for_final,
+    wait_for_state,
 };
 use ws_machine::{Deflate, Direction, Error, Machine, Message, State, Status};
 use wsm_server::{Config, Server};
@@ -178,103 +179,119 @@ async fn exchange(peer: Peer, takeover: bool) {
     shutdown(machine).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_websockets_with_context_takeover() {
-    exchange(Peer::Python, true).await;
+#[test]
+fn python_websockets_with_context_takeover() {
+    on_two_threads(async {
+        exchange(Peer::Python, true).await;
+    });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_websockets_without_context_takeover() {
-    exchange(Peer::Python, false).await;
+#[test]
+fn python_websockets_without_context_takeover() {
+    on_two_threads(async {
+        exchange(Peer::Python, false).await;
+    });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn node_ws_with_context_takeover() {
-    exchange(Peer::Node, true).await;
+#[test]
+fn node_ws_with_context_takeover() {
+    on_two_threads(async {
+        exchange(Peer::Node, true).await;
+    });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn node_ws_without_context_takeover() {
-    exchange(Peer::Node, false).await;
+#[test]
+fn node_ws_without_context_takeover() {
+    on_two_threads(async {
+        exchange(Peer::Node, false).await;
+    });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_offers_parameters_are_agreed_to() {
-    for peer in [Peer::Python, Peer::Node] {
-        let server = start(peer, true).await;
-        let offer = Deflate::new()
-            .server_max_window_bits(10)
-            .client_max_window_bits(11)
-            .client_no_context_takeover();
-        let (mut machine, status) = connected(&server.url, offer).await;
-        let agreed = status.compression.expect("agreed");
-        let answer = servers_answer(&mut machine).await;
-        assert_eq!(agreed.server_window_bits(), 10, "{peer:?}: {answer}");
+#[test]
+fn the_offers_parameters_are_agreed_to() {
+    on_two_threads(async {
+        for peer in [Peer::Python, Peer::Node] {
+            let server = start(peer, true).await;
+            let offer = Deflate::new()
+                .server_max_window_bits(10)
+                .client_max_window_bits(11)
+                .client_no_context_takeover();
+            let (mut machine, status) = connected(&server.url, offer).await;
+            let agreed = status.compression.expect("agreed");
+            let answer = servers_answer(&mut machine).await;
+            assert_eq!(agreed.server_window_bits(), 10, "{peer:?}: {answer}");
+            assert!(
+                answer.contains("server_max_window_bits=10"),
+                "{peer:?}: {answer}"
+            );
+            assert!(!agreed.client_context_takeover(), "{peer:?}: {answer}");
+            assert!(agreed.client_window_bits() <= 11, "{peer:?}: {answer}");
+            round_trip(&mut machine).await;
+            shutdown(machine).await;
+        }
+    });
+}
+
+#[test]
+fn a_small_frame_that_inflates_past_the_limit_is_refused_with_1009() {
+    on_two_threads(async {
+        for peer in [Peer::Python, Peer::Node] {
+            let mut server = start(peer, true).await;
+            let limit = 64 * 1024;
+            let mut machine = connect(
+                fast(&server.url)
+                    .compression(Deflate::new())
+                    .max_message_size(limit)
+                    .reconnect(false),
+            )
+            .await;
+            // 10 MiB of zeros: about 10 KB on the wire, under the limit;
+            // inflated, 160 times over it.
+            send(&machine, Message::text("bomb:10485760")).await;
+            let last = wait_for_final(&mut machine).await;
+            match &last.error {
+                Some(Error::MessageTooLarge {
+                    direction: Direction::Incoming,
+                    max,
+                    ..
+                }) => assert_eq!(*max, limit, "{peer:?}"),
+                other => panic!("{peer:?}: expected an incoming message too large, got {other:?}"),
+            }
+            assert_eq!(server.line().await, "closed 1009", "{peer:?}");
+        }
+    });
+}
+
+#[test]
+fn a_reconnect_negotiates_compression_again() {
+    on_two_threads(async {
+        let server = start(Peer::Python, true).await;
+        let (mut machine, first) = connected(&server.url, Deflate::new()).await;
+        assert!(first.compression.is_some());
+        send(&machine, Message::text("close")).await;
+        let seen = wait_for_state(&mut machine, State::Connected).await;
+        let again = seen.last().expect("connected");
+        assert_eq!(again.compression, first.compression, "{again}");
+        let lost = seen
+            .iter()
+            .find(|s| s.state == State::Disconnected)
+            .expect("the restart is reported");
         assert!(
-            answer.contains("server_max_window_bits=10"),
-            "{peer:?}: {answer}"
+            matches!(lost.error, Some(Error::Closed { code: 1012, .. })),
+            "{lost}"
         );
-        assert!(!agreed.client_context_takeover(), "{peer:?}: {answer}");
-        assert!(agreed.client_window_bits() <= 11, "{peer:?}: {answer}");
         round_trip(&mut machine).await;
         shutdown(machine).await;
-    }
+    });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_small_frame_that_inflates_past_the_limit_is_refused_with_1009() {
-    for peer in [Peer::Python, Peer::Node] {
-        let mut server = start(peer, true).await;
-        let limit = 64 * 1024;
-        let mut machine = connect(
-            fast(&server.url)
-                .compression(Deflate::new())
-                .max_message_size(limit)
-                .reconnect(false),
-        )
-        .await;
-        // 10 MiB of zeros: about 10 KB on the wire, under the limit;
-        // inflated, 160 times over it.
-        send(&machine, Message::text("bomb:10485760")).await;
-        let last = wait_for_final(&mut machine).await;
-        match &last.error {
-            Some(Error::MessageTooLarge {
-                direction: Direction::Incoming,
-                max,
-                ..
-            }) => assert_eq!(*max, limit, "{peer:?}"),
-            other => panic!("{peer:?}: expected an incoming message too large, got {other:?}"),
-        }
-        assert_eq!(server.line().await, "closed 1009", "{peer:?}");
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reconnect_negotiates_compression_again() {
-    let server = start(Peer::Python, true).await;
-    let (mut machine, first) = connected(&server.url, Deflate::new()).await;
-    assert!(first.compression.is_some());
-    send(&machine, Message::text("close")).await;
-    let seen = wait_for_state(&mut machine, State::Connected).await;
-    let again = seen.last().expect("connected");
-    assert_eq!(again.compression, first.compression, "{again}");
-    let lost = seen
-        .iter()
-        .find(|s| s.state == State::Disconnected)
-        .expect("the restart is reported");
-    assert!(
-        matches!(lost.error, Some(Error::Closed { code: 1012, .. })),
-        "{lost}"
-    );
-    round_trip(&mut machine).await;
-    shutdown(machine).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_without_compression_is_spoken_to_uncompressed() {
-    let server = Server::start(Config::default()).expect("server starts");
-    let (mut machine, status) = connected(&server.url(), Deflate::new()).await;
-    assert_eq!(status.compression, None, "{status}");
-    round_trip(&mut machine).await;
-    shutdown(machine).await;
+#[test]
+fn a_server_without_compression_is_spoken_to_uncompressed() {
+    on_two_threads(async {
+        let server = Server::start(Config::default()).expect("server starts");
+        let (mut machine, status) = connected(&server.url(), Deflate::new()).await;
+        assert_eq!(status.compression, None, "{status}");
+        round_trip(&mut machine).await;
+        shutdown(machine).await;
+    });
 }

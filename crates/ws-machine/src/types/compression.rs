@@ -137,42 +137,73 @@ impl Deflate {
         Ok(self)
     }
 
-    /// What the server agreed to, read from its `Sec-WebSocket-Extensions`
-    /// answer; `None` if it agreed to no permessage-deflate. Absent window
-    /// sizes are 15 (RFC 7692, 7.1.2). An answer the engine accepted but
-    /// that names a window out of range keeps the range's nearest bound,
-    /// as the engine does.
+    /// What the server agreed to, from its `Sec-WebSocket-Extensions`
+    /// answer to `self` (the offer): `Ok(None)` without an answer (it
+    /// declined). An answer a client must refuse (RFC 7692, 5 and 7.1) is
+    /// an error saying why: another extension, an unknown, repeated or
+    /// malformed parameter, a server window larger than offered or missing
+    /// when one was offered, a client window of 8 bits (zlib compresses
+    /// with 9 at least). The parameters are read as the engine reads them
+    /// (the extension's name in lower case, values as plain digits), so
+    /// that what is reported is what runs.
     #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
-    pub(crate) fn agreed(answer: &str) -> Option<Self> {
-        answer.split(',').find_map(Self::agreed_one)
-    }
-
-    /// One element of the answer's list of extensions.
-    fn agreed_one(extension: &str) -> Option<Self> {
-        let mut params = extension.split(';').map(str::trim);
-        if !params.next()?.eq_ignore_ascii_case(NAME) {
-            return None;
-        }
-        let mut agreed = Self::new();
-        let bits = |value: Option<&str>| {
-            value
-                .and_then(|v| v.trim().trim_matches('"').parse::<u8>().ok())
-                .map_or(15, |b| b.clamp(*WINDOW_BITS.start(), *WINDOW_BITS.end()))
+    pub(crate) fn agreed(self, answer: Option<&str>) -> Result<Option<Self>, String> {
+        let Some(answer) = answer.map(str::trim).filter(|a| !a.is_empty()) else {
+            return Ok(None);
         };
-        for param in params {
+        let refused = |why: &str| Err(format!("{why} in its answer {answer:?}"));
+        let params = answer.strip_prefix(NAME).map(str::trim_start);
+        let Some(params) = params.filter(|p| p.is_empty() || p.starts_with(';')) else {
+            return refused("the server agreed to an extension that was not offered");
+        };
+        let mut agreed = Self::new();
+        let mut seen: Vec<&str> = Vec::new();
+        let mut server_window = None;
+        for param in params.split(';').skip(1).map(str::trim) {
             let (key, value) = match param.split_once('=') {
-                Some((key, value)) => (key.trim(), Some(value)),
+                Some((key, value)) => (key.trim(), Some(value.trim())),
                 None => (param, None),
             };
-            match key.to_ascii_lowercase().as_str() {
-                "client_no_context_takeover" => agreed.client_no_context_takeover = true,
-                "server_no_context_takeover" => agreed.server_no_context_takeover = true,
-                "client_max_window_bits" => agreed.client_max_window_bits = bits(value),
-                "server_max_window_bits" => agreed.server_max_window_bits = bits(value),
-                _ => {}
+            if seen.contains(&key) {
+                return refused(&format!("{key} is repeated"));
+            }
+            seen.push(key);
+            if value.is_some() && !key.ends_with("_max_window_bits") {
+                return refused(&format!("{param} is not a parameter the offer allows"));
+            }
+            let bits = match value {
+                None => None,
+                Some(v) => match v.parse::<u8>() {
+                    Ok(bits @ 8..=15) if v.bytes().all(|b| b.is_ascii_digit()) => Some(bits),
+                    _ => return refused(&format!("{key}={v} is not a window size")),
+                },
+            };
+            match (key, bits) {
+                ("client_no_context_takeover", None) => agreed.client_no_context_takeover = true,
+                ("server_no_context_takeover", None) => agreed.server_no_context_takeover = true,
+                ("client_max_window_bits", Some(8)) => {
+                    return refused("a client window of 8 bits cannot be used (zlib needs 9)");
+                }
+                ("client_max_window_bits", Some(bits)) if bits <= self.client_max_window_bits => {
+                    agreed.client_max_window_bits = bits;
+                }
+                ("server_max_window_bits", Some(bits)) if bits <= self.server_max_window_bits => {
+                    server_window = Some(bits);
+                }
+                ("server_max_window_bits", Some(_)) => {
+                    return refused("server_max_window_bits is larger than offered");
+                }
+                _ => return refused(&format!("{param} is not a parameter the offer allows")),
             }
         }
-        Some(agreed)
+        match server_window {
+            Some(bits) => agreed.server_max_window_bits = bits,
+            None if self.server_max_window_bits < 15 => {
+                return refused("server_max_window_bits was offered and is missing");
+            }
+            None => {}
+        }
+        Ok(Some(agreed))
     }
 }
 
@@ -239,33 +270,83 @@ mod tests {
 
     #[test]
     fn the_agreement_is_read_from_the_answer() {
-        let agreed = Deflate::agreed(
-            "permessage-deflate; server_no_context_takeover; client_max_window_bits=12",
-        )
-        .expect("agreed");
+        let offer = Deflate::new();
+        let agreed = offer
+            .agreed(Some(
+                "permessage-deflate; server_no_context_takeover; client_max_window_bits=12",
+            ))
+            .expect("valid")
+            .expect("agreed");
         assert!(agreed.client_context_takeover());
         assert!(!agreed.server_context_takeover());
         assert_eq!(agreed.client_window_bits(), 12);
         assert_eq!(agreed.server_window_bits(), 15);
+        assert_eq!(offer.agreed(None), Ok(None));
+        assert_eq!(offer.agreed(Some("  ")), Ok(None));
+        // A server may ask for no context takeover either way unasked.
+        let asked = offer
+            .agreed(Some("permessage-deflate;client_no_context_takeover"))
+            .expect("valid")
+            .expect("agreed");
+        assert!(!asked.client_context_takeover());
+        // A smaller server window than offered, 8 bits included.
+        let small = Deflate::new().server_max_window_bits(12);
+        let agreed = small
+            .agreed(Some("permessage-deflate; server_max_window_bits=8"))
+            .expect("valid")
+            .expect("agreed");
+        assert_eq!(agreed.server_window_bits(), 8);
+    }
 
-        let quoted =
-            Deflate::agreed("Permessage-Deflate;Server_Max_Window_Bits=\"10\"").expect("agreed");
-        assert_eq!(quoted.server_window_bits(), 10);
-        // A valueless client_max_window_bits (only valid in an offer) means 15.
-        let bare = Deflate::agreed("permessage-deflate; client_max_window_bits").expect("agreed");
-        assert_eq!(bare.client_window_bits(), 15);
-        assert_eq!(
-            Deflate::agreed("permessage-deflate; server_max_window_bits=8")
-                .expect("agreed")
-                .server_window_bits(),
-            9
-        );
-        let listed =
-            Deflate::agreed("x-other; a=1, permessage-deflate; server_no_context_takeover")
-                .expect("agreed");
-        assert!(!listed.server_context_takeover());
-        assert_eq!(Deflate::agreed(""), None);
-        assert_eq!(Deflate::agreed("x-webkit-deflate-frame"), None);
+    #[test]
+    fn answers_a_client_must_refuse_are_errors() {
+        let offer = Deflate::new().server_max_window_bits(10);
+        for (answer, why) in [
+            ("x-webkit-deflate-frame", "not offered"),
+            ("permessage-deflate, x-other", "not offered"),
+            (
+                "Permessage-Deflate; server_max_window_bits=10",
+                "not offered",
+            ),
+            ("permessage-deflatex", "not offered"),
+            (
+                "permessage-deflate; server_max_window_bits=12",
+                "larger than offered",
+            ),
+            ("permessage-deflate", "offered and is missing"),
+            (
+                "permessage-deflate; server_max_window_bits=10; mystery",
+                "not a parameter",
+            ),
+            (
+                "permessage-deflate; server_max_window_bits=\"10\"",
+                "not a window size",
+            ),
+            (
+                "permessage-deflate; server_max_window_bits=16",
+                "not a window size",
+            ),
+            (
+                "permessage-deflate; server_max_window_bits=10; server_max_window_bits=9",
+                "repeated",
+            ),
+            (
+                "permessage-deflate; server_max_window_bits=10; client_max_window_bits",
+                "not a parameter",
+            ),
+            (
+                "permessage-deflate; server_max_window_bits=10; client_max_window_bits=8",
+                "8 bits",
+            ),
+            (
+                "permessage-deflate; server_max_window_bits=10; client_no_context_takeover=1",
+                "not a parameter",
+            ),
+        ] {
+            let err = offer.agreed(Some(answer)).expect_err(answer);
+            assert!(err.contains(why), "{answer}: {err}");
+            assert!(err.contains(&format!("{answer:?}")), "{answer}: {err}");
+        }
     }
 
     #[test]
@@ -275,6 +356,6 @@ mod tests {
             .server_no_context_takeover()
             .client_max_window_bits(10)
             .server_max_window_bits(11);
-        assert_eq!(Deflate::agreed(&offer.to_string()), Some(offer));
+        assert_eq!(offer.agreed(Some(&offer.to_string())), Ok(Some(offer)));
     }
 }

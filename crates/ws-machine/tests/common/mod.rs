@@ -297,3 +297,32 @@ pub async fn peer_close_code(peer: &mut Peer) -> u16 {
         }
     }
 }
+
+/// Runs `test` on a runtime of two worker threads, bounded: a machine
+/// stuck in a loop keeps a worker busy where no timeout can interrupt it
+/// (and then the test's own timers may not fire either), so a thread of its
+/// own aborts the test process if the test has not ended within
+/// `20 x WAIT`, and the runtime is shut down within [`WAIT`] once it has.
+pub fn on_two_threads(test: impl std::future::Future<Output = ()>) {
+    let limit = WAIT * 20;
+    let (done, watch) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = watch.recv_timeout(limit) {
+            eprintln!(
+                "the test is still running after {limit:?}: aborting (a machine stuck in a loop?)"
+            );
+            std::process::abort();
+        }
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(test)));
+    runtime.shutdown_timeout(WAIT);
+    drop(done);
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}

@@ -5,7 +5,8 @@
 //! the rest of the crate sees one [`Socket`] whatever engine is inside.
 //!
 //! Two engines, chosen per connection by whether it offers compression
-//! (`docs/design.md`, "Engine", has the measurements behind the choice):
+//! (`docs/design.md`, "Compression: two engines", has the measurements
+//! behind the choice):
 //! - `tws`: tokio-websockets 0.13, for connections without compression: the
 //!   least memory per idle connection and the fastest path measured here.
 //! - `yawc` (feature `deflate`): yawc 0.5, which has permessage-deflate

@@ -74,18 +74,32 @@ pub(crate) struct Stream {
     max: usize,
     /// What the server agreed to; `None` if it declined compression.
     compression: Option<Deflate>,
+    /// A close frame was read or sent, or reading failed: nothing more may
+    /// be sent. (yawc would take frames after its close reply; they would
+    /// be flushed as written and dropped by the server, so they are
+    /// refused here, as tokio-websockets refuses them, and go back to be
+    /// written again on the next connection.)
+    closed: bool,
 }
 
 impl Stream {
     /// Queues a frame: yawc encodes (and compresses) it into its write
     /// buffer at once; nothing is written before [`Stream::poll_flush`].
     pub(super) fn send(&mut self, frame: Out) -> Result<(), Error> {
+        if self.closed {
+            return Err(connection_error(WebSocketError::ConnectionClosed));
+        }
+        if matches!(frame, Out::Close { .. }) {
+            self.closed = true;
+        }
         let mut ws = Pin::new(&mut self.ws);
         // Past its backpressure boundary, `poll_ready` writes the buffer
         // out as far as the socket takes it: a batch of large messages is
-        // not gathered into one buffer of megabytes. Polled with a waker
-        // that is never needed: the link flushes after the batch, with its
-        // own.
+        // not gathered into one buffer of megabytes. yawc takes the frame
+        // whatever `poll_ready` said (it only appends to its buffer). The
+        // no-op waker may replace the task's write waker in yawc: harmless,
+        // because the link flushes after every batch, with the task's own
+        // waker, before the task waits.
         let mut cx = Context::from_waker(std::task::Waker::noop());
         if let Poll::Ready(Err(e)) = ws.as_mut().poll_ready(&mut cx) {
             return Err(connection_error(e));
@@ -106,37 +120,80 @@ impl Stream {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Incoming, Failure>>> {
-        // `poll_next_frame`, not the `Stream` impl, which turns every error
-        // into the end of the stream.
-        let result = ready!(self.ws.poll_next_frame(cx));
-        Poll::Ready(match result {
-            Ok(frame) => incoming(frame).map(Ok),
-            // The close handshake is over, or the TCP connection ended.
-            Err(WebSocketError::ConnectionClosed) => None,
+        loop {
+            // `poll_next_frame`, not the `Stream` impl, which turns every
+            // error into the end of the stream.
+            let result = ready!(self.ws.poll_next_frame(cx));
+            let next = match result {
+                // A continuation: yawc reassembles messages and never
+                // returns one; skipped, should it ever.
+                Ok(frame) => match incoming(frame) {
+                    Some(incoming) => Some(Ok(incoming)),
+                    None => continue,
+                },
+                // The close handshake is over, or the TCP connection ended.
+                Err(WebSocketError::ConnectionClosed) => None,
+                Err(error) => Some(Err(self.failure(error))),
+            };
+            if matches!(next, None | Some(Err(_)) | Some(Ok(Incoming::Close { .. }))) {
+                self.closed = true;
+            }
+            return Poll::Ready(next);
+        }
+    }
+
+    /// Why reading failed, with the close frame that says so queued where
+    /// yawc did not queue one.
+    fn failure(&mut self, error: WebSocketError) -> Failure {
+        let error = match error {
             // yawc queued a 1009 close; it does not say how large the
             // message was, only that it reached the limit.
-            Err(WebSocketError::FrameTooLarge) => Some(Err(Failure {
-                error: Error::MessageTooLarge {
-                    direction: Direction::Incoming,
-                    size: self.max.saturating_add(1),
-                    max: self.max,
-                    message: None,
-                },
-                close_queued: true,
-            })),
-            Err(WebSocketError::IoError(e)) => Some(Err(Failure {
-                error: Error::ConnectionLost(Arc::new(e)),
-                close_queued: false,
-            })),
-            // A protocol violation (or invalid UTF-8, or a corrupt deflate
-            // stream): yawc queued the close frame that names it.
-            Err(other) => Some(Err(Failure {
-                error: Error::Protocol {
-                    source: Arc::new(other),
-                },
-                close_queued: true,
-            })),
-        })
+            WebSocketError::FrameTooLarge => {
+                return Failure {
+                    error: Error::MessageTooLarge {
+                        direction: Direction::Incoming,
+                        size: self.max.saturating_add(1),
+                        max: self.max,
+                        message: None,
+                    },
+                    close_queued: true,
+                };
+            }
+            WebSocketError::IoError(e) => {
+                return Failure {
+                    error: Error::ConnectionLost(Arc::new(e)),
+                    close_queued: false,
+                };
+            }
+            other => other,
+        };
+        // Found above yawc's framing, these come without a close frame:
+        // queue the one tokio-websockets would send (1007 for text that is
+        // not UTF-8, 1002 for a broken fragmented message).
+        let own_close = match error {
+            WebSocketError::InvalidUTF8 => Some(1007),
+            WebSocketError::InvalidFragment
+            | WebSocketError::FragmentTimeout
+            | WebSocketError::InvalidContinuationFrame => Some(1002),
+            _ => None,
+        };
+        let close_queued = match own_close {
+            Some(code) => Pin::new(&mut self.ws)
+                .start_send(frame_of(Out::Close {
+                    code,
+                    reason: String::new(),
+                }))
+                .is_ok(),
+            // Any other protocol violation (or a corrupt deflate stream):
+            // yawc queued the close frame that names it.
+            None => true,
+        };
+        Failure {
+            error: Error::Protocol {
+                source: Arc::new(error),
+            },
+            close_queued,
+        }
     }
 
     /// When the socket last accepted a byte.
@@ -228,9 +285,12 @@ pub(super) async fn upgrade(
             // The transport handed out the head of the `101` answer.
             let head = recording.try_recv().unwrap_or_default();
             let chosen = header(&head, "sec-websocket-protocol");
-            let compression = header(&head, "sec-websocket-extensions")
-                .as_deref()
-                .and_then(Deflate::agreed);
+            let answer = header(&head, "sec-websocket-extensions");
+            let compression = offer
+                .agreed(answer.as_deref())
+                .map_err(|why| Error::Handshake {
+                    source: with_context("the server's permessage-deflate answer is refused", why),
+                })?;
             let protocol = match protocols {
                 Some(protocols) => protocols.accept(chosen.as_deref())?,
                 None => accept_unoffered(chosen.as_deref())?,
@@ -241,6 +301,7 @@ pub(super) async fn upgrade(
                 protocol,
                 max: max_message_size,
                 compression,
+                closed: false,
             })))
         }
         Err(e) => {
@@ -353,18 +414,19 @@ fn connection_error(error: WebSocketError) -> Error {
     }
 }
 
-/// The transport, noting each write that made progress where the socket
-/// can read it.
+/// The transport, copying its last write where the socket can read it
+/// (yawc keeps the stream it runs on to itself).
 struct Noted {
     transport: Transport,
     progress: Progress,
 }
 
 impl Noted {
-    fn note(&self, result: &Poll<io::Result<usize>>) {
-        if let Poll::Ready(Ok(1..)) = result
-            && let Ok(mut last) = self.progress.lock()
-        {
+    /// Copies the transport's last write into the shared progress. Called
+    /// after every write, flush and shutdown: under TLS, bytes drain
+    /// during a flush too, and each counts as progress.
+    fn note(&self) {
+        if let Ok(mut last) = self.progress.lock() {
             *last = self.transport.last_write();
         }
     }
@@ -388,7 +450,7 @@ impl AsyncWrite for Noted {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.transport).poll_write(cx, buf);
-        this.note(&result);
+        this.note();
         result
     }
 
@@ -399,7 +461,7 @@ impl AsyncWrite for Noted {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.transport).poll_write_vectored(cx, bufs);
-        this.note(&result);
+        this.note();
         result
     }
 
@@ -408,10 +470,16 @@ impl AsyncWrite for Noted {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().transport).poll_flush(cx)
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.transport).poll_flush(cx);
+        this.note();
+        result
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().transport).poll_shutdown(cx)
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.transport).poll_shutdown(cx);
+        this.note();
+        result
     }
 }
