@@ -13,9 +13,12 @@
 mod common;
 
 use common::{
-    connect, fast, on_two_threads, peers::PeerProcess, recv, send, shutdown, wait_for_final,
-    wait_for_state,
+    WAIT, connect, fast, on_two_threads,
+    peers::PeerProcess,
+    raw_deflate::{agree_to_deflate, client_frame},
+    recv, send, shutdown, wait_for_final, wait_for_state,
 };
+use tokio::{net::TcpListener, time::timeout};
 use ws_machine::{Deflate, Direction, Error, Machine, Message, State, Status};
 use wsm_server::{Config, Server};
 
@@ -292,6 +295,38 @@ fn a_server_without_compression_is_spoken_to_uncompressed() {
         let (mut machine, status) = connected(&server.url(), Deflate::new()).await;
         assert_eq!(status.compression, None, "{status}");
         round_trip(&mut machine).await;
+        shutdown(machine).await;
+    });
+}
+
+#[test]
+fn the_machine_offers_every_parameter_and_compresses_what_it_sends() {
+    on_two_threads(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("ws://{}/", listener.local_addr().expect("address"));
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let offer = agree_to_deflate(&mut socket).await;
+            let frame = client_frame(&mut socket).await;
+            (offer, frame)
+        });
+        let (machine, status) = connected(&url, Deflate::new()).await;
+        assert_eq!(status.compression, Some(Deflate::new()), "{status}");
+        let text = json(4096, 7);
+        send(&machine, Message::text(text.clone())).await;
+        let (offer, (head, payload)) = timeout(WAIT, server)
+            .await
+            .expect("the server in time")
+            .expect("the server task");
+        assert_eq!(offer, "permessage-deflate; client_max_window_bits=15");
+        assert_eq!(head & 0x0f, 0x1, "a text frame");
+        assert_eq!(head & 0x40, 0x40, "RSV1 set: the message is compressed");
+        assert!(
+            payload.len() < text.len() / 2,
+            "{} bytes of JSON sent as {} bytes",
+            text.len(),
+            payload.len()
+        );
         shutdown(machine).await;
     });
 }

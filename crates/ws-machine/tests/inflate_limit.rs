@@ -14,16 +14,14 @@ mod common;
 
 use std::process::Stdio;
 
-use base64::{Engine as _, engine::general_purpose::STANDARD};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
-    process::Command,
-    time::timeout,
-};
+use tokio::{io::AsyncWriteExt, net::TcpListener, process::Command, time::timeout};
 use ws_machine::{Deflate, Direction, Error};
 
-use common::{WAIT, fast, wait_for_final};
+use common::{
+    WAIT, fast,
+    raw_deflate::{agree_to_deflate, client_frame},
+    wait_for_final,
+};
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
@@ -62,64 +60,6 @@ async fn bomb() -> Vec<u8> {
     output.stdout
 }
 
-/// Reads the upgrade request and agrees to permessage-deflate.
-async fn upgrade(socket: &mut TcpStream) {
-    let mut request = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !request.ends_with(b"\r\n\r\n") {
-        let n = timeout(WAIT, socket.read(&mut buf))
-            .await
-            .expect("the request in time")
-            .expect("read");
-        assert!(n > 0, "the client hung up during the upgrade");
-        request.extend_from_slice(&buf[..n]);
-        assert!(request.len() < 16 * 1024, "an endless request");
-    }
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut parsed = httparse::Request::new(&mut headers);
-    parsed.parse(&request).expect("an HTTP request");
-    let header = |name: &str| {
-        parsed
-            .headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| String::from_utf8_lossy(h.value).into_owned())
-            .unwrap_or_default()
-    };
-    assert!(
-        header("sec-websocket-extensions").starts_with("permessage-deflate"),
-        "compression offered"
-    );
-    let mut sha1 = sha1_smol::Sha1::new();
-    sha1.update(header("sec-websocket-key").as_bytes());
-    sha1.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
-    let accept = STANDARD.encode(sha1.digest().bytes());
-    let answer = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
-    );
-    socket.write_all(answer.as_bytes()).await.expect("write");
-}
-
-/// The close code of the client's close frame (masked, as a client's are).
-async fn close_code(socket: &mut TcpStream) -> u16 {
-    let mut head = [0u8; 2];
-    timeout(WAIT, socket.read_exact(&mut head))
-        .await
-        .expect("a frame in time")
-        .expect("read");
-    assert_eq!(head[0] & 0x0f, 0x8, "a close frame");
-    let len = usize::from(head[1] & 0x7f);
-    assert!((2..=125).contains(&len), "a control frame with a code");
-    let mut rest = vec![0u8; 4 + len];
-    timeout(WAIT, socket.read_exact(&mut rest))
-        .await
-        .expect("the frame in time")
-        .expect("read");
-    let (mask, payload) = rest.split_at(4);
-    u16::from_be_bytes([payload[0] ^ mask[0], payload[1] ^ mask[1]])
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frame_inflating_to_a_gigabyte_is_stopped_at_the_limit_without_holding_it() {
     let bomb = bomb().await;
@@ -131,13 +71,16 @@ async fn a_frame_inflating_to_a_gigabyte_is_stopped_at_the_limit_without_holding
     let before = dhat::HeapStats::get();
     let server = tokio::spawn(async move {
         let (mut socket, _) = listener.accept().await.expect("accept");
-        upgrade(&mut socket).await;
+        let offer = agree_to_deflate(&mut socket).await;
+        assert!(offer.starts_with("permessage-deflate"), "{offer}");
         // FIN, RSV1 (compressed), binary; a 64-bit length; not masked.
         let mut frame = vec![0xc2, 127];
         frame.extend_from_slice(&(bomb.len() as u64).to_be_bytes());
         frame.extend_from_slice(&bomb);
         socket.write_all(&frame).await.expect("write the frame");
-        close_code(&mut socket).await
+        let (head, payload) = client_frame(&mut socket).await;
+        assert_eq!(head & 0x0f, 0x8, "a close frame");
+        u16::from_be_bytes([payload[0], payload[1]])
     });
     let mut machine = fast(url)
         .compression(Deflate::new())

@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 pub mod peers;
+pub mod raw_deflate;
 
 use std::time::Duration;
 
