@@ -692,6 +692,37 @@ impl<T> Receiver<T> {
     }
 }
 
+/// How many values wait in a channel, read without holding either end (so
+/// it keeps the channel open for neither): the machine's stats look at its
+/// `output` queue this way.
+pub(crate) struct Depth<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> Depth<T> {
+    /// How many values wait now.
+    pub(crate) fn get(&self) -> usize {
+        self.shared.len.load(Ordering::Acquire)
+    }
+}
+
+impl<T> Clone for Depth<T> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<T> Sender<T> {
+    /// A look at this channel's queue length that holds neither end.
+    pub(crate) fn depth(&self) -> Depth<T> {
+        Depth {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         // Values still queued, and the receiver's waker, go once the lock is

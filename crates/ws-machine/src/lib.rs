@@ -83,6 +83,7 @@ mod types;
 struct ReadmeDoctests;
 
 pub use bytes;
+pub use handoff::stats::StatsHandle;
 pub use http;
 pub use machine::{Machine, Stopped};
 pub use settings::{Builder, IntoMessages, default_retry_status};
@@ -91,5 +92,5 @@ pub use settings::{Builder, IntoMessages, default_retry_status};
 pub use tokio_rustls::rustls;
 pub use types::{
     Cause, CloseFrame, Command, Deflate, Direction, Endpoint, Error, Kind, Leftovers, Message,
-    State, Status, TlsProblem, redact_url,
+    State, Stats, Status, TlsProblem, redact_url,
 };

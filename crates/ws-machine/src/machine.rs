@@ -13,8 +13,9 @@ use tokio::task::JoinHandle;
 use crate::{
     channel::{self, Receiver, Sender},
     driver::{Driver, Ends},
+    handoff::stats::{Meter, StatsHandle},
     settings::Builder,
-    types::{Command, Error, Leftovers, Message, Status},
+    types::{Command, Error, Leftovers, Message, Stats, Status},
 };
 
 /// A WebSocket connection that keeps itself up.
@@ -88,6 +89,9 @@ pub struct Machine {
     /// [`Machine::shutdown`] uses it; take it out of the machine (like the
     /// channels) when the parts go to different tasks.
     pub stopped: Stopped,
+    /// Read by [`Machine::stats`]; [`Machine::stats_handle`] gives a copy
+    /// for other tasks.
+    stats: StatsHandle,
 }
 
 /// The URL is shown without the user name and password it may carry.
@@ -100,7 +104,7 @@ impl std::fmt::Debug for Machine {
             .field("command", &self.command)
             .field("url", &crate::types::redact_url(&self.url))
             .field("stopped", &self.stopped)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -186,6 +190,8 @@ impl Machine {
         let (output, output_rx) = channel::channel(capacities.queue);
         let (status_tx, status) = channel::occasional(capacities.status);
         let (command, command_rx) = channel::occasional(8);
+        let meter = Meter::new(tokio::time::Instant::now(), settings.report_round_trips);
+        let stats = meter.handle(output.depth());
         let driver = Driver::new(
             settings,
             Ends {
@@ -193,6 +199,7 @@ impl Machine {
                 output: output_rx,
                 status: status_tx,
                 commands: command_rx,
+                meter,
             },
         );
         let stopped = Stopped(runtime.spawn(driver.run()));
@@ -203,7 +210,34 @@ impl Machine {
             command,
             url,
             stopped,
+            stats,
         })
+    }
+
+    /// What the machine has done so far: connections, failed attempts,
+    /// messages and bytes each way, what is queued and unconfirmed, the
+    /// last error, time connected, round trips (see [`Stats`]). Never waits
+    /// for the machine.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// let machine = ws_machine::Machine::builder("ws://127.0.0.1:9/").spawn()?;
+    /// let stats = machine.stats();
+    /// assert_eq!((stats.messages_in, stats.messages_out), (0, 0));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        self.stats.get()
+    }
+
+    /// A clonable handle on the stats, for another task or thread; take it
+    /// before the machine's parts go their own ways.
+    #[must_use]
+    pub fn stats_handle(&self) -> StatsHandle {
+        self.stats.clone()
     }
 
     /// Stops the machine (as [`Command::Quit`] does), waits until it has

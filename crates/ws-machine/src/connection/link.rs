@@ -21,11 +21,15 @@ use tokio::time::{Instant, timeout_at};
 use super::engine::{self, Frame, Incoming, Socket};
 use crate::{
     channel::Sender,
-    handoff::input::{Held, Inbox, room},
+    handoff::{
+        input::{Held, Inbox, room},
+        stats::{Meter, Tally},
+    },
     policy::{
         after,
         delivery::Outbox,
         keepalive::{Due, KeepAlive, Schedule},
+        rtt::{self, Answer},
         write_watch::WriteWatch,
     },
     settings::{Conversation, Timeouts},
@@ -48,8 +52,13 @@ pub(crate) enum IoEvent {
     /// the timer waits for), or a write is now watched.
     ///
     /// With `ready`, a received message opened the ready gate: the caller's
-    /// messages may go out.
-    Progress { rearm: bool, ready: bool },
+    /// messages may go out. With `answer`, a pong answered one of the
+    /// machine's pings, or a reply a heartbeat: a round trip to measure.
+    Progress {
+        rearm: bool,
+        ready: bool,
+        answer: Option<Answer>,
+    },
     /// The connection failed. With `close_queued`, a close frame saying why
     /// waits: [`Link::flush_until`] sends it.
     Failed { error: Error, close_queued: bool },
@@ -69,8 +78,9 @@ fn schedule(timeouts: &Timeouts) -> Schedule {
 pub(crate) struct Tick {
     /// When the timer must fire next.
     pub(crate) next: Instant,
-    /// Whether a heartbeat went out (a message, for the rate limit).
-    pub(crate) heartbeat: bool,
+    /// The payload length of the heartbeat that went out, if one did (a
+    /// message, for the rate limit and the stats).
+    pub(crate) heartbeat: Option<usize>,
 }
 
 /// The connection's own settings, lent with each question that needs them
@@ -79,6 +89,8 @@ pub(crate) struct Tick {
 pub(crate) struct Rules<'a> {
     pub(crate) timeouts: &'a Timeouts,
     pub(crate) conversation: Option<&'a Conversation>,
+    /// What pings count their send time from.
+    pub(crate) epoch: Instant,
 }
 
 /// One open connection and its per-connection state.
@@ -94,11 +106,13 @@ pub(crate) struct Link {
     messages: u32,
     /// When the last data message arrived (or the connection opened).
     last_data: Instant,
+    /// The connection's number, given to every message received on it.
+    number: u32,
 }
 
 impl Link {
-    /// A connection established at `now`.
-    pub(crate) fn new(socket: Socket, now: Instant, rules: Rules<'_>) -> Self {
+    /// The machine's connection number `number`, established at `now`.
+    pub(crate) fn new(socket: Socket, now: Instant, number: u32, rules: Rules<'_>) -> Self {
         Self {
             socket,
             keepalive: KeepAlive::new(now),
@@ -109,6 +123,7 @@ impl Link {
             close: None,
             messages: 0,
             last_data: now,
+            number,
         }
     }
 
@@ -119,10 +134,11 @@ impl Link {
         Ok(())
     }
 
-    /// Sends a ping at `now`; the pong timeout starts.
-    pub(crate) fn ping(&mut self, now: Instant) -> Result<(), Error> {
+    /// Sends a ping at `now`, saying when it was sent (counted from
+    /// `epoch`); the pong timeout starts.
+    pub(crate) fn ping(&mut self, now: Instant, epoch: Instant) -> Result<(), Error> {
         tracing::trace!("ping");
-        self.send(engine::ping())?;
+        self.send(engine::ping(&rtt::ping_payload(epoch, now)))?;
         self.keepalive.ping_sent(now);
         Ok(())
     }
@@ -192,7 +208,7 @@ impl Link {
         }
         match self.keepalive.on_timer(now, schedule(timeouts)) {
             Due::Rearm(_) => {}
-            Due::Ping => self.ping(now)?,
+            Due::Ping => self.ping(now, rules.epoch)?,
             Due::Dead => return Err(Error::PongTimeout(timeouts.pong_timeout.get())),
         }
         if let (Some(state), Some(talk)) = (&mut self.talk, rules.conversation)
@@ -204,12 +220,12 @@ impl Link {
             self.send(engine::outgoing(heartbeat, Mode::Binary, usize::MAX)?)?;
             return Ok(Tick {
                 next: self.deadline(rules),
-                heartbeat: true,
+                heartbeat: Some(heartbeat.len()),
             });
         }
         Ok(Tick {
             next: self.deadline(rules),
-            heartbeat: false,
+            heartbeat: None,
         })
     }
 
@@ -221,7 +237,8 @@ impl Link {
 
     /// Flushes what waits and, if `read`, reads up to a batch of frames,
     /// handing received messages to `input` (holding them when it is full)
-    /// and telling the outbox what was flushed and acknowledged.
+    /// and telling the outbox what was flushed and acknowledged. Says what
+    /// happened, and how many messages (and bytes) were handed over.
     pub(crate) fn poll_io(
         &mut self,
         cx: &mut Context<'_>,
@@ -230,7 +247,7 @@ impl Link {
         input: &Sender<Message>,
         held: &mut Held,
         outbox: &mut Outbox,
-    ) -> Poll<IoEvent> {
+    ) -> Poll<(IoEvent, Tally)> {
         let mut progress = false;
         let mut rearm = false;
         if self.writes.needs_flush() {
@@ -241,10 +258,11 @@ impl Link {
                     progress = true;
                 }
                 Poll::Ready(Err(error)) => {
-                    return Poll::Ready(IoEvent::Failed {
+                    let failed = IoEvent::Failed {
                         error: self.end_error(error),
                         close_queued: false,
-                    });
+                    };
+                    return Poll::Ready((failed, Tally::default()));
                 }
                 Poll::Pending => {
                     if self.writes.stalled() {
@@ -257,6 +275,8 @@ impl Link {
         let mut received = false;
         let mut data = false;
         let mut ready = false;
+        let mut answer = None;
+        let mut tally = Tally::default();
         if read {
             for _ in 0..BATCH {
                 if !held.is_empty() {
@@ -272,8 +292,16 @@ impl Link {
                                     _ => Heard::Data,
                                 };
                                 match heard {
-                                    Heard::Reply { deliver: false } => continue,
-                                    Heard::Reply { deliver: true } => {}
+                                    Heard::Reply { deliver, sent } => {
+                                        if let Some(rtt) = sent.and_then(|sent| {
+                                            Instant::now().checked_duration_since(sent)
+                                        }) {
+                                            answer = Some(Answer::Reply(rtt));
+                                        }
+                                        if !deliver {
+                                            continue;
+                                        }
+                                    }
                                     Heard::Ready => {
                                         ready = true;
                                         data = true;
@@ -285,12 +313,17 @@ impl Link {
                                     }
                                 }
                                 outbox.received(&message);
-                                held.hand_over(input, message);
+                                tally.add(message.len());
+                                held.hand_over(input, message.on_connection(self.number));
                             }
                             // The engine queued the pong: it goes out with
                             // the next flush.
                             Incoming::Ping => self.queued(),
-                            Incoming::Pong => {}
+                            Incoming::Pong(payload) => {
+                                if let Some(pong) = Answer::pong(&payload) {
+                                    answer = Some(pong);
+                                }
+                            }
                             Incoming::Close { code, reason } => {
                                 self.close = Some(Box::new((code, reason)));
                                 self.queued();
@@ -298,12 +331,13 @@ impl Link {
                         }
                     }
                     Poll::Ready(Some(Err(failure))) => {
-                        return Poll::Ready(IoEvent::Failed {
+                        let failed = IoEvent::Failed {
                             error: self.end_error(failure.error),
                             close_queued: failure.close_queued,
-                        });
+                        };
+                        return Poll::Ready((failed, tally));
                     }
-                    Poll::Ready(None) => return Poll::Ready(IoEvent::Ended(self.ended())),
+                    Poll::Ready(None) => return Poll::Ready((IoEvent::Ended(self.ended()), tally)),
                     Poll::Pending => break,
                 }
             }
@@ -322,7 +356,12 @@ impl Link {
             }
         }
         if progress || received {
-            Poll::Ready(IoEvent::Progress { rearm, ready })
+            let progress = IoEvent::Progress {
+                rearm,
+                ready,
+                answer,
+            };
+            Poll::Ready((progress, tally))
         } else {
             Poll::Pending
         }
@@ -347,8 +386,9 @@ impl Link {
         frame: Option<&CloseFrame>,
         inbox: &mut Inbox,
         outbox: &mut Outbox,
+        meter: &Meter,
     ) {
-        let socket = &mut self.socket;
+        let (socket, number) = (&mut self.socket, self.number);
         let handshake = async {
             socket.send(engine::close(frame))?;
             poll_fn(|cx| socket.poll_flush(cx)).await?;
@@ -360,9 +400,12 @@ impl Link {
                         Some(Err(failure)) => return Err(failure.error),
                         Some(Ok(Incoming::Message(message))) => {
                             outbox.received(&message);
-                            inbox.held.hand_over(&inbox.tx, message);
+                            let mut tally = Tally::default();
+                            tally.add(message.len());
+                            meter.received(tally);
+                            inbox.held.hand_over(&inbox.tx, message.on_connection(number));
                         }
-                        Some(Ok(Incoming::Ping | Incoming::Pong | Incoming::Close { .. })) => {}
+                        Some(Ok(Incoming::Ping | Incoming::Pong(_) | Incoming::Close { .. })) => {}
                     },
                     permit = room(&inbox.tx), if inbox.is_held_up() => inbox.held.give(permit),
                     // Unreachable (one of the two is always enabled); ends

@@ -26,8 +26,12 @@ pub(crate) enum Heard {
     Data,
     /// Data for the caller that made the connection ready.
     Ready,
-    /// A reply to the heartbeat: delivered to the caller only if asked.
-    Reply { deliver: bool },
+    /// A reply to the heartbeat: delivered to the caller only if asked;
+    /// `sent` is when the heartbeat it answers went out, if one was awaited.
+    Reply {
+        deliver: bool,
+        sent: Option<Instant>,
+    },
 }
 
 /// One connection's part of the conversation.
@@ -123,9 +127,9 @@ impl Talk {
             && let Some(is_reply) = &beat.reply
             && is_reply(message)
         {
-            state.answered();
             return Heard::Reply {
                 deliver: beat.deliver_replies,
+                sent: state.answered(),
             };
         }
         if let Some(ready) = &talk.ready

@@ -15,7 +15,7 @@ use crate::{
         engine::{self, Socket},
         link::{BATCH, IoEvent, Link, Rules},
     },
-    handoff::input::room,
+    handoff::{input::room, stats::Tally},
     policy::{
         command::{self, Closing, Connected},
         lifecycle::Ended,
@@ -26,7 +26,8 @@ use crate::{
 /// What woke the connected phase.
 enum Event {
     Command(Option<Command>),
-    Io(IoEvent),
+    /// What the socket did, and what it handed over to `input`.
+    Io(IoEvent, Tally),
     /// A message from `output`, or `None` once every sender is gone.
     Output(Option<Message>),
     Timer,
@@ -101,6 +102,7 @@ impl Driver {
         Rules {
             timeouts: &self.timeouts,
             conversation: self.conversation.as_deref(),
+            epoch: self.status.meter().epoch(),
         }
     }
 
@@ -118,7 +120,7 @@ impl Driver {
                     .with_compression(compression),
             );
         });
-        Link::new(socket, now, self.rules())
+        Link::new(socket, now, self.status.meter().connection(), self.rules())
     }
 
     /// Waits for the next thing to do.
@@ -134,8 +136,8 @@ impl Driver {
         let talk = self.conversation.as_deref();
         tokio::select! {
             command = self.commands.recv() => Event::Command(command),
-            event = poll_fn(|cx| link.poll_io(cx, talk, read, tx, held, outbox)), if read || flush => {
-                Event::Io(event)
+            (event, tally) = poll_fn(|cx| link.poll_io(cx, talk, read, tx, held, outbox)), if read || flush => {
+                Event::Io(event, tally)
             }
             message = self.output.recv(), if take => Event::Output(message),
             () = timer => Event::Timer,
@@ -148,25 +150,71 @@ impl Driver {
     }
 
     fn on_event(&mut self, event: Event, link: &mut Link, mut timer: Pin<&mut Sleep>) -> Then {
+        let event = match event {
+            Event::Io(io, tally) => {
+                self.status.meter().received(tally);
+                io
+            }
+            other => return self.on_other_event(other, link, timer),
+        };
         match event {
-            Event::Command(command) => return self.on_command(command, link, timer),
-            Event::Io(IoEvent::Progress { rearm, ready }) => {
+            IoEvent::Progress {
+                rearm,
+                ready,
+                answer,
+            } => {
                 if ready {
                     self.lifecycle.ready(&mut |s| self.status.emit(s));
                 }
                 if rearm {
                     timer.as_mut().reset(link.deadline(self.rules()));
                 }
+                if let Some(rtt) =
+                    answer.and_then(|a| a.round_trip(self.status.meter().epoch(), Instant::now()))
+                {
+                    self.round_trip(rtt);
+                }
             }
-            Event::Io(IoEvent::Failed {
+            IoEvent::Failed {
                 error,
                 close_queued: true,
-            }) => return Then::Finish(Finish::Failed(error)),
-            Event::Io(IoEvent::Failed {
+            } => return Then::Finish(Finish::Failed(error)),
+            IoEvent::Failed {
                 error,
                 close_queued: false,
-            }) => return Then::End(self.lost(error, link)),
-            Event::Io(IoEvent::Ended(error)) => return Then::End(self.lost(error, link)),
+            } => return Then::End(self.lost(error, link)),
+            IoEvent::Ended(error) => return Then::End(self.lost(error, link)),
+        }
+        self.publish_outbox();
+        Then::Continue
+    }
+
+    /// A round trip was measured: into the stats, and to the caller if it
+    /// asked ([`Builder::report_round_trips`](crate::Builder::report_round_trips)).
+    fn round_trip(&mut self, rtt: std::time::Duration) {
+        tracing::trace!(?rtt, "round trip");
+        if let Some(status) = self.status.meter().round_trip(rtt) {
+            self.emit(status);
+        }
+    }
+
+    /// What the outbox holds, into the stats.
+    fn publish_outbox(&self) {
+        self.status
+            .meter()
+            .outbox(self.outbox.replay_len(), self.outbox.unconfirmed_len());
+    }
+
+    /// Every event but the socket's.
+    fn on_other_event(
+        &mut self,
+        event: Event,
+        link: &mut Link,
+        mut timer: Pin<&mut Sleep>,
+    ) -> Then {
+        match event {
+            Event::Command(command) => return self.on_command(command, link, timer),
+            Event::Io(..) => {}
             Event::Output(None) => self.feed = self.feed.drained(),
             Event::Output(Some(message)) => {
                 if !self.commands.is_empty() {
@@ -175,12 +223,16 @@ impl Driver {
                 } else if let Err(error) = self.write_batch(link, message) {
                     return Then::End(self.lost(error, link));
                 }
+                self.publish_outbox();
             }
             Event::Timer => {
                 match link.on_timer(Instant::now(), !self.inbox.is_held_up(), self.rules()) {
                     Ok(tick) => {
-                        if tick.heartbeat {
+                        if let Some(len) = tick.heartbeat {
                             self.count_sent(Instant::now());
+                            let mut tally = Tally::default();
+                            tally.add(len);
+                            self.status.meter().sent(tally);
                         }
                         timer.as_mut().reset(tick.next);
                     }
@@ -207,7 +259,7 @@ impl Driver {
                 Then::Continue
             }
             Connected::Reconnect => Then::Finish(Finish::Reconnect),
-            Connected::Ping => match link.ping(Instant::now()) {
+            Connected::Ping => match link.ping(Instant::now(), self.status.meter().epoch()) {
                 Ok(()) => {
                     timer.reset(link.deadline(self.rules()));
                     Then::Continue
@@ -228,13 +280,14 @@ impl Driver {
         let deadline = self.close_deadline();
         let mut quit = matches!(finish, Finish::Quit(_));
         {
-            let (inbox, outbox) = (&mut self.inbox, &mut self.outbox);
+            let (inbox, outbox, meter) = (&mut self.inbox, &mut self.outbox, self.status.meter());
             let ending = async {
                 match &finish {
                     Finish::Quit(frame) => {
-                        link.close(deadline, frame.as_ref(), inbox, outbox).await
+                        link.close(deadline, frame.as_ref(), inbox, outbox, meter)
+                            .await;
                     }
-                    Finish::Reconnect => link.close(deadline, None, inbox, outbox).await,
+                    Finish::Reconnect => link.close(deadline, None, inbox, outbox, meter).await,
                     Finish::Failed(_) => link.flush_until(deadline).await,
                 }
             };
@@ -274,16 +327,23 @@ impl Driver {
             return Ok(());
         };
         let now = Instant::now();
+        let mut tally = Tally::default();
+        let mut written = Ok(());
         for message in on_connect() {
             match engine::outgoing(&message, self.mode, self.connector.max_message_size()) {
                 Ok(frame) => {
                     self.count_sent(now);
-                    link.send(frame)?;
+                    written = link.send(frame);
+                    if written.is_err() {
+                        break;
+                    }
+                    tally.add(message.len());
                 }
                 Err(refused) => self.refuse(refused),
             }
         }
-        Ok(())
+        self.status.meter().sent(tally);
+        written
     }
 
     /// When the rate limit lets the caller's next message go, if not now;
@@ -323,13 +383,22 @@ impl Driver {
             return Ok(());
         }
         let now = self.pace.as_ref().map(|_| Instant::now());
+        let mut tally = Tally::default();
+        let mut written = Ok(());
         while self.outbox.can_replay() && self.may_send(now) {
             let Some(message) = self.outbox.take_replay() else {
                 break;
             };
-            self.write_tracked(link, message, now)?;
+            written = self.write_tracked(link, message, now, &mut tally);
+            if written.is_err() {
+                break;
+            }
         }
-        Ok(())
+        if tally.messages > 0 {
+            self.status.meter().sent(tally);
+            self.publish_outbox();
+        }
+        written
     }
 
     /// Writes a message from `output`, then what else is already queued, so
@@ -338,27 +407,34 @@ impl Driver {
         // The clock is read once per batch, and only with a rate limit
         // (`take` checked it for the first message).
         let now = self.pace.as_ref().map(|_| Instant::now());
-        self.write_tracked(link, first, now)?;
+        let mut tally = Tally::default();
+        let mut written = self.write_tracked(link, first, now, &mut tally);
         for _ in 1..BATCH {
-            if !self.outbox.can_take() || !self.commands.is_empty() || !self.may_send(now) {
+            if written.is_err()
+                || !self.outbox.can_take()
+                || !self.commands.is_empty()
+                || !self.may_send(now)
+            {
                 break;
             }
             let Ok(message) = self.output.try_recv() else {
                 break;
             };
-            self.write_tracked(link, message, now)?;
+            written = self.write_tracked(link, message, now, &mut tally);
         }
-        Ok(())
+        self.status.meter().sent(tally);
+        written
     }
 
     /// Writes a message and tracks it until it is confirmed (and counts it
-    /// for the rate limit, which gave `now`); one whose deadline passed, or
-    /// that cannot be sent, is handed back instead.
+    /// for the rate limit, which gave `now`, and in `tally`); one whose
+    /// deadline passed, or that cannot be sent, is handed back instead.
     fn write_tracked(
         &mut self,
         link: &mut Link,
         message: Message,
         now: Option<Instant>,
+        tally: &mut Tally,
     ) -> Result<(), Error> {
         // The clock is read only for messages with a deadline.
         if message.deadline().is_some()
@@ -372,6 +448,7 @@ impl Driver {
                 if let Some(now) = now {
                     self.count_sent(now);
                 }
+                tally.add(message.len());
                 self.outbox.written(message.resolved(self.mode));
                 link.send(frame)
             }
@@ -384,7 +461,7 @@ impl Driver {
 
     fn refuse(&mut self, error: Error) {
         tracing::warn!(%error, "outgoing message refused");
-        let status = self.lifecycle.refused(error);
+        let status = self.lifecycle.refused(error).into_report();
         self.emit(status);
     }
 
@@ -399,6 +476,7 @@ impl Driver {
     /// again; the lifecycle says what comes next.
     fn ended(&mut self, error: Option<Error>, link: &Link) -> Flow {
         let not_replayed = self.outbox.connection_lost();
+        self.publish_outbox();
         let ended = Ended {
             at: Instant::now(),
             messages: link.messages(),

@@ -36,7 +36,7 @@ use tokio::time::Instant;
 use crate::{
     channel::{Receiver, Sender},
     connection::connector::Connector,
-    handoff::{input::Inbox, status::StatusOut},
+    handoff::{input::Inbox, stats::Meter, status::StatusOut},
     policy::{
         after,
         delivery::Outbox,
@@ -54,6 +54,8 @@ pub(crate) struct Ends {
     pub(crate) output: Receiver<Message>,
     pub(crate) status: Sender<Status>,
     pub(crate) commands: Receiver<Command>,
+    /// The machine's end of its stats.
+    pub(crate) meter: Meter,
 }
 
 /// How a phase ended.
@@ -148,7 +150,7 @@ impl Driver {
                 .with_final_close(settings.final_close)
                 .with_ready_gate(gated),
             outbox: Outbox::new(settings.delivery),
-            status: StatusOut::new(ends.status),
+            status: StatusOut::new(ends.status, ends.meter),
             inbox: Inbox::new(ends.input),
             output: ends.output,
             feed: Feed::Open,
@@ -230,6 +232,7 @@ mod tests {
                 output,
                 status,
                 commands,
+                meter: Meter::new(Instant::now(), false),
             },
         );
         let driver_size = std::mem::size_of_val(&driver);

@@ -18,6 +18,7 @@
 
 use std::collections::VecDeque;
 
+use super::stats::Meter;
 use crate::{
     channel::{OwnedPermit, Sender, TrySendError},
     types::{Error, Message, Status},
@@ -34,6 +35,8 @@ pub(crate) struct StatusOut {
     last_slot: Option<OwnedPermit<Status>>,
     /// Boxed: statuses are dropped only when the caller falls far behind.
     dropped: Option<Box<Dropped>>,
+    /// Every status is recorded in the stats on its way out.
+    meter: Meter,
 }
 
 /// What was dropped: how many statuses, and the refused messages they
@@ -46,14 +49,20 @@ struct Dropped {
 
 impl StatusOut {
     /// Wraps the sender of a fresh (empty) channel.
-    pub(crate) fn new(tx: Sender<Status>) -> Self {
+    pub(crate) fn new(tx: Sender<Status>, meter: Meter) -> Self {
         let last_slot = tx.try_reserve_owned();
         Self {
             tx,
             backlog: VecDeque::new(),
             last_slot,
             dropped: None,
+            meter,
         }
+    }
+
+    /// The machine's stats, which every status updates.
+    pub(crate) fn meter(&self) -> &Meter {
+        &self.meter
     }
 
     /// A status that does not reach the caller: a refused message in it is
@@ -77,7 +86,8 @@ impl StatusOut {
 
     /// Reports a status without waiting. A final status
     /// ([`Status::is_final`]) always gets through.
-    pub(crate) fn emit(&mut self, status: Status) {
+    pub(crate) fn emit(&mut self, mut status: Status) {
+        self.meter.record(&mut status);
         tracing::debug!(%status, "status");
         if status.is_final() {
             self.finish(status);
@@ -184,7 +194,7 @@ mod tests {
     #[test]
     fn a_full_channel_keeps_the_oldest_and_the_newest() {
         let (tx, mut rx) = crate::channel::channel(4);
-        let mut out = StatusOut::new(tx);
+        let mut out = StatusOut::new(tx, Meter::new(tokio::time::Instant::now(), false));
         for n in 1..=100 {
             out.emit(status(n));
         }
@@ -201,7 +211,7 @@ mod tests {
     #[test]
     fn the_final_status_gets_through_a_full_channel() {
         let (tx, mut rx) = crate::channel::channel(2);
-        let mut out = StatusOut::new(tx);
+        let mut out = StatusOut::new(tx, Meter::new(tokio::time::Instant::now(), false));
         for n in 1..=10 {
             out.emit(status(n));
         }
@@ -216,7 +226,7 @@ mod tests {
     #[tokio::test]
     async fn backlog_drains_as_the_reader_makes_room() {
         let (tx, mut rx) = crate::channel::channel(2);
-        let mut out = StatusOut::new(tx);
+        let mut out = StatusOut::new(tx, Meter::new(tokio::time::Instant::now(), false));
         out.emit(status(1));
         out.emit(status(2));
         assert!(out.has_backlog());
@@ -230,7 +240,7 @@ mod tests {
     fn a_dropped_reader_costs_nothing() {
         let (tx, rx) = crate::channel::channel(2);
         drop(rx);
-        let mut out = StatusOut::new(tx);
+        let mut out = StatusOut::new(tx, Meter::new(tokio::time::Instant::now(), false));
         for n in 1..=50 {
             out.emit(status(n));
         }

@@ -115,6 +115,17 @@ impl Outbox {
         self.unflushed.push((key, message));
     }
 
+    /// How many messages wait to be written again on the next connection.
+    pub(crate) fn replay_len(&self) -> usize {
+        self.replay.len()
+    }
+
+    /// How many written messages are not confirmed yet: not flushed, or
+    /// not acknowledged.
+    pub(crate) fn unconfirmed_len(&self) -> usize {
+        self.in_flight()
+    }
+
     /// Whether written messages wait for a flush.
     #[cfg(test)]
     pub(crate) fn has_unflushed(&self) -> bool {

@@ -62,11 +62,13 @@ impl Heartbeat {
         self.unanswered_since.get_or_insert(now);
     }
 
-    /// A reply arrived. Returns true when one was awaited: the deadline may
-    /// then be later than the timer's, which is harmless (the timer fires,
-    /// finds nothing due and re-arms), so the caller need not reset it.
-    pub(crate) fn answered(&mut self) -> bool {
-        self.unanswered_since.take().is_some()
+    /// A reply arrived. Returns when the oldest heartbeat it answers was
+    /// sent, if one was awaited (the round trip is measured from it). The
+    /// deadline may then be later than the timer's, which is harmless (the
+    /// timer fires, finds nothing due and re-arms), so the caller need not
+    /// reset it.
+    pub(crate) fn answered(&mut self) -> Option<Instant> {
+        self.unanswered_since.take()
     }
 
     /// When the timer should next fire for the heartbeat.
@@ -115,8 +117,8 @@ mod tests {
         hb.sent(t0 + 5 * SECOND, PERIOD);
         // The reply's deadline comes first.
         assert_eq!(hb.deadline(PERIOD), t0 + 7 * SECOND);
-        assert!(hb.answered());
-        assert!(!hb.answered(), "only an awaited reply counts");
+        assert_eq!(hb.answered(), Some(t0 + 5 * SECOND), "sent then");
+        assert_eq!(hb.answered(), None, "only an awaited reply counts");
         assert_eq!(hb.deadline(PERIOD), t0 + 10 * SECOND);
         assert_eq!(hb.on_timer(t0 + 10 * SECOND, PERIOD), Beat::Send);
     }

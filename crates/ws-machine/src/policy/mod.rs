@@ -3,7 +3,8 @@
 //! ([`backoff`]), when a peer is dead or a write is stuck ([`keepalive`],
 //! [`heartbeat`], [`write_watch`]), whether the caller's messages may go
 //! out yet ([`ready`]) and how fast ([`pace`]), where the next attempt
-//! connects ([`urls`]), and which messages are still owed ([`delivery`]).
+//! connects ([`urls`]), which messages are still owed ([`delivery`]), and
+//! how long round trips take ([`rtt`]).
 //! Nothing here touches a socket, a channel or the clock (times are passed
 //! in), so each is unit-tested on its own.
 
@@ -15,6 +16,7 @@ pub(crate) mod keepalive;
 pub(crate) mod lifecycle;
 pub(crate) mod pace;
 pub(crate) mod ready;
+pub(crate) mod rtt;
 pub(crate) mod urls;
 pub(crate) mod write_watch;
 

@@ -70,6 +70,7 @@ pub struct Builder {
     delivery: Delivery,
     capacities: Capacities,
     send_rate: Option<SendRate>,
+    report_round_trips: bool,
     transport: TransportOptions,
 }
 
@@ -107,6 +108,7 @@ impl fmt::Debug for Builder {
             .field("ack_window", &self.delivery.ack_window)
             .field("capacities", &self.capacities)
             .field("send_rate", &self.send_rate)
+            .field("report_round_trips", &self.report_round_trips)
             .field("transport", &self.transport)
             .finish_non_exhaustive()
     }
@@ -166,6 +168,7 @@ impl Builder {
                 status: 32,
             },
             send_rate: None,
+            report_round_trips: false,
             transport: TransportOptions::default(),
         }
     }
@@ -728,6 +731,45 @@ impl Builder {
         self
     }
 
+    /// Report every round trip measured on `status`: a status in the
+    /// current state with [`Status::round_trip`](crate::Status::round_trip)
+    /// set, not a change of state
+    /// ([`Status::is_change`](crate::Status::is_change) is false), each
+    /// time a pong answers one of the machine's pings (keep-alive pings
+    /// and [`Command::Ping`](crate::Command::Ping)) or a reply matched by
+    /// [`heartbeat_reply`](Builder::heartbeat_reply) answers a heartbeat.
+    /// Round trips are measured either way and kept in the
+    /// [`Stats`](crate::Stats); this is for callers that show them as they
+    /// come (a CLI's ping). Default: off.
+    ///
+    /// Pings carry 12 bytes saying when they were sent, so the machine
+    /// keeps no state per ping; a pong that does not echo them (one the
+    /// server sends unasked) measures nothing.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// use ws_machine::Command;
+    ///
+    /// let mut machine = ws_machine::Machine::builder("ws://127.0.0.1:9/")
+    ///     .report_round_trips(true)
+    ///     .spawn()?;
+    /// # tokio::spawn(async move {
+    /// machine.command.send(Command::Ping).await.expect("the machine runs");
+    /// while let Some(status) = machine.status.recv().await {
+    ///     if let Some(rtt) = status.round_trip {
+    ///         println!("round trip {rtt:?}");
+    ///     }
+    /// }
+    /// # });
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn report_round_trips(mut self, report: bool) -> Self {
+        self.report_round_trips = report;
+        self
+    }
+
     /// URLs to fail over to: when an attempt at the builder's URL fails, the
     /// next attempt goes to the first of these, and so on, back to the
     /// builder's URL after the last (with the usual backoff between
@@ -1281,6 +1323,7 @@ impl Builder {
             delivery: self.delivery,
             capacities: self.capacities,
             send_rate: self.send_rate,
+            report_round_trips: self.report_round_trips,
         })
     }
 

@@ -97,6 +97,8 @@ pub(crate) struct Settings {
     pub(crate) capacities: Capacities,
     /// The outgoing rate limit.
     pub(crate) send_rate: Option<SendRate>,
+    /// Report every round trip measured on `status`.
+    pub(crate) report_round_trips: bool,
 }
 
 /// At most `count` messages per `per` (see [`Builder::send_rate`]).

@@ -66,6 +66,9 @@ pub struct Message {
     payload: Bytes,
     /// Not written after this (see [`Message::expires_in`]).
     deadline: Option<Instant>,
+    /// The connection a received message came on (0: built by the caller).
+    /// It lives in what would be padding: a message is no larger for it.
+    connection: u32,
 }
 
 /// Whether a message may be written again on a new connection when the
@@ -100,6 +103,7 @@ impl Message {
             payload: Bytes::from(text.into()),
             resend: Resend::Allowed,
             deadline: None,
+            connection: 0,
         }
     }
 
@@ -111,6 +115,7 @@ impl Message {
             payload: payload.into(),
             resend: Resend::Allowed,
             deadline: None,
+            connection: 0,
         }
     }
 
@@ -123,6 +128,7 @@ impl Message {
             payload: payload.into(),
             resend: Resend::Allowed,
             deadline: None,
+            connection: 0,
         }
     }
 
@@ -134,7 +140,40 @@ impl Message {
             resend: Resend::Allowed,
             payload,
             deadline: None,
+            connection: 0,
         }
+    }
+
+    /// This received message, marked with the number of the connection it
+    /// came on.
+    pub(crate) fn on_connection(self, connection: u32) -> Self {
+        Self { connection, ..self }
+    }
+
+    /// For a received message: the number of the connection it came on,
+    /// the same as [`Status::connection`](crate::Status::connection) of the
+    /// `Connected` that opened it (the machine's connections count from 1).
+    /// Two messages with different numbers have a reconnect between them,
+    /// so a caller that reads only `input` knows when to resynchronise
+    /// (reload a snapshot, ask for what it missed). 0 for messages built by
+    /// the caller.
+    ///
+    /// ```
+    /// use ws_machine::Message;
+    ///
+    /// let mut last = 0;
+    /// let mut on_message = |message: &Message| {
+    ///     if message.connection() != last {
+    ///         last = message.connection();
+    ///         // a new connection: reload the snapshot before applying updates
+    ///     }
+    /// };
+    /// on_message(&Message::text("built here"));
+    /// assert_eq!(last, 0, "not a received message");
+    /// ```
+    #[must_use]
+    pub fn connection(&self) -> u32 {
+        self.connection
     }
 
     /// This message, not to be written later than `within` from now: an
@@ -325,6 +364,16 @@ impl From<&str> for Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every queued and received message is this size: the connection
+    /// number must stay in what was padding.
+    #[test]
+    fn the_connection_number_costs_no_space() {
+        assert_eq!(
+            std::mem::size_of::<Message>(),
+            std::mem::size_of::<(Bytes, Option<Instant>, u64)>()
+        );
+    }
 
     #[test]
     fn conversions_pick_the_right_kind() {

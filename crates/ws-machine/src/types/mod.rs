@@ -7,6 +7,7 @@ mod compression;
 mod error;
 mod leftovers;
 mod message;
+mod stats;
 mod status;
 mod target;
 
@@ -17,6 +18,7 @@ pub use error::{Cause, Direction, Error, TlsProblem};
 pub use leftovers::Leftovers;
 pub(crate) use message::Mode;
 pub use message::{Kind, Message};
+pub use stats::Stats;
 pub use status::{State, Status};
 pub use target::Endpoint;
 pub(crate) use target::Target;

@@ -35,8 +35,11 @@ impl fmt::Display for State {
     }
 }
 
-/// One report on the `status` channel: a change of state, or a refused
-/// outgoing message (the state then stays what it was).
+/// One report on the `status` channel: a change of state, or a report that
+/// leaves the state as it was ([`Status::is_change`] tells them apart): a
+/// refused outgoing message, or, with
+/// [`Builder::report_round_trips`](crate::Builder::report_round_trips), a
+/// round trip measured.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -88,6 +91,18 @@ pub struct Status {
     /// permessage-deflate parameters the server agreed to, or `None` if it
     /// declined (messages then go uncompressed).
     pub compression: Option<Deflate>,
+    /// The number of the machine's latest connection: its connections count
+    /// from 1, so with [`State::Connected`] this is the new connection's
+    /// number (also carried by every message received on it,
+    /// [`Message::connection`](crate::Message::connection)), with the
+    /// `Disconnected` that ends it the ended one's, and 0 before the first.
+    pub connection: u32,
+    /// With [`Builder::report_round_trips`](crate::Builder::report_round_trips):
+    /// a round trip just measured (a pong answering the machine's ping, or a
+    /// matched heartbeat reply). Such a status is not a change of state.
+    pub round_trip: Option<Duration>,
+    /// A change of state, not a report.
+    change: bool,
     last: bool,
 }
 
@@ -106,8 +121,47 @@ impl Status {
             protocol: None,
             url: None,
             compression: None,
+            connection: 0,
+            round_trip: None,
+            change: true,
             last: false,
         }
+    }
+
+    /// A report of a round trip measured while in `state`.
+    pub(crate) fn round_trip_report(state: State, attempt: u32, rtt: Duration) -> Self {
+        Self {
+            round_trip: Some(rtt),
+            ..Self::new(state, None, attempt, None).into_report()
+        }
+    }
+
+    /// This status, as a report that leaves the state as it was.
+    pub(crate) fn into_report(self) -> Self {
+        Self {
+            change: false,
+            ..self
+        }
+    }
+
+    /// Whether this status is a change of state (`Connecting`, `Connected`,
+    /// ...), rather than a report made in the current state: a refused
+    /// outgoing message ([`Status::error`]) or a round trip
+    /// ([`Status::round_trip`]). A caller that acts on transitions (say,
+    /// resubscribes on `Connected`) checks this first.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// let mut machine = ws_machine::Machine::builder("ws://127.0.0.1:9/").spawn()?;
+    /// let first = machine.status.recv().await.expect("a status");
+    /// assert!(first.is_change());
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn is_change(&self) -> bool {
+        self.change
     }
 
     /// This status, with the subprotocol the connection speaks.
@@ -158,6 +212,9 @@ impl fmt::Display for Status {
         }
         if let Some(delay) = self.delay {
             write!(f, " {delay:?}")?;
+        }
+        if let Some(rtt) = self.round_trip {
+            write!(f, " (round trip {rtt:?})")?;
         }
         if let Some(error) = &self.error {
             write!(f, ": {error}")?;

@@ -54,7 +54,7 @@ pub(crate) struct Frame(Out);
 enum Out {
     Text(Bytes),
     Binary(Bytes),
-    Ping,
+    Ping(Bytes),
     Close { code: u16, reason: String },
 }
 
@@ -73,8 +73,9 @@ pub(crate) enum Incoming {
     Message(Message),
     /// A ping: proof of life; the engine queued the pong that answers it.
     Ping,
-    /// A pong: proof of life.
-    Pong,
+    /// A pong: proof of life; its payload may say when the ping it
+    /// answers was sent.
+    Pong(Bytes),
     /// The server's close frame; the engine queued the reply.
     Close { code: u16, reason: String },
 }
@@ -358,9 +359,9 @@ pub(crate) fn outgoing(message: &Message, mode: Mode, max: usize) -> Result<Fram
     Ok(Frame(frame))
 }
 
-/// A ping frame.
-pub(crate) fn ping() -> Frame {
-    Frame(Out::Ping)
+/// A ping frame with `payload` (which the pong echoes).
+pub(crate) fn ping(payload: &[u8]) -> Frame {
+    Frame(Out::Ping(Bytes::copy_from_slice(payload)))
 }
 
 /// A close frame: the caller's code and reason, or a normal closure.

@@ -169,7 +169,7 @@ fn incoming(message: tws::Message) -> Incoming {
     } else if message.is_ping() {
         Incoming::Ping
     } else {
-        Incoming::Pong
+        Incoming::Pong(Bytes::from(message.into_payload()))
     }
 }
 
@@ -178,7 +178,7 @@ fn message(frame: Out) -> tws::Message {
     match frame {
         Out::Text(payload) => tws::Message::text(payload),
         Out::Binary(payload) => tws::Message::binary(payload),
-        Out::Ping => tws::Message::ping(Bytes::new()),
+        Out::Ping(payload) => tws::Message::ping(payload),
         Out::Close { code, reason } => {
             let code = tws::CloseCode::try_from(code).unwrap_or(tws::CloseCode::NORMAL_CLOSURE);
             tws::Message::close(Some(code), &reason)

@@ -18,7 +18,6 @@ use std::{
     time::Duration,
 };
 
-use bytes::Bytes;
 use futures_sink::Sink;
 use http::HeaderMap;
 use tokio::{
@@ -385,7 +384,7 @@ fn incoming(frame: yawc::Frame) -> Option<Incoming> {
             Incoming::Close { code, reason }
         }
         OpCode::Ping => Incoming::Ping,
-        OpCode::Pong => Incoming::Pong,
+        OpCode::Pong => Incoming::Pong(frame.into_payload()),
         OpCode::Continuation => return None,
     })
 }
@@ -395,7 +394,7 @@ fn frame_of(frame: Out) -> yawc::Frame {
     match frame {
         Out::Text(payload) => yawc::Frame::text(payload),
         Out::Binary(payload) => yawc::Frame::binary(payload),
-        Out::Ping => yawc::Frame::ping(Bytes::new()),
+        Out::Ping(payload) => yawc::Frame::ping(payload),
         Out::Close { code, reason } => yawc::Frame::close(CloseCode::from(code), reason),
     }
 }
