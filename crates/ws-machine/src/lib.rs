@@ -48,7 +48,7 @@
 //! The modules are layers; each uses only those listed before it.
 //!
 //! - `types`: the leaf types: [`Message`], [`Error`], [`Command`],
-//!   [`State`] and [`Status`], [`Leftovers`], the parsed URL and the
+//!   [`State`] and [`Status`], [`Stats`], [`Leftovers`], the parsed URL and the
 //!   [`Endpoint`] a dialer reaches. [`channel`]: the four channels' types,
 //!   light enough for thousands of machines.
 //! - `settings`: the [`Builder`], its defaults and validation, and the
@@ -57,13 +57,14 @@
 //!   command means in each phase, backoff, keep-alive, the write watch, the
 //!   delivery bookkeeping.
 //! - `handoff`: the machine's ends of `status` and `input`, which never make
-//!   it wait.
+//!   it wait, and of its [`Stats`], which callers read without stopping it.
 //! - `connection`: the open connection's I/O: the dialer, a proxy's
 //!   tunnel, TLS, the engine
 //!   (the only module that knows tokio-websockets), and the link that reads,
 //!   writes, keeps alive and closes.
 //! - `driver`: the one task per machine, one `select!` per phase (attempt,
-//!   waiting, connected, stop).
+//!   waiting, connected, stop), inside a `tracing` span per machine and one
+//!   per connection.
 //! - [`machine`](Machine): the caller's handle, which starts the task.
 
 #![deny(missing_docs)]

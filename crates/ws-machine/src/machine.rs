@@ -202,7 +202,8 @@ impl Machine {
                 meter,
             },
         );
-        let stopped = Stopped(runtime.spawn(driver.run()));
+        let span = tracing::debug_span!("machine", url = %crate::types::redact_url(&url));
+        let stopped = Stopped(runtime.spawn(driver.task(span)));
         Ok(Self {
             input,
             output,

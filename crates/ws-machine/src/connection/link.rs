@@ -137,7 +137,7 @@ impl Link {
     /// Sends a ping at `now`, saying when it was sent (counted from
     /// `epoch`); the pong timeout starts.
     pub(crate) fn ping(&mut self, now: Instant, epoch: Instant) -> Result<(), Error> {
-        tracing::trace!("ping");
+        tracing::debug!("ping");
         self.send(engine::ping(&rtt::ping_payload(epoch, now)))?;
         self.keepalive.ping_sent(now);
         Ok(())
@@ -214,7 +214,7 @@ impl Link {
         if let (Some(state), Some(talk)) = (&mut self.talk, rules.conversation)
             && let Some(heartbeat) = state.on_timer(now, reading, talk, timeouts)?
         {
-            tracing::trace!("heartbeat");
+            tracing::debug!("heartbeat");
             // Its kind is known (fixed when the machine was built), so the
             // mode plays no part; its size was checked then too.
             self.send(engine::outgoing(heartbeat, Mode::Binary, usize::MAX)?)?;

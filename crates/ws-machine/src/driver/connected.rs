@@ -120,7 +120,10 @@ impl Driver {
                     .with_compression(compression),
             );
         });
-        Link::new(socket, now, self.status.meter().connection(), self.rules())
+        let number = self.status.meter().connection();
+        // The attempt's span (see `Driver::task`) now names the connection.
+        tracing::Span::current().record("number", number);
+        Link::new(socket, now, number, self.rules())
     }
 
     /// Waits for the next thing to do.
@@ -192,7 +195,7 @@ impl Driver {
     /// A round trip was measured: into the stats, and to the caller if it
     /// asked ([`Builder::report_round_trips`](crate::Builder::report_round_trips)).
     fn round_trip(&mut self, rtt: std::time::Duration) {
-        tracing::trace!(?rtt, "round trip");
+        tracing::debug!(?rtt, "round trip");
         if let Some(status) = self.status.meter().round_trip(rtt) {
             self.emit(status);
         }

@@ -27,11 +27,15 @@
 mod attempt;
 mod connected;
 mod stop;
+mod traced;
 mod waiting;
 
 use std::sync::Arc;
 
 use tokio::time::Instant;
+use tracing::Span;
+
+use self::traced::traced;
 
 use crate::{
     channel::{Receiver, Sender},
@@ -162,18 +166,33 @@ impl Driver {
         }
     }
 
+    /// The machine's task, inside `span` (the machine's: its URL, without
+    /// secrets). Each attempt, and the connection it opens, runs in a span
+    /// of its own, child of this one: `connection`, with the attempt's
+    /// number and, once established, the connection's.
+    pub(crate) fn task(self, span: Span) -> impl Future<Output = Leftovers> {
+        traced(span, self.run())
+    }
+
     /// Runs the machine until it stops; returns what was not delivered.
     ///
     /// Not an `async fn`: that would keep the driver twice in the task, once
     /// as the argument and once as the body's variable; the block uses the
     /// captured driver in place.
     #[allow(clippy::manual_async_fn)]
-    pub(crate) fn run(mut self) -> impl Future<Output = Leftovers> {
+    fn run(mut self) -> impl Future<Output = Leftovers> {
         async move {
             let mut next = self.lifecycle.start(&mut |s| self.status.emit(s));
             let (deadline, quit) = loop {
                 let flow = match next {
-                    Next::Connect => self.attempt().await,
+                    Next::Connect => {
+                        let span = tracing::debug_span!(
+                            "connection",
+                            attempt = self.status.meter().attempt(),
+                            number = tracing::field::Empty,
+                        );
+                        traced(span, self.attempt()).await
+                    }
                     Next::Wait(delay) => self.wait(delay).await,
                     // A final error: its status is already out.
                     Next::Stop => break (self.close_deadline(), false),
@@ -236,7 +255,7 @@ mod tests {
             },
         );
         let driver_size = std::mem::size_of_val(&driver);
-        let task = driver.run();
+        let task = driver.task(Span::none());
         let size = std::mem::size_of_val(&task);
         assert!(
             size <= driver_size + 1024,

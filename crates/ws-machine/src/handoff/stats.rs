@@ -206,6 +206,11 @@ impl Meter {
         status.connection = u32::try_from(record.connections).unwrap_or(u32::MAX);
     }
 
+    /// The number of the current attempt in its series (as last reported).
+    pub(crate) fn attempt(&self) -> u32 {
+        self.cells.record().attempt
+    }
+
     /// The number of the latest connection (0 before the first).
     pub(crate) fn connection(&self) -> u32 {
         u32::try_from(self.cells.record().connections).unwrap_or(u32::MAX)
