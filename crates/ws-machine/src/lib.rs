@@ -65,9 +65,12 @@
 //! - `driver`: the one task per machine, one `select!` per phase (attempt,
 //!   waiting, connected, stop).
 //! - [`machine`](Machine): the caller's handle, which starts the task.
+//! - [`blocking`]: the same handle with calls that block, for programs
+//!   without a tokio runtime: the machine runs on a runtime of its own.
 
 #![deny(missing_docs)]
 
+pub mod blocking;
 pub mod channel;
 mod connection;
 mod driver;
