@@ -31,7 +31,10 @@
 //! The API follows tokio's `mpsc` (`send`, `try_send`, `reserve`, `recv`,
 //! `try_recv`, `close`), and a [`Receiver`] is a
 //! [`Stream`](futures_core::Stream), so it fits `tokio_stream::StreamMap`
-//! and `StreamExt` as it is.
+//! and `StreamExt` as it is. A [`Sender`] becomes a
+//! [`Sink`](futures_sink::Sink) through [`Sender::sink`] or
+//! [`Sender::into_sink`] (a [`SenderSink`], which keeps what a wait for room
+//! needs, so the sender itself stays one pointer).
 
 use std::{
     collections::VecDeque,
@@ -46,6 +49,10 @@ use std::{
 };
 
 use tokio::sync::Notify;
+
+mod sink;
+
+pub use sink::SenderSink;
 
 /// Creates a channel with room for `capacity` values (at least one), of
 /// the kind a machine uses for `input` and `output`: e.g. a stand-in for a

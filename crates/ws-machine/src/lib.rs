@@ -66,9 +66,12 @@
 //!   waiting, connected, stop), inside a `tracing` span per machine and one
 //!   per connection.
 //! - [`machine`](Machine): the caller's handle, which starts the task.
+//! - [`blocking`]: the same handle with calls that block, for programs
+//!   without a tokio runtime: the machine runs on a runtime of its own.
 
 #![deny(missing_docs)]
 
+pub mod blocking;
 pub mod channel;
 mod connection;
 mod driver;

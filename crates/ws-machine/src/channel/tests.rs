@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use futures_sink::Sink;
 use tokio::time::timeout;
 
 use super::*;
@@ -891,4 +892,201 @@ fn a_receiver_and_a_sender_are_one_pointer() {
         std::mem::size_of::<Sender<crate::Message>>(),
         std::mem::size_of::<usize>()
     );
+}
+
+// ----- The sink: backpressure, values handed back, nothing lost when a
+// sink is dropped, closed or cancelled.
+
+fn poll_ready<T: Send + 'static>(
+    sink: &mut SenderSink<T>,
+    waker: &Waker,
+) -> Poll<Result<(), SendError<T>>> {
+    Pin::new(sink).poll_ready(&mut Context::from_waker(waker))
+}
+
+fn start_send<T: Send + 'static>(sink: &mut SenderSink<T>, value: T) -> Result<(), SendError<T>> {
+    Pin::new(sink).start_send(value)
+}
+
+fn poll_close<T: Send + 'static>(
+    sink: &mut SenderSink<T>,
+    waker: &Waker,
+) -> Poll<Result<(), SendError<T>>> {
+    Pin::new(sink).poll_close(&mut Context::from_waker(waker))
+}
+
+#[test]
+fn a_sink_of_a_full_channel_is_not_ready_until_the_receiver_takes_one() {
+    let (tx, mut rx) = channel::<u32>(1);
+    let mut sink = tx.sink();
+    let (waker, woken) = counting();
+    assert!(matches!(poll_ready(&mut sink, &waker), Poll::Ready(Ok(()))));
+    assert_eq!(tx.capacity(), 0, "poll_ready reserved the slot");
+    start_send(&mut sink, 1).expect("a reserved slot");
+    assert!(poll_ready(&mut sink, &waker).is_pending(), "no room");
+    assert!(poll_ready(&mut sink, &waker).is_pending(), "still none");
+    assert!(matches!(tx.try_send(9), Err(TrySendError::Full(9))));
+    assert_eq!(woken.count(), 0);
+    assert_eq!(rx.try_recv(), Ok(1));
+    assert_eq!(woken.count(), 1, "the freed slot wakes the sink");
+    assert!(matches!(poll_ready(&mut sink, &waker), Poll::Ready(Ok(()))));
+    assert_eq!(tx.capacity(), 0, "and the sink has it");
+    start_send(&mut sink, 2).expect("a reserved slot");
+    assert_eq!(rx.try_recv(), Ok(2));
+    assert_eq!(rx.shared.lock().waiting, 0);
+    assert_eq!(tx.capacity(), 1);
+}
+
+#[tokio::test]
+async fn a_sink_hands_the_value_back_when_nothing_will_take_it() {
+    use futures_util::SinkExt;
+
+    // The receiver gone before: `send` returns the value.
+    let (tx, rx) = channel::<u32>(1);
+    let mut sink = tx.sink();
+    drop(rx);
+    assert!(sink.is_closed());
+    assert!(matches!(sink.send(1).await, Err(SendError(1))));
+
+    // Gone after the sink reserved a slot.
+    let (tx, rx) = channel::<u32>(1);
+    let mut sink = tx.into_sink();
+    let (waker, woken) = counting();
+    assert!(matches!(poll_ready(&mut sink, &waker), Poll::Ready(Ok(()))));
+    drop(rx);
+    assert!(sink.is_closed());
+    assert!(matches!(start_send(&mut sink, 2), Err(SendError(2))));
+
+    // Gone while the sink waits for room: the sink is woken, and the value
+    // comes back.
+    let (tx, rx) = channel::<u32>(1);
+    tx.try_send(0).expect("room");
+    let mut sink = tx.sink();
+    assert!(poll_ready(&mut sink, &waker).is_pending());
+    drop(rx);
+    assert_eq!(woken.count(), 1, "the receiver's drop wakes the sink");
+    assert!(matches!(poll_ready(&mut sink, &waker), Poll::Ready(Ok(()))));
+    assert!(matches!(start_send(&mut sink, 3), Err(SendError(3))));
+
+    // Closed by the receiver: new values come back, a reserved slot is
+    // still taken.
+    let (tx, mut rx) = channel::<u32>(2);
+    let mut reserved = tx.sink();
+    assert!(matches!(
+        poll_ready(&mut reserved, &waker),
+        Poll::Ready(Ok(()))
+    ));
+    let mut idle = tx.sink();
+    rx.close();
+    assert!(matches!(idle.send(4).await, Err(SendError(4))));
+    assert!(!reserved.is_closed(), "its slot is still taken");
+    start_send(&mut reserved, 5).expect("the reserved slot");
+    assert_eq!(rx.recv().await, Some(5));
+
+    // Closed by its owner: values come back; the other senders go on.
+    let (tx, mut rx) = channel::<u32>(2);
+    let mut sink = tx.sink();
+    sink.close().await.expect("closes");
+    assert!(sink.is_closed());
+    assert!(matches!(sink.send(6).await, Err(SendError(6))));
+    tx.try_send(7).expect("room");
+    assert_eq!(rx.try_recv(), Ok(7));
+}
+
+#[test]
+fn a_sink_dropped_or_closed_while_it_holds_or_waits_for_a_slot_loses_nothing() {
+    let (tx, mut rx) = channel::<u32>(1);
+    let (w1, c1) = counting();
+    // A reserved slot comes back when the sink is dropped ...
+    let mut sink = tx.sink();
+    assert!(matches!(poll_ready(&mut sink, &w1), Poll::Ready(Ok(()))));
+    assert_eq!(tx.capacity(), 0);
+    drop(sink);
+    assert_eq!(tx.capacity(), 1);
+    // ... or closed.
+    let mut sink = tx.sink();
+    assert!(matches!(poll_ready(&mut sink, &w1), Poll::Ready(Ok(()))));
+    assert!(matches!(poll_close(&mut sink, &w1), Poll::Ready(Ok(()))));
+    assert_eq!(tx.capacity(), 1);
+    drop(sink);
+
+    // A sink woken for a freed slot, then dropped before it looks, passes
+    // the wake-up on to the next waiting sender.
+    tx.try_send(0).expect("room");
+    let mut sink = tx.sink();
+    let (w2, c2) = counting();
+    let mut other = Box::pin(tx.send(2));
+    assert!(poll_ready(&mut sink, &w1).is_pending());
+    assert!(poll_future(other.as_mut(), &w2).is_pending());
+    assert_eq!(rx.shared.lock().waiting, 2);
+    assert_eq!(rx.try_recv(), Ok(0));
+    assert_eq!((c1.count(), c2.count()), (1, 0), "the sink waited first");
+    drop(sink);
+    assert_eq!(c2.count(), 1, "the wake-up was passed on");
+    assert!(matches!(
+        poll_future(other.as_mut(), &w2),
+        Poll::Ready(Ok(()))
+    ));
+    drop(other);
+    assert_eq!(rx.try_recv(), Ok(2));
+
+    // A sink closed while it waits stops waiting.
+    tx.try_send(3).expect("room");
+    let mut sink = tx.sink();
+    assert!(poll_ready(&mut sink, &w1).is_pending());
+    assert_eq!(rx.shared.lock().waiting, 1);
+    assert!(matches!(poll_close(&mut sink, &w1), Poll::Ready(Ok(()))));
+    assert_eq!(rx.shared.lock().waiting, 0);
+    assert_eq!(rx.try_recv(), Ok(3));
+    assert_eq!(tx.capacity(), 1);
+}
+
+#[test]
+fn a_sink_goes_to_other_tasks_and_leaves_the_sender_one_pointer() {
+    fn send<T: Send>() {}
+    send::<SenderSink<crate::Message>>();
+    // What a wait needs is in the sink, not in the sender.
+    assert_eq!(
+        std::mem::size_of::<Sender<crate::Message>>(),
+        std::mem::size_of::<usize>()
+    );
+}
+
+#[test]
+fn start_send_without_poll_ready_sends_if_there_is_room_and_hands_back_if_not() {
+    let (tx, mut rx) = channel::<u32>(1);
+    let mut sink = tx.sink();
+    start_send(&mut sink, 1).expect("room");
+    assert!(matches!(start_send(&mut sink, 2), Err(SendError(2))));
+    assert_eq!(rx.try_recv(), Ok(1));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_forwarded_into_a_sink_arrives_whole_and_in_order() {
+    use futures_util::StreamExt;
+
+    let (tx, mut rx) = channel::<u32>(2);
+    let reader = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some(n) = rx.recv().await {
+            seen.push(n);
+        }
+        seen
+    });
+    timeout(
+        WAIT,
+        futures_util::stream::iter(0..2_000)
+            .map(Ok)
+            .forward(tx.into_sink()),
+    )
+    .await
+    .expect("forwarded in time")
+    .expect("the receiver is alive");
+    // `forward` closed the sink, which held the last sender: the reader ends.
+    let seen = timeout(WAIT, reader)
+        .await
+        .expect("the reader ends")
+        .expect("no panic");
+    assert_eq!(seen, (0..2_000).collect::<Vec<_>>());
 }

@@ -1331,6 +1331,12 @@ impl Builder {
     pub(crate) fn url(&self) -> &str {
         &self.url
     }
+
+    /// The close timeout as set (for the blocking machine, whose drop waits
+    /// for the stop this bounds).
+    pub(crate) fn close_timeout_setting(&self) -> Duration {
+        self.timeouts.close.get()
+    }
 }
 
 /// The heartbeat's options as set, in any order.

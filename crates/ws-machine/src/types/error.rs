@@ -32,9 +32,13 @@ pub type Cause = Arc<dyn StdError + Send + Sync + 'static>;
 /// Three groups:
 /// - **Configuration errors** ([`InvalidUrl`](Error::InvalidUrl),
 ///   [`InvalidHeader`](Error::InvalidHeader),
-///   [`InvalidConfig`](Error::InvalidConfig), [`NoRuntime`](Error::NoRuntime))
-///   are returned by [`Machine::new`](crate::Machine::new) and
-///   [`Builder::spawn`](crate::Builder::spawn); the machine never starts, so
+///   [`InvalidConfig`](Error::InvalidConfig), [`NoRuntime`](Error::NoRuntime),
+///   and for the blocking machine [`InsideRuntime`](Error::InsideRuntime)
+///   and [`RuntimeStart`](Error::RuntimeStart)) are returned by
+///   [`Machine::new`](crate::Machine::new),
+///   [`Builder::spawn`](crate::Builder::spawn) and
+///   [`Builder::spawn_blocking`](crate::Builder::spawn_blocking); the
+///   machine never starts, so
 ///   they can never turn into a loop of failing attempts. (The one exception
 ///   is a [`Builder::headers_fn`](crate::Builder::headers_fn) that returns a
 ///   header the handshake sets itself: a final `InvalidHeader` at run time.)
@@ -90,6 +94,25 @@ pub enum Error {
     /// `#[tokio::main]`). Never retried.
     #[error("no tokio runtime: start the machine from inside a tokio runtime")]
     NoRuntime,
+
+    /// The blocking machine ([`Builder::spawn_blocking`](crate::Builder::spawn_blocking))
+    /// was started inside a tokio runtime (a task, `block_on`, or a thread
+    /// of tokio's blocking pool), where its blocking calls would stall the
+    /// runtime. In async code use the async machine
+    /// ([`Builder::spawn`](crate::Builder::spawn)); or start the blocking one
+    /// on a thread of your own, outside any runtime. Never retried.
+    #[error(
+        "the blocking machine cannot run inside a tokio runtime: use Builder::spawn there, or call Builder::spawn_blocking on a thread of your own, outside the runtime"
+    )]
+    InsideRuntime,
+
+    /// The blocking machine could not start the runtime it runs on, or that
+    /// runtime's thread: the system refused a thread or the runtime's I/O
+    /// driver (out of threads, memory or file descriptors). Never retried.
+    #[error(
+        "cannot start the blocking machine's runtime thread: {0} (the system is out of threads, memory or file descriptors)"
+    )]
+    RuntimeStart(#[source] Arc<io::Error>),
 
     /// The byte stream to the server could not be opened: the host name could
     /// not be resolved, the TCP connection was refused or the host is
@@ -430,6 +453,8 @@ impl Error {
             | Self::InvalidHeader { .. }
             | Self::InvalidConfig { .. }
             | Self::NoRuntime
+            | Self::InsideRuntime
+            | Self::RuntimeStart(_)
             | Self::Tls { .. }
             | Self::Subprotocol { .. }
             | Self::NotText { .. }
@@ -488,6 +513,8 @@ impl Error {
             | Self::InvalidHeader { .. }
             | Self::InvalidConfig { .. }
             | Self::NoRuntime
+            | Self::InsideRuntime
+            | Self::RuntimeStart(_)
             | Self::Connect { .. }
             | Self::HandshakeTimeout(_)
             | Self::HandshakeRejected { .. }
@@ -526,6 +553,8 @@ impl Error {
             | Self::InvalidHeader { .. }
             | Self::InvalidConfig { .. }
             | Self::NoRuntime
+            | Self::InsideRuntime
+            | Self::RuntimeStart(_)
             | Self::Connect { .. }
             | Self::HandshakeTimeout(_)
             | Self::Handshake { .. }
@@ -750,6 +779,20 @@ mod tests {
             source: Arc::new(io::Error::other("bad certificate")),
         };
         assert!(!tls.is_retryable());
+    }
+
+    #[test]
+    fn the_blocking_machines_start_errors_are_final_and_keep_their_cause() {
+        assert!(!Error::InsideRuntime.is_retryable());
+        assert!(Error::InsideRuntime.to_string().contains("Builder::spawn"));
+        let refused = Error::RuntimeStart(Arc::new(io::Error::from(io::ErrorKind::OutOfMemory)));
+        assert!(!refused.is_retryable());
+        assert!(refused.to_string().contains("out of threads"), "{refused}");
+        let cause = refused
+            .source()
+            .and_then(|e| e.downcast_ref::<Arc<io::Error>>())
+            .expect("the system's error, shared as the other I/O causes are");
+        assert_eq!(cause.kind(), io::ErrorKind::OutOfMemory);
     }
 
     #[test]
