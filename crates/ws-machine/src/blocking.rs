@@ -74,8 +74,9 @@ use tokio::sync::oneshot;
 
 use crate::{
     channel::{self, Receiver, SendError, TryRecvError, TrySendError},
+    handoff::stats::StatsHandle,
     settings::Builder,
-    types::{Command, Error, Leftovers, Message, Status},
+    types::{Command, Error, Leftovers, Message, Stats, Status},
 };
 
 /// How much longer than the close timeout a drop waits for the machine to
@@ -122,6 +123,8 @@ pub struct Machine {
     command: channel::Sender<Command>,
     /// The URL the machine connects to.
     url: String,
+    /// The machine's stats.
+    stats: StatsHandle,
     /// The runtime's thread. Last, so that a drop lets go of the channels
     /// (which tells the machine to stop) before it waits for the thread.
     runner: Runner,
@@ -222,6 +225,7 @@ impl Machine {
             command,
             url,
             stopped,
+            stats,
         } = machine;
         let (report, ended) = oneshot::channel();
         let thread = thread::Builder::new()
@@ -240,11 +244,32 @@ impl Machine {
             output: Sender { output },
             command,
             url,
+            stats,
             runner: Runner {
                 running: Some(Running { ended, thread }),
                 patience,
             },
         })
+    }
+
+    /// What the machine has done so far (see [`Stats`]); never waits.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), ws_machine::Error> {
+    /// let machine = ws_machine::Machine::builder("ws://127.0.0.1:1/").spawn_blocking()?;
+    /// assert_eq!(machine.stats().messages_in, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        self.stats.get()
+    }
+
+    /// A clonable handle on the stats, for another thread.
+    #[must_use]
+    pub fn stats_handle(&self) -> StatsHandle {
+        self.stats.clone()
     }
 
     /// The next message from the server, waiting for one; `None` once the
@@ -428,6 +453,7 @@ impl Machine {
             output,
             command,
             url: _,
+            stats: _,
             mut runner,
         } = self;
         // An error: the machine already stopped, or 8 commands wait; with

@@ -91,7 +91,7 @@ pub struct Machine {
     pub stopped: Stopped,
     /// Read by [`Machine::stats`]; [`Machine::stats_handle`] gives a copy
     /// for other tasks.
-    stats: StatsHandle,
+    pub(crate) stats: StatsHandle,
 }
 
 /// The URL is shown without the user name and password it may carry.
