@@ -767,3 +767,50 @@ fn compression_is_offered_with_the_flag_and_what_was_agreed_is_shown() {
     let connected = plain.err.wait_for("CONNECTED", |l| l.contains("CONNECTED"));
     assert!(!connected.contains("deflate"), "{connected}");
 }
+
+#[test]
+fn show_ping_prints_the_round_trip_of_each_ping() {
+    // /ping from a pipe (--slash), against the independent peer.
+    let peer = Peer::start();
+    let mut wsm = Wsm::start(&[&peer.url, "--slash", "--show-ping"]);
+    wsm.send("hi");
+    wsm.out.wait_for("echo", |l| l == "hi");
+    wsm.send("/ping");
+    let pong = wsm.err.wait_for("PONG", |l| l.contains(" PONG "));
+    let ms: f64 = pong
+        .rsplit(' ')
+        .next()
+        .and_then(|rtt| rtt.strip_suffix("ms"))
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("no round trip in {pong:?}"));
+    assert!((0.0..LIMIT.as_secs_f64() * 1000.0).contains(&ms), "{pong}");
+    wsm.close_stdin();
+    assert!(wsm.wait().success(), "{}", wsm.err.rest().join("\n"));
+
+    // Keep-alive pings, as JSON lines; without the flag, none is shown.
+    let server = Local::start();
+    let url = server.url();
+    let mut wsm = Wsm::start(&args(
+        &url,
+        &["--status", "json", "--show-ping", "--ping-interval", "50ms"],
+    ));
+    let line = wsm.err.wait_for("pong", |l| {
+        serde_json::from_str::<Value>(l).is_ok_and(|v| v["event"] == "pong")
+    });
+    let pong = json(&line);
+    assert!(
+        pong["rtt_ms"].as_f64().is_some_and(|ms| ms >= 0.0),
+        "{pong}"
+    );
+    assert!(pong.get("state").is_none(), "not a change of state: {pong}");
+    wsm.close_stdin();
+    assert!(wsm.wait().success(), "{}", wsm.err.rest().join("\n"));
+
+    let mut wsm = Wsm::start(&args(&url, &["--ping-interval", "50ms", "-w", "400ms"]));
+    wsm.send("hi");
+    wsm.close_stdin();
+    assert!(wsm.wait().success());
+    assert_eq!(wsm.out.rest(), ["hi"]);
+    let err = wsm.err.rest();
+    assert!(!err.iter().any(|l| l.contains("PONG")), "{err:?}");
+}

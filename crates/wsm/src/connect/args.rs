@@ -38,7 +38,8 @@ const EXAMPLES: &str = concat!(
     "    wsm --status json ws://127.0.0.1:9001/ 2> >(jq -c 'select(.state == \"DISCONNECTED\")')\n",
     "\n",
     "INTERACTIVE USE (stdin is a terminal, or --slash):\n",
-    "  /ping                 send a ping (no answer within --pong-timeout: reconnect)\n",
+    "  /ping                 send a ping (no answer within --pong-timeout: reconnect;\n",
+    "                        with --show-ping, its round trip is printed)\n",
     "  /reconnect            close this connection and connect again at once\n",
     "  /text, /binary        send the following lines as text or as binary\n",
     "  /close [CODE [REASON]] close now (code 1000 by default) and exit\n",
@@ -169,6 +170,11 @@ pub(crate) struct ConnectArgs {
         help_heading = "Status"
     )]
     pub(crate) status: StatusFormat,
+    /// Print the round trip of every ping as its pong arrives
+    /// (`12:00:01.234 PONG 1.8ms`; JSON: `"event":"pong"` with `rtt_ms`):
+    /// the keep-alive pings (--ping-interval) and /ping's.
+    #[arg(long, help_heading = "Status")]
+    pub(crate) show_ping: bool,
 
     // ---- Handshake ----------------------------------------------------
     /// A request header, 'Name: value'. Repeatable.
@@ -589,6 +595,7 @@ impl ConnectArgs {
             binary_prefix: prefix,
             binary_out: self.binary_out,
             status: self.status,
+            show_ping: self.show_ping,
             read_stdin: !self.no_stdin,
             slash: self.slash,
             count: self.count,

@@ -326,8 +326,11 @@ impl Session {
     fn on_status(&mut self, status: Status) {
         let line = self.show.status(&status, clock());
         self.console.err(&line);
-        if is_refusal(&status) {
-            self.refused += 1;
+        // A report (a refused message, a round trip), not a change of state.
+        if !status.is_change() {
+            if is_refusal(&status) {
+                self.refused += 1;
+            }
             return;
         }
         self.state = Some(status.state);

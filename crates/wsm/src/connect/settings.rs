@@ -32,6 +32,8 @@ pub(crate) struct Settings {
     pub(crate) binary_prefix: Option<String>,
     pub(crate) binary_out: BinaryOut,
     pub(crate) status: StatusFormat,
+    /// `--show-ping`: round trips are reported and printed.
+    pub(crate) show_ping: bool,
     /// False with `--no-stdin`.
     pub(crate) read_stdin: bool,
     /// `--slash`: slash commands even when stdin is not a terminal.
@@ -191,7 +193,8 @@ impl Settings {
             .reconnect(c.reconnect)
             .min_uptime(c.min_uptime)
             .queue_capacity(c.queue_capacity)
-            .max_message_size(c.max_message_size);
+            .max_message_size(c.max_message_size)
+            .report_round_trips(self.show_ping);
         if !self.fallback_urls.is_empty() {
             builder = builder.fallback_urls(self.fallback_urls.clone());
         }

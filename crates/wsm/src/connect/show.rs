@@ -71,6 +71,8 @@ struct JsonLine<'a> {
     message: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     queued: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rtt_ms: Option<f64>,
 }
 
 /// Whether a status reports a refused outgoing message rather than a change
@@ -139,6 +141,9 @@ impl Show {
 
     /// The stderr line (without newline) for a status.
     pub(crate) fn status(&self, status: &Status, time: String) -> String {
+        if let Some(rtt) = status.round_trip {
+            return self.round_trip(rtt, time);
+        }
         let refused = is_refusal(status);
         match self.status {
             StatusFormat::Human => {
@@ -223,6 +228,20 @@ impl Show {
                 };
                 json(&line)
             }
+        }
+    }
+
+    /// The stderr line (without newline) for a round trip (`--show-ping`).
+    fn round_trip(&self, rtt: Duration, time: String) -> String {
+        let ms = rtt.as_secs_f64() * 1000.0;
+        match self.status {
+            StatusFormat::Human => format!("{time} PONG {ms:.1}ms"),
+            StatusFormat::Json => json(&JsonLine {
+                time,
+                event: "pong",
+                rtt_ms: Some((ms * 1000.0).round() / 1000.0),
+                ..JsonLine::default()
+            }),
         }
     }
 
