@@ -51,8 +51,9 @@
 //!   [`State`] and [`Status`], [`Stats`], [`Leftovers`], the parsed URL and the
 //!   [`Endpoint`] a dialer reaches. [`channel`]: the four channels' types,
 //!   light enough for thousands of machines.
-//! - `settings`: the [`Builder`], its defaults and validation, and the
-//!   validated settings it hands to the machine.
+//! - `settings`: the [`Builder`], its defaults and validation, the
+//!   validated settings it hands to the machine, and the
+//!   [`ReconnectBudget`] machines share.
 //! - `policy`: the decisions, free of I/O: the state machine, what each
 //!   command means in each phase, backoff, keep-alive, the write watch, the
 //!   delivery bookkeeping.
@@ -90,7 +91,7 @@ pub use bytes;
 pub use handoff::stats::StatsHandle;
 pub use http;
 pub use machine::{Machine, Stopped};
-pub use settings::{Builder, IntoMessages, default_retry_status};
+pub use settings::{Builder, IntoMessages, ReconnectBudget, default_retry_status};
 /// The TLS library used for `wss://`, for building a
 /// [`Builder::tls_config`].
 pub use tokio_rustls::rustls;

@@ -24,7 +24,7 @@ use tokio::{
 };
 use tokio_websockets as tws;
 
-use ws_machine::{Builder, Command, Error, Machine, Message, State, Status};
+use ws_machine::{Builder, Command, Error, Machine, Message, ReconnectBudget, State, Status};
 
 /// A test peer: hands in-memory connections to the machine.
 struct Peer {
@@ -138,6 +138,7 @@ async fn until_input_holds(input: &ws_machine::channel::Receiver<ws_machine::Mes
 #[tokio::test(start_paused = true)]
 async fn backoff_waits_follow_the_schedule_exactly() {
     let (_peer, builder) = Peer::builder();
+    let started = Instant::now();
     let mut machine = builder
         .backoff(Duration::from_secs(1), Duration::from_secs(8))
         .max_attempts(6)
@@ -145,12 +146,15 @@ async fn backoff_waits_follow_the_schedule_exactly() {
         .spawn()
         .expect("valid");
     let mut connecting_at = Vec::new();
-    let mut delays = Vec::new();
+    let mut waits = Vec::new();
     let final_status = loop {
         let status = next_status(&mut machine).await;
         match status.state {
             State::Connecting => connecting_at.push(Instant::now()),
-            State::Waiting => delays.push(status.delay.expect("a waiting status has a delay")),
+            State::Waiting => waits.push((
+                started.elapsed(),
+                status.delay.expect("a waiting status has a delay"),
+            )),
             State::Disconnected if status.is_final() => break status,
             _ => {}
         }
@@ -160,21 +164,147 @@ async fn backoff_waits_follow_the_schedule_exactly() {
         Some(Error::GaveUp { attempts: 6, .. })
     ));
     assert_eq!(connecting_at.len(), 6);
-    assert_eq!(delays.len(), 5);
+    assert_eq!(waits.len(), 5);
     // Each wait is exactly the announced delay...
-    for (gap, delay) in connecting_at.windows(2).map(|w| w[1] - w[0]).zip(&delays) {
+    for (gap, (_, delay)) in connecting_at.windows(2).map(|w| w[1] - w[0]).zip(&waits) {
         assert_eq!(gap, *delay);
     }
-    // ...and lies between the initial delay and a ceiling doubling to the cap.
-    for (delay, ceiling) in delays.iter().zip([2, 4, 8, 8, 8]) {
+    // ...and lies between the initial delay and a ceiling doubling to the
+    // cap, bounded by the time disconnected (refusals are instant here),
+    // never below the first failure's 2 s.
+    for ((down, delay), growth) in waits.iter().zip([2, 4, 8, 8, 8]) {
+        let ceiling = Duration::from_secs(growth).min((*down).max(Duration::from_secs(2)));
         assert!(*delay >= Duration::from_secs(1), "{delay:?}");
-        assert!(
-            *delay <= Duration::from_secs(ceiling),
-            "{delay:?} > {ceiling}s"
-        );
+        assert!(*delay <= ceiling, "{delay:?} > {ceiling:?}");
     }
     let end = timeout(Duration::from_secs(3600), machine.status.recv()).await;
     assert!(end.expect("the channel closes").is_none());
+}
+
+/// Attempts refused at once pile up failures (25 here: the exponential
+/// ceiling alone would be the 30 s cap since the ninth), but no wait is
+/// longer than the time the machine has been disconnected (past the first
+/// failure's 200 ms), so when the server comes back after an outage of
+/// `T`, the machine is connected by `2 T`.
+#[tokio::test(start_paused = true)]
+async fn after_quick_refusals_no_wait_exceeds_the_time_disconnected() {
+    let (peer, builder) = Peer::builder();
+    let started = Instant::now();
+    let mut machine = builder.jitter_seed(42).spawn().expect("valid");
+    let mut waits = Vec::new();
+    while waits.len() < 25 {
+        let status = next_status(&mut machine).await;
+        if status.state == State::Waiting {
+            let delay = status.delay.expect("a waiting status has a delay");
+            let down = started.elapsed();
+            assert!(delay >= Duration::from_millis(100), "{delay:?}");
+            assert!(
+                delay <= down.max(Duration::from_millis(200)),
+                "waits {delay:?} after {down:?} disconnected"
+            );
+            waits.push(delay);
+        }
+    }
+    // The outage ends as the 25th refusal is reported: the machine
+    // connects when that wait is over, by twice the outage.
+    let outage = started.elapsed();
+    let last_wait = waits[24];
+    let _server = peer.accept().await;
+    until_state(&mut machine, State::Connected).await;
+    assert_eq!(started.elapsed(), outage + last_wait);
+    assert!(started.elapsed() <= outage * 2, "{outage:?}, {waits:?}");
+    // The waits grew with the outage, past what 25 quick failures alone
+    // could have caused in its first seconds.
+    assert!(outage > Duration::from_secs(5), "{outage:?}");
+}
+
+/// Machines sharing a reconnect budget start their first attempts at its
+/// rate: 2 a second, a burst of 1, three machines started together.
+#[tokio::test(start_paused = true)]
+async fn machines_sharing_a_budget_take_turns_for_their_first_attempts() {
+    let budget = ReconnectBudget::new(2.0, 1).expect("a valid budget");
+    let started = Instant::now();
+    let mut fleet = Vec::new();
+    for _ in 0..3 {
+        let (peer, builder) = Peer::builder();
+        let machine = builder
+            .reconnect_budget(budget.clone())
+            .spawn()
+            .expect("valid");
+        let server = peer.offer();
+        fleet.push((peer, machine, server));
+    }
+    let mut connecting_at = Vec::new();
+    for (i, (_peer, machine, _server)) in fleet.iter_mut().enumerate() {
+        let first = next_status(machine).await;
+        if i == 0 {
+            assert_eq!(first.state, State::Connecting, "{first:?}");
+        } else {
+            assert_eq!(first.state, State::Waiting, "{first:?}");
+            assert_eq!(first.attempt, 0, "no attempt yet");
+            assert_eq!(first.delay, Some(Duration::from_millis(500) * i as u32));
+            let connecting = next_status(machine).await;
+            assert_eq!(connecting.state, State::Connecting, "{connecting:?}");
+        }
+        connecting_at.push(started.elapsed());
+    }
+    assert_eq!(
+        connecting_at,
+        [0, 500, 1000].map(Duration::from_millis),
+        "one attempt every 500 ms"
+    );
+}
+
+/// While a machine waits for its turn it reports `Waiting`; `Reconnect`
+/// does not jump the queue, and `Quit` is served at once.
+#[tokio::test(start_paused = true)]
+async fn a_machine_waiting_for_its_turn_says_so_and_quits_at_once() {
+    let budget = ReconnectBudget::new(1.0, 1).expect("a valid budget");
+    let (_peer, builder) = Peer::builder();
+    let started = Instant::now();
+    let mut machine = builder
+        .reconnect_budget(budget)
+        .jitter_seed(42)
+        .spawn()
+        .expect("valid");
+    // The first attempt takes the first turn and is refused; after its
+    // backoff, the machine waits for the next turn, a second after the
+    // first.
+    assert_eq!(next_status(&mut machine).await.state, State::Connecting);
+    assert_eq!(next_status(&mut machine).await.state, State::Disconnected);
+    let backoff = next_status(&mut machine).await;
+    assert_eq!(backoff.state, State::Waiting);
+    let turn = next_status(&mut machine).await;
+    assert_eq!(turn.state, State::Waiting, "{turn:?}");
+    let backoff = backoff.delay.expect("a delay");
+    assert_eq!(started.elapsed(), backoff);
+    assert_eq!(turn.delay, Some(Duration::from_secs(1) - backoff));
+    machine
+        .command
+        .send(Command::Reconnect)
+        .await
+        .expect("running");
+    let connecting = next_status(&mut machine).await;
+    assert_eq!(connecting.state, State::Connecting, "{connecting:?}");
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(1),
+        "not before its turn"
+    );
+
+    // Refused again; after the backoff, the wait for the turn at 2 s.
+    until_state(&mut machine, State::Waiting).await;
+    let turn = next_status(&mut machine).await;
+    assert_eq!(turn.state, State::Waiting, "{turn:?}");
+    let asked = Instant::now();
+    assert_eq!(
+        asked + turn.delay.expect("a delay"),
+        started + Duration::from_secs(2)
+    );
+    machine.command.send(Command::Quit).await.expect("running");
+    let last = next_status(&mut machine).await;
+    assert!(last.is_final() && last.error.is_none(), "{last:?}");
+    assert_eq!(asked.elapsed(), Duration::ZERO, "served at once");
 }
 
 #[tokio::test(start_paused = true)]

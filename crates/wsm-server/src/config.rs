@@ -47,7 +47,9 @@ pub struct Config {
     /// Default: [`DEFAULT_MAX_MESSAGE_SIZE`] (64 MiB).
     pub max_message_size: usize,
     /// How many received messages [`Server::received`](crate::Server::received)
-    /// keeps (the first ones). Messages past the limit are still counted by
+    /// keeps (the first ones), and how many acceptance times
+    /// [`Server::accepted_at`](crate::Server::accepted_at) keeps. Messages
+    /// past the limit are still counted by
     /// [`Server::messages_received`](crate::Server::messages_received). Set 0
     /// for benchmarks, so that the server keeps nothing.
     ///

@@ -201,6 +201,15 @@ impl Server {
         self.shared.accepted()
     }
 
+    /// When each upgrade counted by [`Server::connections_accepted`] was
+    /// accepted (its 101 about to be written), in order: the first
+    /// [`Config::record_limit`] of them. For tests that count connection
+    /// attempts per time window.
+    #[must_use]
+    pub fn accepted_at(&self) -> Vec<tokio::time::Instant> {
+        self.shared.accepted_at()
+    }
+
     /// Complete HTTP requests received so far: accepted, rejected or invalid
     /// upgrades alike (not bytes that are not HTTP at all).
     #[must_use]

@@ -18,7 +18,10 @@ use std::{
 
 use bytes::Bytes;
 use http::HeaderMap;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::{
+    sync::{mpsc, oneshot, watch},
+    time::Instant,
+};
 
 use crate::{
     config::{Config, Rejection},
@@ -74,6 +77,8 @@ pub(crate) struct Shared {
     messages: watch::Sender<u64>,
     /// Headers of every request counted in `handshakes`, in order.
     request_headers: Mutex<Vec<HeaderMap>>,
+    /// When each of the first `config.record_limit` upgrades was accepted.
+    accepted_at: Mutex<Vec<Instant>>,
     /// The first `config.record_limit` messages received.
     received: Mutex<Vec<Received>>,
 }
@@ -102,6 +107,7 @@ impl Shared {
             open: watch::Sender::new(0),
             messages: watch::Sender::new(0),
             request_headers: Mutex::new(Vec::new()),
+            accepted_at: Mutex::new(Vec::new()),
             received: Mutex::new(Vec::new()),
         }
     }
@@ -166,6 +172,12 @@ impl Shared {
                 kill: Some(kill),
             },
         );
+        {
+            let mut accepted_at = lock(&self.accepted_at);
+            if accepted_at.len() < self.config.record_limit {
+                accepted_at.push(Instant::now());
+            }
+        }
         self.open.send_modify(|n| *n += 1);
         self.accepted.send_modify(|n| *n += 1);
         (Registration { shared: self, id }, commands_rx, kill_rx)
@@ -220,6 +232,11 @@ impl Shared {
     /// Text and binary messages received so far.
     pub(crate) fn messages(&self) -> u64 {
         *self.messages.borrow()
+    }
+
+    /// A copy of the recorded acceptance times.
+    pub(crate) fn accepted_at(&self) -> Vec<Instant> {
+        lock(&self.accepted_at).clone()
     }
 
     /// A copy of the recorded request headers.

@@ -81,7 +81,11 @@ async fn raw_exchange(server: &Server, request: &[u8]) -> String {
 #[tokio::test]
 async fn echoes_text_and_binary_with_the_same_opcode() {
     let server = Server::start(Config::default()).unwrap();
+    let before = tokio::time::Instant::now();
     let mut ws = connect(&server).await;
+    let accepted_at = server.accepted_at();
+    assert_eq!(accepted_at.len(), 1);
+    assert!(accepted_at[0] >= before && accepted_at[0] <= tokio::time::Instant::now());
 
     ws.send(Message::text("hello")).await.unwrap();
     let echo = next_message(&mut ws).await;
@@ -123,7 +127,7 @@ async fn many_queued_messages_are_all_echoed_in_order() {
     }
     assert_eq!(server.messages_received(), 500);
     assert!(
-        server.received().is_empty(),
+        server.received().is_empty() && server.accepted_at().is_empty(),
         "record_limit(0) keeps nothing"
     );
 }

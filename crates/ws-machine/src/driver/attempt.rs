@@ -36,9 +36,11 @@ impl Driver {
             Ok(Err(error)) => {
                 tracing::debug!(%error, "attempt failed");
                 let url = self.urls.shown();
-                let next = self.lifecycle.attempt_failed(error, &mut |s| {
-                    self.status.emit(about(url.as_ref(), s));
-                });
+                let next = self
+                    .lifecycle
+                    .attempt_failed(error, Instant::now(), &mut |s| {
+                        self.status.emit(about(url.as_ref(), s));
+                    });
                 self.urls.attempt_failed();
                 Err(Flow::Go(next))
             }

@@ -8,7 +8,8 @@
 //! is dead. The phases:
 //!
 //! - [`attempt`]: connect, bounded by the handshake timeout;
-//! - [`waiting`]: sleep between attempts;
+//! - [`waiting`]: sleep between attempts (a backoff, or the turn of a
+//!   reconnect budget);
 //! - [`connected`]: read, write, keep alive;
 //! - [`stop`]: hand back what was not delivered, within one deadline.
 //!
@@ -152,7 +153,8 @@ impl Driver {
             timeouts: settings.timeouts,
             lifecycle: Lifecycle::new(&settings.reconnect, fresh_credentials)
                 .with_final_close(settings.final_close)
-                .with_ready_gate(gated),
+                .with_ready_gate(gated)
+                .with_budget(settings.budget),
             outbox: Outbox::new(settings.delivery),
             status: StatusOut::new(ends.status, ends.meter),
             inbox: Inbox::new(ends.input),
@@ -182,7 +184,9 @@ impl Driver {
     #[allow(clippy::manual_async_fn)]
     fn run(mut self) -> impl Future<Output = Leftovers> {
         async move {
-            let mut next = self.lifecycle.start(&mut |s| self.status.emit(s));
+            let mut next = self
+                .lifecycle
+                .start(Instant::now(), &mut |s| self.status.emit(s));
             let (deadline, quit) = loop {
                 let flow = match next {
                     Next::Connect => {

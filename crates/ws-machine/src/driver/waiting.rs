@@ -1,9 +1,10 @@
-//! The waiting phase: the pause between attempts, served beside commands
-//! and the hand-over to the caller.
+//! The waiting phase: the pause between attempts (a backoff, or the wait
+//! for a reconnect budget's turn), served beside commands and the hand-over
+//! to the caller.
 
 use std::time::Duration;
 
-use tokio::time::sleep;
+use tokio::time::{Instant, sleep};
 
 use super::{Driver, Feed, Flow};
 use crate::{
@@ -12,7 +13,9 @@ use crate::{
 };
 
 impl Driver {
-    /// The wait between attempts; `Reconnect` ends it early.
+    /// The wait between attempts; `Reconnect` ends a backoff early, not the
+    /// wait for a budget's turn (that would break the budget's promise to
+    /// the server).
     pub(super) async fn wait(&mut self, delay: Duration) -> Flow {
         let timer = sleep(delay);
         tokio::pin!(timer);
@@ -21,6 +24,7 @@ impl Driver {
                 () = &mut timer => break,
                 command = self.commands.recv() => match command::waiting(command) {
                     Waiting::Quit => return Flow::Quit { deadline: self.close_deadline() },
+                    Waiting::Reconnect if self.lifecycle.waits_for_turn() => {}
                     Waiting::Reconnect => break,
                     Waiting::Finish => Feed::finish(&mut self.output, &mut self.feed),
                     Waiting::Switch(mode) => self.mode = mode,
@@ -32,6 +36,9 @@ impl Driver {
                 }
             }
         }
-        Flow::Go(self.lifecycle.wait_over(&mut |s| self.status.emit(s)))
+        Flow::Go(
+            self.lifecycle
+                .wait_over(Instant::now(), &mut |s| self.status.emit(s)),
+        )
     }
 }

@@ -6,18 +6,20 @@
 //! answers with what to do [`Next`], reporting each change of state as a
 //! [`Status`]. Because nothing here touches a socket or a clock, the whole
 //! policy (status order, backoff, attempt counting, `min_uptime`,
-//! `max_attempts`) is unit-tested below.
+//! `max_attempts`, the turns of a reconnect budget) is unit-tested below.
+//! The instants it needs (when the machine started, when an attempt failed,
+//! when a connection began and ended) are passed in.
 //!
 //! The state diagram and the table of every transition are in
 //! `docs/design.md` ("One task, one state machine").
 
-use std::time::Duration;
+use std::{num::NonZeroU32, time::Duration};
 
 use tokio::time::Instant;
 
 use super::backoff::Backoff;
 use crate::{
-    settings::{CloseCodes, Reconnect},
+    settings::{CloseCodes, Reconnect, ReconnectBudget, Span},
     types::{Error, State, Status},
 };
 
@@ -66,6 +68,9 @@ pub(crate) enum Next {
 }
 
 /// The machine's state machine, free of I/O.
+///
+/// Every idle machine holds one, so it is kept small: durations in 8
+/// bytes ([`Span`]), the budget one pointer.
 pub(crate) struct Lifecycle {
     state: State,
     /// Failed attempts in a row (a too-short connection counts as one).
@@ -74,6 +79,16 @@ pub(crate) struct Lifecycle {
     attempt: u32,
     /// When the current connection was established.
     connected_at: Option<Instant>,
+    /// Since when the machine is disconnected, for the backoff's bound:
+    /// when the last healthy connection was lost (or the caller asked for a
+    /// reconnect), or when the machine started. A connection that was not
+    /// healthy does not end the outage. `None` before the start.
+    down_since: Option<Instant>,
+    /// The reconnect budget shared with other machines, if any.
+    budget: Option<ReconnectBudget>,
+    /// The current wait is for the budget's turn (taken already): when it
+    /// is over, the attempt starts.
+    turn_held: bool,
     /// False: a lost connection or a failed attempt is final.
     reconnect: bool,
     /// The request headers are computed for each attempt (`headers_fn`):
@@ -86,8 +101,9 @@ pub(crate) struct Lifecycle {
     /// Whether connections must become ready before they count as
     /// successful.
     gated: bool,
-    min_uptime: Duration,
-    max_attempts: Option<u32>,
+    min_uptime: Span,
+    /// Never zero (the builder refuses it).
+    max_attempts: Option<NonZeroU32>,
     backoff: Backoff,
 }
 
@@ -101,13 +117,16 @@ impl Lifecycle {
             failures: 0,
             attempt: 0,
             connected_at: None,
+            down_since: None,
+            budget: None,
+            turn_held: false,
             reconnect: reconnect.enabled,
             fresh_credentials,
             auth_rejections: 0,
             final_close: None,
             gated: false,
-            min_uptime: reconnect.min_uptime,
-            max_attempts: reconnect.max_attempts,
+            min_uptime: reconnect.min_uptime.into(),
+            max_attempts: reconnect.max_attempts.and_then(NonZeroU32::new),
             backoff: Backoff::new(reconnect.backoff_initial, reconnect.backoff_max, rng),
         }
     }
@@ -125,17 +144,46 @@ impl Lifecycle {
         Status::new(state, error, self.attempt, delay)
     }
 
-    /// The machine starts: first attempt.
-    pub(crate) fn start(&mut self, out: &mut impl FnMut(Status)) -> Next {
-        out(self.enter(State::Connecting, None, None));
-        Next::Connect
+    /// The machine starts at `now`: first attempt (after its turn, with a
+    /// reconnect budget).
+    pub(crate) fn start(&mut self, now: Instant, out: &mut impl FnMut(Status)) -> Next {
+        self.down_since = Some(now);
+        self.go(now, out)
+    }
+
+    /// An attempt may start at `now`: it does, or, with a reconnect budget
+    /// whose next turn is later, the machine waits for its turn (reported
+    /// as `Waiting` with the time to it).
+    fn go(&mut self, now: Instant, out: &mut impl FnMut(Status)) -> Next {
+        let turn = self.budget.as_ref().map_or(now, |budget| budget.take(now));
+        let delay = turn.saturating_duration_since(now);
+        if delay.is_zero() {
+            out(self.enter(State::Connecting, None, None));
+            return Next::Connect;
+        }
+        self.turn_held = true;
+        out(self.enter(State::Waiting, None, Some(delay)));
+        Next::Wait(delay)
+    }
+
+    /// How long the machine has been disconnected at `now` (see
+    /// `down_since`).
+    fn down_for(&self, now: Instant) -> Duration {
+        self.down_since
+            .map_or(Duration::ZERO, |since| now.saturating_duration_since(since))
+    }
+
+    /// Whether the current wait is for the reconnect budget's turn, not a
+    /// backoff: a `Reconnect` command does not end it.
+    pub(crate) fn waits_for_turn(&self) -> bool {
+        self.turn_held
     }
 
     /// The attempt succeeded.
     pub(crate) fn connected(&mut self, now: Instant, out: &mut impl FnMut(Status)) {
         self.connected_at = Some(now);
         self.auth_rejections = 0;
-        if self.min_uptime.is_zero() && !self.gated {
+        if self.min_uptime.get().is_zero() && !self.gated {
             self.failures = 0;
         }
         out(self.enter(State::Connected, None, None));
@@ -149,14 +197,19 @@ impl Lifecycle {
 
     /// The server said the connection is ready (with a ready gate only).
     pub(crate) fn ready(&mut self, out: &mut impl FnMut(Status)) {
-        if self.min_uptime.is_zero() {
+        if self.min_uptime.get().is_zero() {
             self.failures = 0;
         }
         out(self.enter(State::Ready, None, None));
     }
 
-    /// The attempt failed with `error`.
-    pub(crate) fn attempt_failed(&mut self, error: Error, out: &mut impl FnMut(Status)) -> Next {
+    /// The attempt failed with `error`, at `now`.
+    pub(crate) fn attempt_failed(
+        &mut self,
+        error: Error,
+        now: Instant,
+        out: &mut impl FnMut(Status),
+    ) -> Next {
         self.failures = self.failures.saturating_add(1);
         match error {
             Error::HandshakeRejected {
@@ -178,11 +231,11 @@ impl Lifecycle {
                 } else {
                     Wait::Backoff
                 };
-                self.after_failure(error, wait, out)
+                self.after_failure(error, wait, now, out)
             }
             other => {
                 self.auth_rejections = 0;
-                self.after_failure(other, Wait::Backoff, out)
+                self.after_failure(other, Wait::Backoff, now, out)
             }
         }
     }
@@ -191,6 +244,12 @@ impl Lifecycle {
     /// is ready.
     pub(crate) fn with_ready_gate(self, gated: bool) -> Self {
         Self { gated, ..self }
+    }
+
+    /// With a reconnect budget shared with other machines: every attempt
+    /// waits for its turn.
+    pub(crate) fn with_budget(self, budget: Option<ReconnectBudget>) -> Self {
+        Self { budget, ..self }
     }
 
     /// With the close codes that are final.
@@ -229,14 +288,16 @@ impl Lifecycle {
     /// a connection that never became ready was not healthy, however long
     /// it lasted.
     fn is_healthy(&self, up_for: Duration, ended: Ended) -> bool {
+        let min_uptime = self.min_uptime.get();
         ended.ready
-            && (up_for >= self.min_uptime
-                || (ended.messages >= DATA_MESSAGES
-                    && up_for >= self.min_uptime / DATA_UPTIME_DIVISOR))
+            && (up_for >= min_uptime
+                || (ended.messages >= DATA_MESSAGES && up_for >= min_uptime / DATA_UPTIME_DIVISOR))
     }
 
-    /// An established connection ended. `error` is `None` when the caller
-    /// asked for a reconnect.
+    /// An established connection ended (at `ended.at`). `error` is `None`
+    /// when the caller asked for a reconnect. A healthy connection (or one
+    /// the caller ended) starts a new outage; one that was not healthy is
+    /// part of the outage it interrupted.
     pub(crate) fn connection_lost(
         &mut self,
         error: Option<Error>,
@@ -249,6 +310,9 @@ impl Lifecycle {
             .map_or(Duration::ZERO, |at| ended.at.saturating_duration_since(at));
         let healthy = self.is_healthy(up_for, ended);
         let error = error.map(|e| self.judge_close(e));
+        if healthy || error.is_none() {
+            self.down_since = Some(ended.at);
+        }
         if healthy {
             self.failures = 0;
         }
@@ -257,8 +321,7 @@ impl Lifecycle {
                 // Asked for by the caller: not a failure, a new series.
                 self.failures = 0;
                 out(self.enter(State::Disconnected, None, None));
-                out(self.enter(State::Connecting, None, None));
-                Next::Connect
+                self.go(ended.at, out)
             }
             Some(error) if !self.reconnect => {
                 out(self.stop(Some(error)));
@@ -266,25 +329,33 @@ impl Lifecycle {
             }
             Some(error) if healthy && error.is_retryable() => {
                 out(self.enter(State::Disconnected, Some(error), None));
-                out(self.enter(State::Connecting, None, None));
-                Next::Connect
+                self.go(ended.at, out)
             }
             Some(error) => {
                 // Not healthy: it counts as a failed attempt, so a server that
                 // accepts and closes at once is met with backoff rather than a
                 // reconnect storm.
                 self.failures = self.failures.saturating_add(1);
-                self.after_failure(error, Wait::Backoff, out)
+                self.after_failure(error, Wait::Backoff, ended.at, out)
             }
         }
     }
 
-    fn after_failure(&mut self, error: Error, wait: Wait, out: &mut impl FnMut(Status)) -> Next {
+    fn after_failure(
+        &mut self,
+        error: Error,
+        wait: Wait,
+        now: Instant,
+        out: &mut impl FnMut(Status),
+    ) -> Next {
         if !error.is_retryable() || !self.reconnect {
             out(self.stop(Some(error)));
             return Next::Stop;
         }
-        if self.max_attempts.is_some_and(|max| self.failures >= max) {
+        if self
+            .max_attempts
+            .is_some_and(|max| self.failures >= max.get())
+        {
             let gave_up = Error::GaveUp {
                 attempts: self.failures,
                 last: Box::new(error),
@@ -295,11 +366,12 @@ impl Lifecycle {
         match wait {
             Wait::None => {
                 out(self.enter(State::Disconnected, Some(error), None));
-                out(self.enter(State::Connecting, None, None));
-                Next::Connect
+                self.go(now, out)
             }
             Wait::Backoff => {
-                let delay = self.backoff.delay(self.failures, error.retry_after());
+                let delay =
+                    self.backoff
+                        .delay(self.failures, self.down_for(now), error.retry_after());
                 out(self.enter(State::Disconnected, Some(error), None));
                 out(self.enter(State::Waiting, None, Some(delay)));
                 Next::Wait(delay)
@@ -307,11 +379,16 @@ impl Lifecycle {
         }
     }
 
-    /// The wait between attempts is over, or the caller asked to reconnect
-    /// while waiting.
-    pub(crate) fn wait_over(&mut self, out: &mut impl FnMut(Status)) -> Next {
-        out(self.enter(State::Connecting, None, None));
-        Next::Connect
+    /// The wait between attempts is over at `now`, or the caller asked to
+    /// reconnect while waiting out a backoff. After a backoff, the attempt
+    /// still takes its turn from the reconnect budget, if any; after the
+    /// wait for that turn, it starts.
+    pub(crate) fn wait_over(&mut self, now: Instant, out: &mut impl FnMut(Status)) -> Next {
+        if std::mem::take(&mut self.turn_held) {
+            out(self.enter(State::Connecting, None, None));
+            return Next::Connect;
+        }
+        self.go(now, out)
     }
 
     /// The caller asked to stop. Returns the final status.
@@ -372,12 +449,12 @@ pub(crate) mod tests {
         let mut lc = lifecycle(Duration::from_secs(1), None);
         let mut log = Vec::new();
         let mut out = |s| log.push(s);
-        assert_eq!(lc.start(&mut out), Next::Connect);
-        let Next::Wait(delay) = lc.attempt_failed(refused(), &mut out) else {
+        assert_eq!(lc.start(Instant::now(), &mut out), Next::Connect);
+        let Next::Wait(delay) = lc.attempt_failed(refused(), Instant::now(), &mut out) else {
             panic!("expected a wait");
         };
         assert!((100..=200).contains(&delay.as_millis()), "{delay:?}");
-        assert_eq!(lc.wait_over(&mut out), Next::Connect);
+        assert_eq!(lc.wait_over(Instant::now(), &mut out), Next::Connect);
         assert_eq!(
             states(&log),
             [
@@ -397,7 +474,7 @@ pub(crate) mod tests {
         let mut log = Vec::new();
         let mut out = |s| log.push(s);
         let t0 = Instant::now();
-        lc.start(&mut out);
+        lc.start(Instant::now(), &mut out);
         lc.connected(t0, &mut out);
         let next = lc.connection_lost(
             Some(refused()),
@@ -423,7 +500,7 @@ pub(crate) mod tests {
         let mut lc = lifecycle(Duration::from_secs(5), None);
         let mut out = |_| {};
         let t0 = Instant::now();
-        lc.start(&mut out);
+        lc.start(Instant::now(), &mut out);
         let mut delays = Vec::new();
         for i in 0..4 {
             let at = t0 + Duration::from_secs(i);
@@ -436,7 +513,7 @@ pub(crate) mod tests {
                 Next::Wait(d) => delays.push(d),
                 other => panic!("expected a wait, got {other:?}"),
             }
-            lc.wait_over(&mut out);
+            lc.wait_over(Instant::now(), &mut out);
         }
         // Between the initial delay and ceilings doubling from 200 ms.
         for (delay, ceiling) in delays.iter().zip([200, 400, 800, 1600]) {
@@ -461,7 +538,7 @@ pub(crate) mod tests {
         ];
         for (up_for, messages, healthy) in cases {
             let mut lc = lifecycle(Duration::from_secs(5), None);
-            lc.start(&mut |_| {});
+            lc.start(Instant::now(), &mut |_| {});
             lc.connected(t0, &mut |_| {});
             let ended = Ended {
                 at: t0 + up_for,
@@ -485,7 +562,7 @@ pub(crate) mod tests {
         let t0 = Instant::now();
         let mut rotating = lifecycle(Duration::from_secs(5), None);
         let mut log = Vec::new();
-        rotating.start(&mut |s| log.push(s));
+        rotating.start(Instant::now(), &mut |s| log.push(s));
         for i in 0..10 {
             let at = t0 + Duration::from_secs(2 * i);
             rotating.connected(at, &mut |s| log.push(s));
@@ -503,7 +580,7 @@ pub(crate) mod tests {
         );
 
         let mut storm = lifecycle(Duration::from_secs(5), None);
-        storm.start(&mut |_| {});
+        storm.start(Instant::now(), &mut |_| {});
         let mut ceilings = Vec::new();
         for i in 0..4 {
             let at = t0 + Duration::from_secs(i);
@@ -517,7 +594,7 @@ pub(crate) mod tests {
                 Next::Wait(_) => ceilings.push(storm.failures),
                 other => panic!("expected a wait, got {other:?}"),
             }
-            storm.wait_over(&mut |_| {});
+            storm.wait_over(Instant::now(), &mut |_| {});
         }
         assert_eq!(ceilings, [1, 2, 3, 4], "the series grows");
     }
@@ -528,9 +605,9 @@ pub(crate) mod tests {
         let mut log = Vec::new();
         let mut out = |s| log.push(s);
         let t0 = Instant::now();
-        lc.start(&mut out);
-        lc.attempt_failed(refused(), &mut out);
-        lc.wait_over(&mut out);
+        lc.start(Instant::now(), &mut out);
+        lc.attempt_failed(refused(), Instant::now(), &mut out);
+        lc.wait_over(Instant::now(), &mut out);
         lc.connected(t0, &mut out);
         let next = lc.connection_lost(Some(refused()), quiet(t0), &mut out);
         assert_eq!(next, Next::Connect);
@@ -542,18 +619,21 @@ pub(crate) mod tests {
         let mut lc = lifecycle(Duration::from_secs(1), Some(3));
         let mut log = Vec::new();
         let mut out = |s| log.push(s);
-        lc.start(&mut out);
+        lc.start(Instant::now(), &mut out);
         assert!(matches!(
-            lc.attempt_failed(refused(), &mut out),
+            lc.attempt_failed(refused(), Instant::now(), &mut out),
             Next::Wait(_)
         ));
-        lc.wait_over(&mut out);
+        lc.wait_over(Instant::now(), &mut out);
         assert!(matches!(
-            lc.attempt_failed(refused(), &mut out),
+            lc.attempt_failed(refused(), Instant::now(), &mut out),
             Next::Wait(_)
         ));
-        lc.wait_over(&mut out);
-        assert_eq!(lc.attempt_failed(refused(), &mut out), Next::Stop);
+        lc.wait_over(Instant::now(), &mut out);
+        assert_eq!(
+            lc.attempt_failed(refused(), Instant::now(), &mut out),
+            Next::Stop
+        );
         let last = log.last().expect("a final status");
         assert_eq!(last.state, State::Disconnected);
         assert!(matches!(
@@ -568,14 +648,17 @@ pub(crate) mod tests {
         let mut lc = lifecycle(Duration::from_secs(1), None);
         let mut log = Vec::new();
         let mut out = |s| log.push(s);
-        lc.start(&mut out);
+        lc.start(Instant::now(), &mut out);
         let rejected = Error::HandshakeRejected {
             status: 401,
             retry_after: None,
             retryable: false,
             body: None,
         };
-        assert_eq!(lc.attempt_failed(rejected, &mut out), Next::Stop);
+        assert_eq!(
+            lc.attempt_failed(rejected, Instant::now(), &mut out),
+            Next::Stop
+        );
         assert_eq!(states(&log), [State::Connecting, State::Disconnected]);
     }
 
@@ -583,7 +666,7 @@ pub(crate) mod tests {
     fn retry_after_sets_the_wait() {
         let mut lc = lifecycle(Duration::from_secs(1), None);
         let mut out = |_| {};
-        lc.start(&mut out);
+        lc.start(Instant::now(), &mut out);
         let busy = Error::HandshakeRejected {
             status: 429,
             retry_after: Some(Duration::from_secs(3)),
@@ -591,7 +674,7 @@ pub(crate) mod tests {
             body: None,
         };
         assert_eq!(
-            lc.attempt_failed(busy, &mut out),
+            lc.attempt_failed(busy, Instant::now(), &mut out),
             Next::Wait(Duration::from_secs(3))
         );
     }
@@ -602,7 +685,7 @@ pub(crate) mod tests {
         let mut log = Vec::new();
         let mut out = |s| log.push(s);
         let t0 = Instant::now();
-        lc.start(&mut out);
+        lc.start(Instant::now(), &mut out);
         lc.connected(t0, &mut out);
         assert_eq!(lc.connection_lost(None, quiet(t0), &mut out), Next::Connect);
         assert!(log[2].error.is_none());
@@ -627,8 +710,11 @@ pub(crate) mod tests {
         let mut lc = once();
         let mut log = Vec::new();
         let mut out = |s| log.push(s);
-        lc.start(&mut out);
-        assert_eq!(lc.attempt_failed(refused(), &mut out), Next::Stop);
+        lc.start(Instant::now(), &mut out);
+        assert_eq!(
+            lc.attempt_failed(refused(), Instant::now(), &mut out),
+            Next::Stop
+        );
         assert_eq!(states(&log), [State::Connecting, State::Disconnected]);
         assert!(log[1].is_final() && log[1].error.is_some());
 
@@ -636,7 +722,7 @@ pub(crate) mod tests {
         let mut log = Vec::new();
         let mut out = |s| log.push(s);
         let t0 = Instant::now();
-        lc.start(&mut out);
+        lc.start(Instant::now(), &mut out);
         lc.connected(t0, &mut out);
         let lost = lc.connection_lost(
             Some(refused()),
@@ -652,7 +738,7 @@ pub(crate) mod tests {
         // A reconnect the caller asks for still happens.
         let mut lc = once();
         let t0 = Instant::now();
-        lc.start(&mut |_| {});
+        lc.start(Instant::now(), &mut |_| {});
         lc.connected(t0, &mut |_| {});
         assert_eq!(
             lc.connection_lost(None, quiet(t0), &mut |_| {}),
@@ -682,14 +768,20 @@ pub(crate) mod tests {
         let mut lc = Lifecycle::new(&reconnect, true);
         let mut log = Vec::new();
         let mut out = |s| log.push(s);
-        lc.start(&mut out);
-        assert_eq!(lc.attempt_failed(unauthorized(), &mut out), Next::Connect);
+        lc.start(Instant::now(), &mut out);
+        assert_eq!(
+            lc.attempt_failed(unauthorized(), Instant::now(), &mut out),
+            Next::Connect
+        );
         assert!(matches!(
-            lc.attempt_failed(unauthorized(), &mut out),
+            lc.attempt_failed(unauthorized(), Instant::now(), &mut out),
             Next::Wait(_)
         ));
-        lc.wait_over(&mut out);
-        assert_eq!(lc.attempt_failed(unauthorized(), &mut out), Next::Stop);
+        lc.wait_over(Instant::now(), &mut out);
+        assert_eq!(
+            lc.attempt_failed(unauthorized(), Instant::now(), &mut out),
+            Next::Stop
+        );
         assert_eq!(
             states(&log),
             [
@@ -711,20 +803,23 @@ pub(crate) mod tests {
 
         // A successful connection starts the count again.
         let mut lc = Lifecycle::new(&reconnect, true);
-        lc.start(&mut |_| {});
-        lc.attempt_failed(unauthorized(), &mut |_| {});
+        lc.start(Instant::now(), &mut |_| {});
+        lc.attempt_failed(unauthorized(), Instant::now(), &mut |_| {});
         lc.connected(Instant::now(), &mut |_| {});
         lc.connection_lost(Some(refused()), quiet(Instant::now()), &mut |_| {});
-        lc.wait_over(&mut |_| {});
+        lc.wait_over(Instant::now(), &mut |_| {});
         assert_eq!(
-            lc.attempt_failed(unauthorized(), &mut |_| {}),
+            lc.attempt_failed(unauthorized(), Instant::now(), &mut |_| {}),
             Next::Connect
         );
 
         // Without headers_fn, a 401 is final at once.
         let mut lc = Lifecycle::new(&reconnect, false);
-        lc.start(&mut |_| {});
-        assert_eq!(lc.attempt_failed(unauthorized(), &mut |_| {}), Next::Stop);
+        lc.start(Instant::now(), &mut |_| {});
+        assert_eq!(
+            lc.attempt_failed(unauthorized(), Instant::now(), &mut |_| {}),
+            Next::Stop
+        );
     }
 
     /// A close code the policy makes final stops the machine, even after a
@@ -739,7 +834,7 @@ pub(crate) mod tests {
         let policy: CloseCodes = Arc::new(|code| code == 4001);
         let healthy_loss = |lc: &mut Lifecycle, error, log: &mut Vec<Status>| {
             let t0 = Instant::now();
-            lc.start(&mut |s| log.push(s));
+            lc.start(Instant::now(), &mut |s| log.push(s));
             lc.connected(t0, &mut |s| log.push(s));
             lc.connection_lost(Some(error), quiet(t0 + Duration::from_secs(60)), &mut |s| {
                 log.push(s)
@@ -782,7 +877,7 @@ pub(crate) mod tests {
         let hour = t0 + Duration::from_secs(3600);
         let mut lc = lifecycle(Duration::from_secs(5), None).with_ready_gate(true);
         let mut log = Vec::new();
-        lc.start(&mut |s| log.push(s));
+        lc.start(Instant::now(), &mut |s| log.push(s));
         lc.connected(t0, &mut |s| log.push(s));
         let never_ready = Ended {
             at: hour,
@@ -793,7 +888,7 @@ pub(crate) mod tests {
             lc.connection_lost(Some(refused()), never_ready, &mut |s| log.push(s)),
             Next::Wait(_)
         ));
-        lc.wait_over(&mut |s| log.push(s));
+        lc.wait_over(Instant::now(), &mut |s| log.push(s));
         lc.connected(t0, &mut |s| log.push(s));
         lc.ready(&mut |s| log.push(s));
         let ready = Ended {
@@ -825,10 +920,159 @@ pub(crate) mod tests {
     #[test]
     fn quit_reports_a_final_disconnect() {
         let mut lc = lifecycle(Duration::from_secs(1), None);
-        lc.start(&mut |_| {});
+        lc.start(Instant::now(), &mut |_| {});
         let last = lc.quit();
         assert_eq!(last.state, State::Disconnected);
         assert!(last.is_final());
         assert_eq!(lc.state(), State::Disconnected);
+    }
+
+    /// Attempts that fail at once pile up failures, but each wait is at
+    /// most the time disconnected since the start (past `2 * initial`), so
+    /// the machine tries again within twice any outage.
+    #[test]
+    fn quick_failures_wait_no_longer_than_the_outage_so_far() {
+        let mut lc = lifecycle(Duration::from_secs(5), None);
+        let t0 = Instant::now();
+        let mut now = t0;
+        lc.start(now, &mut |_| {});
+        let mut waits = Vec::new();
+        for _ in 0..30 {
+            let Next::Wait(delay) = lc.attempt_failed(refused(), now, &mut |_| {}) else {
+                panic!("expected a wait");
+            };
+            let down = now - t0;
+            assert!(
+                delay <= down.max(Duration::from_millis(200)),
+                "{delay:?} after {down:?} disconnected"
+            );
+            waits.push(delay);
+            now += delay;
+            lc.wait_over(now, &mut |_| {});
+        }
+        // Thirty failures: the exponential ceiling alone would be the cap
+        // (10 s) since the seventh.
+        assert!(lc.failures == 30 && now - t0 > Duration::from_secs(10));
+        assert!(waits.iter().any(|w| *w > Duration::from_secs(2)));
+    }
+
+    /// A healthy connection lost starts a new outage; one that was not
+    /// healthy is part of the outage it interrupted.
+    #[test]
+    fn only_a_healthy_connection_ends_the_outage() {
+        let hour = Duration::from_secs(3600);
+        let t0 = Instant::now();
+        let wait_after = |healthy: bool| {
+            let mut lc = lifecycle(Duration::from_secs(5), None);
+            lc.start(t0, &mut |_| {});
+            // An hour of failures: the exponential ceiling is the cap.
+            for _ in 0..20 {
+                lc.attempt_failed(refused(), t0 + hour, &mut |_| {});
+                lc.wait_over(t0 + hour, &mut |_| {});
+            }
+            lc.connected(t0 + hour, &mut |_| {});
+            let up_for = if healthy {
+                Duration::from_secs(6)
+            } else {
+                Duration::from_millis(3)
+            };
+            let end = t0 + hour + up_for;
+            let next = lc.connection_lost(Some(refused()), quiet(end), &mut |_| {});
+            if healthy {
+                assert_eq!(next, Next::Connect);
+                // Refused at once, just after the loss.
+                lc.attempt_failed(refused(), end + Duration::from_millis(1), &mut |_| {})
+            } else {
+                next
+            }
+        };
+        for _ in 0..20 {
+            let Next::Wait(after_healthy) = wait_after(true) else {
+                panic!("expected a wait");
+            };
+            assert!(
+                after_healthy <= Duration::from_millis(200),
+                "{after_healthy:?}"
+            );
+        }
+        let unhealthy: Vec<Duration> = (0..20)
+            .map(|_| match wait_after(false) {
+                Next::Wait(delay) => delay,
+                other => panic!("expected a wait, got {other:?}"),
+            })
+            .collect();
+        assert!(
+            unhealthy.iter().any(|d| *d > Duration::from_secs(1)),
+            "the outage goes on: {unhealthy:?}"
+        );
+    }
+
+    /// With a reconnect budget, every attempt takes a turn: the first, the
+    /// one after a healthy loss, and the one after a backoff; a machine
+    /// whose turn is later reports `Waiting` with the time to it and then
+    /// connects without taking another.
+    #[test]
+    fn attempts_wait_for_their_turn_in_the_budget() {
+        let ms = Duration::from_millis;
+        let budget = ReconnectBudget::new(10.0, 1).expect("valid");
+        let with_budget =
+            || lifecycle(Duration::from_secs(1), None).with_budget(Some(budget.clone()));
+        let t0 = Instant::now();
+        let (mut first, mut second) = (with_budget(), with_budget());
+        let mut log = Vec::new();
+        assert_eq!(first.start(t0, &mut |_| {}), Next::Connect);
+        assert_eq!(second.start(t0, &mut |s| log.push(s)), Next::Wait(ms(100)));
+        assert!(second.waits_for_turn());
+        assert_eq!(
+            second.wait_over(t0 + ms(100), &mut |s| log.push(s)),
+            Next::Connect
+        );
+        assert!(!second.waits_for_turn());
+        assert_eq!(states(&log), [State::Waiting, State::Connecting]);
+        assert_eq!((log[0].attempt, log[0].delay), (0, Some(ms(100))));
+        assert_eq!(log[1].attempt, 1);
+
+        // Both healthy, both lost at the same moment: one goes at once,
+        // the other waits for its turn.
+        let lost = t0 + Duration::from_secs(10);
+        for lc in [&mut first, &mut second] {
+            lc.connected(t0 + ms(100), &mut |_| {});
+        }
+        assert_eq!(
+            first.connection_lost(Some(refused()), quiet(lost), &mut |_| {}),
+            Next::Connect
+        );
+        let mut log = Vec::new();
+        assert_eq!(
+            second.connection_lost(Some(refused()), quiet(lost), &mut |s| log.push(s)),
+            Next::Wait(ms(100))
+        );
+        assert_eq!(states(&log), [State::Disconnected, State::Waiting]);
+
+        // A failed attempt waits its backoff, then its turn: ten other
+        // machines took the turns up to 1.2 s after the loss meanwhile.
+        let failed = lost + ms(1);
+        let Next::Wait(backoff) = first.attempt_failed(refused(), failed, &mut |_| {}) else {
+            panic!("expected a backoff");
+        };
+        assert!(!first.waits_for_turn());
+        assert!((ms(100)..=ms(200)).contains(&backoff), "{backoff:?}");
+        for _ in 0..10 {
+            budget.take(lost);
+        }
+        let over = failed + backoff;
+        let mut log = Vec::new();
+        let turn = lost + ms(1200) - over;
+        assert_eq!(
+            first.wait_over(over, &mut |s| log.push(s)),
+            Next::Wait(turn)
+        );
+        assert!(first.waits_for_turn());
+        assert_eq!(
+            first.wait_over(over + turn, &mut |s| log.push(s)),
+            Next::Connect
+        );
+        assert_eq!(states(&log), [State::Waiting, State::Connecting]);
+        assert_eq!(log[1].attempt, 2);
     }
 }

@@ -13,8 +13,8 @@ use tokio_rustls::rustls;
 
 use super::{
     Capacities, Connection, Conversation, Delivery, Dialer, HeadersFn, Heartbeat, IntoMessages,
-    Matcher, Pem, ProxyChoice, ReadyGate, Reconnect, Request, Schemes, SendRate, Settings,
-    Timeouts, TransportOptions, check_headers,
+    Matcher, Pem, ProxyChoice, ReadyGate, Reconnect, ReconnectBudget, Request, Schemes, SendRate,
+    Settings, Timeouts, TransportOptions, check_headers,
 };
 use crate::types::{Deflate, Endpoint, Error, Message, Mode, Target, redact_url};
 
@@ -67,6 +67,7 @@ pub struct Builder {
     connection: Connection,
     timeouts: Timeouts,
     reconnect: Reconnect,
+    budget: Option<ReconnectBudget>,
     delivery: Delivery,
     capacities: Capacities,
     send_rate: Option<SendRate>,
@@ -104,6 +105,7 @@ impl fmt::Debug for Builder {
             .field("max_message_size", &self.connection.max_message_size)
             .field("timeouts", &self.timeouts)
             .field("reconnect", &self.reconnect)
+            .field("reconnect_budget", &self.budget)
             .field("ack_key", &self.delivery.ack_key.is_some())
             .field("ack_window", &self.delivery.ack_window)
             .field("capacities", &self.capacities)
@@ -158,6 +160,7 @@ impl Builder {
                 max_attempts: None,
                 jitter_seed: None,
             },
+            budget: None,
             delivery: Delivery {
                 ack_key: None,
                 ack_window: 1024,
@@ -357,7 +360,12 @@ impl Builder {
     /// Wait between failed attempts: after the `n`-th failure in a row, a
     /// random time between `initial` and `min(max, initial * 2^n)`
     /// (exponential backoff with full jitter, from the first failure on, so
-    /// many clients of one server do not retry in lockstep). A `Retry-After`
+    /// many clients of one server do not retry in lockstep), and never
+    /// longer than the time the machine has been disconnected (since the
+    /// last healthy connection was lost, or since it started) or
+    /// `2 * initial`, whichever is longer: attempts that fail at once (a
+    /// server that is down refuses connections) do not pile up long waits,
+    /// so a machine is back within about twice the outage. A `Retry-After`
     /// from the server is honoured as a minimum. After a healthy connection
     /// ends, the first attempt is immediate (see [`Builder::min_uptime`]).
     /// Default: 100 ms and 30 s.
@@ -1167,6 +1175,34 @@ impl Builder {
         self
     }
 
+    /// A reconnect budget shared with other machines: every connection
+    /// attempt of this machine (the first one, the immediate retry after a
+    /// healthy connection, retries after a backoff) waits for its turn,
+    /// so that all the machines sharing the budget start at most its rate
+    /// of attempts per second after its burst. See [`ReconnectBudget`].
+    /// Default: none (attempts start when the backoff says).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_machine::Error> {
+    /// use ws_machine::{Machine, ReconnectBudget};
+    ///
+    /// let budget = ReconnectBudget::new(100.0, 20)?;
+    /// let prices = Machine::builder("ws://127.0.0.1:9/prices")
+    ///     .reconnect_budget(budget.clone())
+    ///     .spawn()?;
+    /// let trades = Machine::builder("ws://127.0.0.1:9/trades")
+    ///     .reconnect_budget(budget)
+    ///     .spawn()?;
+    /// # drop((prices, trades));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn reconnect_budget(mut self, budget: ReconnectBudget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
     /// Seed of the backoff jitter, for reproducible schedules in tests.
     /// Default: random.
     pub fn jitter_seed(mut self, seed: u64) -> Self {
@@ -1320,6 +1356,7 @@ impl Builder {
             final_close: self.final_close,
             timeouts,
             reconnect,
+            budget: self.budget,
             delivery: self.delivery,
             capacities: self.capacities,
             send_rate: self.send_rate,

@@ -4,8 +4,10 @@
 //! The driver never sees the builder: [`Builder::build`] checks every option
 //! once and hands over a `Settings` whose parts are grouped by who uses them
 //! (the connector, the keep-alive, the reconnect policy, the delivery
-//! bookkeeping), so each layer takes only its group.
+//! bookkeeping), so each layer takes only its group. A
+//! [`ReconnectBudget`] is the one option shared between machines.
 
+mod budget;
 mod builder;
 mod dialer;
 mod messages;
@@ -21,6 +23,7 @@ use tokio_rustls::rustls;
 
 use crate::types::{Message, Target};
 
+pub use budget::ReconnectBudget;
 pub use builder::{Builder, default_retry_status};
 pub(crate) use dialer::{ByteStream, Dialer};
 pub use messages::IntoMessages;
@@ -91,6 +94,8 @@ pub(crate) struct Settings {
     pub(crate) conversation: Option<Box<Conversation>>,
     pub(crate) timeouts: Timeouts,
     pub(crate) reconnect: Reconnect,
+    /// Shared with other machines: when attempts may start.
+    pub(crate) budget: Option<ReconnectBudget>,
     /// Which close codes from the server are final.
     pub(crate) final_close: Option<CloseCodes>,
     pub(crate) delivery: Delivery,

@@ -10,6 +10,7 @@
 // Each test file is its own crate and uses a different subset of these.
 #![allow(dead_code)]
 
+pub mod fleet;
 pub mod peers;
 pub mod raw_deflate;
 
