@@ -101,7 +101,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         s.bytes_in,
         s.bytes_out,
         s.connected_for,
-        s.last_error.map_or_else(|| "none".into(), |e| e.to_string()),
+        s.last_error
+            .map_or_else(|| "none".into(), |e| e.to_string()),
     );
     let leftovers = machine.shutdown().await;
     println!("left undelivered: {}", leftovers.unsent.len());

@@ -68,7 +68,9 @@ pub struct Status {
     /// current series: the one starting (`Connecting`), established
     /// (`Connected`), ended (`Disconnected`) or just failed (`Waiting`). The
     /// series restarts after a connection has stayed up for
-    /// [`min_uptime`](crate::Builder::min_uptime).
+    /// [`min_uptime`](crate::Builder::min_uptime). 0 on a `Waiting` before
+    /// the machine's first attempt, while it waits for its turn in a
+    /// [`ReconnectBudget`](crate::ReconnectBudget).
     pub attempt: u32,
     /// With [`State::Waiting`]: how long the machine waits before the next
     /// attempt.
