@@ -1,0 +1,615 @@
+//! The fault matrix: numbered messages flow at a steady rate through a
+//! fault-injecting proxy (`wsm_server::proxy`) to an echo server, with
+//! at-least-once delivery on (the echo is the acknowledgement), while one
+//! fault at a time is applied and removed. For each row the test checks the
+//! statuses, that the fault is detected within its bound where it should be
+//! (and causes no disconnect where it should not), that the machine recovers
+//! once it is removed, and that every message was either echoed or handed
+//! back at shutdown: none lost. Duplicates (a message written again after a
+//! connection died before its echo arrived) are counted and reported.
+//!
+//! Each row prints one line of the table in `docs/reliability.md`
+//! (`cargo test -p ws-machine --test fault_matrix -- --nocapture`): the
+//! fault, what the machine does, detection (fault to the first disconnect),
+//! reconnect (fault removed to connected), connections lost / attempts
+//! failed, messages lost of those sent, and messages the server received
+//! twice / echoes the machine received twice. The rows run one at a time
+//! (they measure detection times), on 127.0.0.1 only.
+
+mod common;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::SocketAddr,
+    sync::OnceLock,
+    time::Duration,
+};
+
+use common::{WAIT, ms};
+use tokio::{
+    sync::Mutex,
+    time::{Instant, sleep, timeout},
+};
+use ws_machine::{Builder, Command, Error, Machine, Message, State, Status};
+use wsm_server::{
+    Config, Server,
+    proxy::{Direction, Faults, Proxy},
+};
+
+/// One message every this long, from the machine.
+const EVERY: Duration = Duration::from_millis(5);
+/// Keep-alive of every row: a black hole is detected within
+/// `PING + PONG` of the last frame received.
+const PING: Duration = Duration::from_millis(300);
+const PONG: Duration = Duration::from_millis(300);
+/// Traffic flows this long before the fault and after it is removed.
+const CALM: Duration = Duration::from_millis(500);
+
+/// The rows measure time: one at a time.
+fn serial() -> &'static Mutex<()> {
+    static SERIAL: OnceLock<Mutex<()>> = OnceLock::new();
+    SERIAL.get_or_init(|| Mutex::new(()))
+}
+
+/// The server behind the proxy, which some rows stop and start again on
+/// the same address.
+struct Upstream {
+    server: Option<Server>,
+    addr: SocketAddr,
+    /// The numbers of the messages servers stopped before this one
+    /// received.
+    seen: Vec<u64>,
+}
+
+impl Upstream {
+    fn start() -> Self {
+        let server = Server::start(Config::default()).expect("server starts");
+        let addr = server.addr();
+        Self {
+            server: Some(server),
+            addr,
+            seen: Vec::new(),
+        }
+    }
+
+    async fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            self.seen.extend(numbers(&server));
+            server.stop().await;
+        }
+    }
+
+    /// The numbers of every message the servers received, in order.
+    fn received(&self) -> Vec<u64> {
+        let mut seen = self.seen.clone();
+        if let Some(server) = &self.server {
+            seen.extend(numbers(server));
+        }
+        seen
+    }
+
+    fn restart(&mut self) {
+        self.server = Some(Server::bind(self.addr, Config::default()).expect("the same address"));
+    }
+}
+
+/// The machine of every row: quick reconnects, the row's keep-alive, and
+/// at-least-once delivery keyed on the message's number.
+fn machine(url: &str) -> Builder {
+    common::fast(url)
+        .ping_interval(PING)
+        .pong_timeout(PONG)
+        .min_uptime(Duration::ZERO)
+        .ack_key(number)
+}
+
+/// The numbers of the messages `server` received.
+fn numbers(server: &Server) -> Vec<u64> {
+    server
+        .received()
+        .iter()
+        .filter_map(|r| r.data.as_text()?.split(' ').next()?.parse().ok())
+        .collect()
+}
+
+/// A message's number: its text up to the first space.
+fn number(message: &Message) -> Option<u64> {
+    message.as_text()?.split(' ').next()?.parse().ok()
+}
+
+/// What one row saw.
+#[derive(Debug, Default)]
+struct Outcome {
+    /// Every status, with when it arrived (since the row began).
+    statuses: Vec<(Duration, Status)>,
+    sent: u64,
+    /// Echo count by message number.
+    echoed: BTreeMap<u64, u32>,
+    /// Handed back at shutdown.
+    handed_back: BTreeSet<u64>,
+    /// When the fault was applied and removed (since the row began).
+    fault_on: Duration,
+    fault_off: Duration,
+    /// Messages the server received more than once (written again after a
+    /// connection died before their echo came back).
+    server_duplicates: u64,
+}
+
+impl Outcome {
+    fn lost(&self) -> Vec<u64> {
+        (0..self.sent)
+            .filter(|n| !self.echoed.contains_key(n) && !self.handed_back.contains(n))
+            .collect()
+    }
+
+    fn duplicates(&self) -> u64 {
+        self.echoed.values().map(|&c| u64::from(c - 1)).sum()
+    }
+
+    /// Takes what the server received: every message sent reached it at
+    /// least once, unless it was handed back; the repeats are counted.
+    fn server_received(&mut self, numbers: &[u64]) {
+        let mut times: BTreeMap<u64, u64> = BTreeMap::new();
+        for &n in numbers {
+            *times.entry(n).or_default() += 1;
+        }
+        self.server_duplicates = times.values().map(|&c| c - 1).sum();
+        let missing: Vec<u64> = (0..self.sent)
+            .filter(|n| !times.contains_key(n) && !self.handed_back.contains(n))
+            .collect();
+        assert!(missing.is_empty(), "never reached the server: {missing:?}");
+    }
+
+    /// Every `Disconnected` before the machine was told to stop, with
+    /// whether it ended a connection (rather than an attempt).
+    fn endings(&self) -> Vec<(&(Duration, Status), bool)> {
+        let mut previous = State::Disconnected;
+        let mut endings = Vec::new();
+        for entry in self.statuses.iter().filter(|(_, s)| s.is_change()) {
+            let state = entry.1.state;
+            if state == State::Disconnected && !entry.1.is_final() {
+                endings.push((entry, matches!(previous, State::Connected | State::Ready)));
+            }
+            previous = state;
+        }
+        endings
+    }
+
+    /// Every `Disconnected` before the stop: connections lost and
+    /// attempts failed.
+    fn disconnects(&self) -> Vec<&(Duration, Status)> {
+        self.endings().into_iter().map(|(entry, _)| entry).collect()
+    }
+
+    /// How many connections were lost, and how many attempts failed.
+    fn losses_and_failures(&self) -> (usize, usize) {
+        let endings = self.endings();
+        let lost = endings.iter().filter(|(_, connection)| *connection).count();
+        (lost, endings.len() - lost)
+    }
+
+    /// From the fault to the first disconnect it caused.
+    fn detection(&self) -> Option<Duration> {
+        self.disconnects()
+            .into_iter()
+            .find(|(at, _)| *at >= self.fault_on)
+            .map(|(at, _)| at.saturating_sub(self.fault_on))
+    }
+
+    /// From the fault's removal to the first `Connected` after it (zero if
+    /// the machine was connected all along).
+    fn recovery(&self) -> Option<Duration> {
+        if self.disconnects().is_empty() {
+            return Some(Duration::ZERO);
+        }
+        self.statuses
+            .iter()
+            .find(|(at, s)| *at >= self.fault_off && s.state == State::Connected)
+            .map(|(at, _)| at.saturating_sub(self.fault_off))
+            .or_else(|| {
+                // Connected again before the fault was even removed.
+                let last_connected = self
+                    .statuses
+                    .iter()
+                    .rev()
+                    .find(|(_, s)| s.state == State::Connected)?;
+                let last_lost = self.disconnects().last().map(|(at, _)| *at)?;
+                (last_connected.0 > last_lost).then_some(Duration::ZERO)
+            })
+    }
+
+    fn show(&self) -> String {
+        let parts: Vec<String> = self
+            .statuses
+            .iter()
+            .filter(|(_, s)| s.is_change())
+            .map(|(at, s)| format!("{:>5} ms {s}", at.as_millis()))
+            .collect();
+        parts.join("\n")
+    }
+
+    /// One row of the table in docs/reliability.md.
+    fn row(&self, fault: &str, does: &str) {
+        let shown = |d: Option<Duration>| d.map_or("-".into(), |d| format!("{} ms", d.as_millis()));
+        let (lost_connections, failed_attempts) = self.losses_and_failures();
+        println!(
+            "| {fault} | {does} | {} | {} | {lost_connections} / {failed_attempts} | {} of {} | {} / {} |",
+            shown(self.detection()),
+            shown(self.recovery()),
+            self.lost().len(),
+            self.sent,
+            self.server_duplicates,
+            self.duplicates(),
+        );
+    }
+}
+
+/// Runs one row: messages (their number, then `pad` bytes) flow through
+/// the proxy for [`CALM`], `apply` injects the fault, it lasts `hold`,
+/// `remove` lifts it, messages flow for [`CALM`] more, then the machine
+/// stops and hands back what it holds.
+async fn run_row<A, R>(builder: Builder, pad: usize, hold: Duration, apply: A, remove: R) -> Outcome
+where
+    A: AsyncFnOnce(),
+    R: AsyncFnOnce(),
+{
+    let start = Instant::now();
+    let Machine {
+        mut input,
+        output,
+        mut status,
+        command,
+        stopped,
+        ..
+    } = builder.spawn().expect("valid options");
+    let mut outcome = Outcome::default();
+    // Wait for the first connection.
+    timeout(WAIT, async {
+        while let Some(s) = status.recv().await {
+            let connected = s.state == State::Connected;
+            outcome.statuses.push((start.elapsed(), s));
+            if connected {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("connected at first");
+
+    // The sender: one numbered message every EVERY until told to stop.
+    let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let padding = if pad == 0 {
+        String::new()
+    } else {
+        format!(" {}", "x".repeat(pad))
+    };
+    let sender = tokio::spawn(async move {
+        let mut n = 0u64;
+        let mut tick = tokio::time::interval(EVERY);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if output.send(Message::text(format!("{n}{padding}"))).await.is_err() {
+                        break;
+                    }
+                    n += 1;
+                }
+                _ = &mut stop_rx => break,
+            }
+        }
+        n
+    });
+
+    // Everything the machine reports, while the fault comes and goes.
+    let script = async {
+        sleep(CALM).await;
+        let on = start.elapsed();
+        apply().await;
+        sleep(hold).await;
+        let off = start.elapsed();
+        remove().await;
+        sleep(CALM).await;
+        (on, off)
+    };
+    tokio::pin!(script);
+    let (on, off) = loop {
+        tokio::select! {
+            times = &mut script => break times,
+            Some(s) = status.recv() => outcome.statuses.push((start.elapsed(), s)),
+            Some(m) = input.recv() => record(&mut outcome, &m),
+        }
+    };
+    outcome.fault_on = on;
+    outcome.fault_off = off;
+    let _ = stop_tx.send(());
+    outcome.sent = sender.await.expect("the sender ends");
+
+    // Let the last echoes come (bounded), then stop and take the rest back.
+    let _ = timeout(WAIT, async {
+        while outcome.echoed.len() < usize::try_from(outcome.sent).unwrap_or(usize::MAX) {
+            tokio::select! {
+                Some(s) = status.recv() => outcome.statuses.push((start.elapsed(), s)),
+                Some(m) = input.recv() => record(&mut outcome, &m),
+                else => break,
+            }
+        }
+    })
+    .await;
+    let _ = command.send(Command::Quit).await;
+    let drained = timeout(WAIT, async {
+        loop {
+            tokio::select! {
+                Some(s) = status.recv() => outcome.statuses.push((start.elapsed(), s)),
+                Some(m) = input.recv() => record(&mut outcome, &m),
+                else => break,
+            }
+        }
+    })
+    .await;
+    assert!(
+        drained.is_ok(),
+        "the machine did not stop:\n{}",
+        outcome.show()
+    );
+    let leftovers = timeout(WAIT, stopped).await.expect("stopped in time");
+    for message in leftovers
+        .unsent
+        .iter()
+        .chain(&leftovers.unacknowledged)
+        .chain(&leftovers.received)
+    {
+        if let Some(n) = number(message) {
+            outcome.handed_back.insert(n);
+        }
+    }
+    outcome
+}
+
+fn record(outcome: &mut Outcome, message: &Message) {
+    if let Some(n) = number(message) {
+        *outcome.echoed.entry(n).or_default() += 1;
+    }
+}
+
+/// What every row asserts: none lost, messages flowed, the machine ended
+/// connected (it recovered).
+fn nothing_lost(outcome: &Outcome) {
+    assert!(outcome.sent >= 20, "too few messages: {}", outcome.sent);
+    let lost = outcome.lost();
+    assert!(lost.is_empty(), "lost {lost:?}\n{}", outcome.show());
+    assert!(
+        outcome.recovery().is_some(),
+        "never connected again:\n{}",
+        outcome.show()
+    );
+}
+
+/// For faults the machine must ride out: no disconnect, so nothing was
+/// written twice either.
+fn no_disconnect(outcome: &Outcome) {
+    let lost = outcome.disconnects();
+    assert!(lost.is_empty(), "disconnected:\n{}", outcome.show());
+    assert_eq!(outcome.server_duplicates, 0, "{}", outcome.show());
+}
+
+fn set_both(proxy: &Proxy, faults: Faults) {
+    for direction in Direction::BOTH {
+        proxy.set_faults(direction, faults);
+    }
+}
+
+#[tokio::test]
+async fn latency_below_the_pong_timeout_causes_no_disconnect() {
+    let _one = serial().lock().await;
+    let upstream = Upstream::start();
+    let proxy = Proxy::start(upstream.addr).expect("proxy");
+    let mut outcome = run_row(
+        machine(&proxy.url()),
+        0,
+        Duration::from_secs(2),
+        async || set_both(&proxy, Faults::default().latency(ms(100), ms(20))),
+        async || set_both(&proxy, Faults::default()),
+    )
+    .await;
+    outcome.server_received(&upstream.received());
+    outcome.row("latency 100 ± 20 ms each way", "stays connected");
+    no_disconnect(&outcome);
+    nothing_lost(&outcome);
+    assert_eq!(outcome.duplicates(), 0);
+}
+
+#[tokio::test]
+async fn a_black_hole_is_detected_within_ping_and_pong_and_recovered() {
+    let _one = serial().lock().await;
+    let upstream = Upstream::start();
+    let proxy = Proxy::start(upstream.addr).expect("proxy");
+    let mut outcome = run_row(
+        machine(&proxy.url()).handshake_timeout(ms(500)),
+        0,
+        Duration::from_secs(2),
+        async || set_both(&proxy, Faults::default().black_hole(true)),
+        async || {
+            set_both(&proxy, Faults::default());
+            // What is stuck in the black hole is released with it: end those
+            // connections so the machine's next attempt starts clean.
+            proxy.reset();
+        },
+    )
+    .await;
+    outcome.server_received(&upstream.received());
+    outcome.row(
+        "black hole (TCP open, nothing passes)",
+        "pong timeout, reconnects after",
+    );
+    nothing_lost(&outcome);
+    let detection = outcome.detection().expect("detected");
+    let bound = (PING + PONG).mul_f64(1.2);
+    assert!(
+        detection <= bound,
+        "detected after {detection:?}, bound {bound:?}:\n{}",
+        outcome.show()
+    );
+    let first = outcome.disconnects()[0];
+    assert!(
+        matches!(first.1.error, Some(Error::PongTimeout(_))),
+        "{}",
+        first.1
+    );
+}
+
+#[tokio::test]
+async fn a_reset_reconnects_at_once_and_loses_nothing() {
+    let _one = serial().lock().await;
+    let upstream = Upstream::start();
+    let proxy = Proxy::start(upstream.addr).expect("proxy");
+    let mut outcome = run_row(
+        machine(&proxy.url()),
+        0,
+        ms(200),
+        async || proxy.reset(),
+        async || {},
+    )
+    .await;
+    outcome.server_received(&upstream.received());
+    outcome.row("reset (RST both ways)", "reconnects at once");
+    nothing_lost(&outcome);
+    assert_eq!(outcome.disconnects().len(), 1, "{}", outcome.show());
+    let detection = outcome.detection().expect("detected");
+    assert!(detection < PING, "{detection:?}");
+}
+
+#[tokio::test]
+async fn connections_cut_again_and_again_lose_nothing() {
+    let _one = serial().lock().await;
+    let upstream = Upstream::start();
+    let proxy = Proxy::start(upstream.addr).expect("proxy");
+    let mut outcome = run_row(
+        machine(&proxy.url()),
+        0,
+        Duration::from_secs(2),
+        async || {
+            set_both(&proxy, Faults::default().cut_after(Some(1_000)));
+            // Open connections count from here: cut them now.
+            proxy.reset();
+        },
+        async || set_both(&proxy, Faults::default()),
+    )
+    .await;
+    outcome.server_received(&upstream.received());
+    outcome.row(
+        "cut after 1,000 bytes, on every connection for 2 s",
+        "reconnects each time",
+    );
+    nothing_lost(&outcome);
+    assert!(
+        outcome.disconnects().len() >= 3,
+        "cut several times:\n{}",
+        outcome.show()
+    );
+}
+
+#[tokio::test]
+async fn bytes_trickled_in_slices_cause_no_disconnect() {
+    let _one = serial().lock().await;
+    let upstream = Upstream::start();
+    let proxy = Proxy::start(upstream.addr).expect("proxy");
+    let mut outcome = run_row(
+        machine(&proxy.url()),
+        0,
+        Duration::from_secs(2),
+        async || set_both(&proxy, Faults::default().slicer(8, ms(1))),
+        async || set_both(&proxy, Faults::default()),
+    )
+    .await;
+    outcome.server_received(&upstream.received());
+    outcome.row("slicer: 8-byte slices, 1 ms apart", "stays connected");
+    no_disconnect(&outcome);
+    nothing_lost(&outcome);
+    assert_eq!(outcome.duplicates(), 0);
+}
+
+#[tokio::test]
+async fn refused_connections_then_back() {
+    let _one = serial().lock().await;
+    let upstream = Upstream::start();
+    let proxy = Proxy::start(upstream.addr).expect("proxy");
+    let mut outcome = run_row(
+        machine(&proxy.url()),
+        0,
+        Duration::from_secs(1),
+        async || {
+            proxy.refuse_connections(true).await.expect("refusing");
+            proxy.reset();
+        },
+        async || proxy.refuse_connections(false).await.expect("accepting"),
+    )
+    .await;
+    outcome.server_received(&upstream.received());
+    outcome.row("refused for 1 s (after a reset)", "retries with backoff");
+    nothing_lost(&outcome);
+    assert!(
+        outcome
+            .statuses
+            .iter()
+            .any(|(_, s)| s.state == State::Waiting),
+        "waited between refused attempts:\n{}",
+        outcome.show()
+    );
+}
+
+#[tokio::test]
+async fn a_slow_link_slower_than_the_write_timeout_per_message_is_kept() {
+    let _one = serial().lock().await;
+    let upstream = Upstream::start();
+    let proxy = Proxy::start(upstream.addr).expect("proxy");
+    // 16 KiB/s each way and messages of 64 KiB: each takes 4 s to cross,
+    // twice the write timeout, but the link moves all the while. (The
+    // machine sees progress each time the kernel takes more bytes: with 16
+    // KiB kept unsent at most, about every second at this rate; a write
+    // timeout must exceed that, see docs/reliability.md.) The queue is
+    // short, so the sender is held back instead of queueing megabytes, and
+    // the pong timeout is longer than a message's crossing (a frame counts
+    // as an answer only once whole).
+    let builder = machine(&proxy.url())
+        .write_timeout(Duration::from_secs(2))
+        .pong_timeout(Duration::from_secs(10))
+        .queue_capacity(16);
+    let mut outcome = run_row(
+        builder,
+        64 * 1024,
+        Duration::from_secs(6),
+        async || set_both(&proxy, Faults::default().rate(Some(16 * 1024))),
+        async || set_both(&proxy, Faults::default()),
+    )
+    .await;
+    outcome.server_received(&upstream.received());
+    outcome.row(
+        "bandwidth 16 KiB/s, 64 KiB messages (4 s each), write timeout 2 s",
+        "stays connected",
+    );
+    no_disconnect(&outcome);
+    nothing_lost(&outcome);
+}
+
+#[tokio::test]
+async fn the_server_killed_and_restarted_on_the_same_port() {
+    let _one = serial().lock().await;
+    let upstream = Mutex::new(Upstream::start());
+    let addr = upstream.lock().await.addr;
+    let proxy = Proxy::start(addr).expect("proxy");
+    let mut outcome = run_row(
+        machine(&proxy.url()),
+        0,
+        Duration::from_secs(1),
+        async || upstream.lock().await.stop().await,
+        async || upstream.lock().await.restart(),
+    )
+    .await;
+    outcome.server_received(&upstream.lock().await.received());
+    outcome.row(
+        "server killed, restarted 1 s later on the same port",
+        "retries with backoff",
+    );
+    nothing_lost(&outcome);
+    assert!(!outcome.disconnects().is_empty(), "{}", outcome.show());
+}
