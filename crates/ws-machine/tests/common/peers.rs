@@ -16,15 +16,21 @@ use super::WAIT;
 
 /// A running peer process, killed when dropped.
 pub struct PeerProcess {
-    _child: Child,
+    child: Child,
     stdout: Lines<BufReader<ChildStdout>>,
     pub url: String,
+    pub port: u16,
 }
 
 impl PeerProcess {
     /// Starts `tests/peers/{script}` on a free port of 127.0.0.1, with
     /// `args` after the port, and waits until it listens.
     pub async fn node(script: &str, args: &[&str]) -> Self {
+        Self::node_on(script, 0, args).await
+    }
+
+    /// [`PeerProcess::node`] on `port` (0: a free one).
+    pub async fn node_on(script: &str, port: u16, args: &[&str]) -> Self {
         let peers = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers");
         assert!(
             std::path::Path::new(peers).join("node_modules/ws").is_dir(),
@@ -34,7 +40,7 @@ impl PeerProcess {
         let mut command = Command::new("node");
         command
             .arg(format!("{peers}/{script}"))
-            .arg("0")
+            .arg(port.to_string())
             .args(args)
             .current_dir(peers);
         Self::spawn(
@@ -80,10 +86,26 @@ impl PeerProcess {
         };
         let port: u16 = port.parse().expect("a port number");
         Self {
-            _child: child,
+            child,
             stdout,
             url: format!("ws://127.0.0.1:{port}/"),
+            port,
         }
+    }
+
+    /// Sends the process a signal (`STOP`, `CONT`, ...).
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("the peer runs");
+        let status = std::process::Command::new("kill")
+            .args([format!("-{signal}"), pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {pid}: {status}");
+    }
+
+    /// Kills the process and waits until it is gone (its port is free).
+    pub async fn kill(mut self) {
+        let _ = timeout(WAIT, self.child.kill()).await;
     }
 
     /// The next line the peer prints, within [`WAIT`].
