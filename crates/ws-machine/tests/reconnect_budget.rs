@@ -66,11 +66,15 @@ async fn a_shared_budget_paces_a_fleet_through_a_restart() {
     let server = Server::start(Config::default()).expect("the server starts");
     let addr = server.addr();
     let url = server.url();
+    let spawning = Instant::now();
     let mut fleet = Fleet::spawn(MACHINES, |_| {
         Machine::builder(url.clone())
             .reconnect_budget(budget.clone())
             .min_uptime(Duration::ZERO)
     });
+    // Turns come back while the fleet is being spawned (slowly, on a busy
+    // machine): those machines find one free at once.
+    let spawned_in = spawning.elapsed();
 
     let mut attempts = Vec::new();
     let mut first_status = vec![None; MACHINES];
@@ -95,9 +99,11 @@ async fn a_shared_budget_paces_a_fleet_through_a_restart() {
         .iter()
         .filter(|s| **s == Some(State::Waiting))
         .count();
+    let free_turns = BURST as usize + (RATE * spawned_in.as_secs_f64()).ceil() as usize;
     assert!(
-        waited >= MACHINES - BURST as usize,
-        "{waited} machines waited for their first turn"
+        waited >= MACHINES.saturating_sub(free_turns),
+        "{waited} machines waited for their first turn ({free_turns} turns were free, \
+         spawned in {spawned_in:?})"
     );
     let first_accepted = server.accepted_at();
 

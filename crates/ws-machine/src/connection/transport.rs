@@ -7,6 +7,13 @@
 //! nothing of a `101` answer), and it cuts the answer off at 64 KiB, so a
 //! server sending endless headers cannot fill memory while the handshake
 //! timeout runs.
+//!
+//! Under the compression engine, the transport also watches the frame
+//! headers the server sends once the upgrade succeeded ([`FrameScan`]):
+//! yawc 0.5 unmasks a masked frame from the server without a word, where
+//! RFC 6455 (section 5.1) says the client must fail the connection, and it
+//! answers an unknown opcode with close code 1003 where 1002 is due. Both
+//! are refused here, before yawc reads them.
 
 use std::{
     io,
@@ -39,6 +46,9 @@ pub(crate) struct Transport {
     /// after it, the subprotocol the server chose, until the driver takes
     /// it. Boxed: most of a connection's life it is `None`.
     handshake: Option<Box<Handshake>>,
+    /// With the compression engine, after the upgrade: where the server's
+    /// frame headers are.
+    frames: Option<Box<FrameScan>>,
 }
 
 enum Handshake {
@@ -91,6 +101,7 @@ impl Transport {
             Self {
                 io,
                 handshake: Some(Box::new(Handshake::Recording(recorder))),
+                frames: None,
             },
             recording,
         )
@@ -132,8 +143,10 @@ impl Drop for Transport {
 
 impl Recorder {
     /// Notes `fresh`, the bytes just read; an error once the answer is too
-    /// long. `Ok(true)` once a `101` head was handed out: recording is over.
-    fn note(&mut self, fresh: &[u8]) -> io::Result<bool> {
+    /// long. `Ok(Some(at))` once a `101` head was handed out: recording is
+    /// over, and the server's frames start at `fresh[at..]`.
+    fn note(&mut self, fresh: &[u8]) -> io::Result<Option<usize>> {
+        let before = self.total;
         if self.total == 0 && fresh.starts_with(SWITCHING_PROTOCOLS) && !self.success_head {
             // The upgrade succeeds: its headers will not be needed, so
             // nothing is copied (only counted, for the size limit).
@@ -158,9 +171,111 @@ impl Recorder {
         {
             self.bytes.truncate(end + 4);
             let _ = on_drop.send(std::mem::take(&mut self.bytes));
-            return Ok(true);
+            return Ok(Some((end + 4).saturating_sub(before).min(fresh.len())));
         }
-        Ok(false)
+        Ok(None)
+    }
+}
+
+/// The error of a read that found a forbidden frame.
+fn forbidden(frame: ForbiddenFrame) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, frame)
+}
+
+/// A frame from the server that RFC 6455 forbids: the transport's read
+/// fails with this inside an `InvalidData` error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ForbiddenFrame {
+    /// Section 5.1: a server must not mask its frames.
+    #[error("the server masked a frame (RFC 6455 forbids it)")]
+    Masked,
+    /// Section 5.2: opcodes 3 to 7 and 11 to 15 are reserved.
+    #[error("the server sent a frame with the reserved opcode {0:#x}")]
+    ReservedOpcode(u8),
+}
+
+/// Follows the frame headers in the server's bytes without copying the
+/// payloads: only each header is looked at, the payload is skipped by its
+/// length.
+#[derive(Debug, Default)]
+pub(crate) struct FrameScan {
+    /// The header read so far (at most 14 bytes: 2, a 64-bit length, a
+    /// mask key).
+    header: [u8; 14],
+    have: usize,
+    /// Payload bytes still to skip.
+    skip: u64,
+    /// A forbidden frame was found: nothing more is read.
+    forbidden: Option<ForbiddenFrame>,
+}
+
+impl FrameScan {
+    /// Takes the next bytes from the server. `Err(at)` when a forbidden
+    /// frame starts at `bytes[at]` (0 also when its header began in earlier
+    /// bytes): what comes before it may still be read, nothing after.
+    pub(crate) fn feed(&mut self, bytes: &[u8]) -> Result<(), usize> {
+        let mut at = 0;
+        while at < bytes.len() {
+            let rest = &bytes[at..];
+            if self.skip > 0 {
+                let n = usize::try_from(self.skip)
+                    .unwrap_or(usize::MAX)
+                    .min(rest.len());
+                self.skip -= n as u64;
+                at += n;
+                continue;
+            }
+            let header_start = at.saturating_sub(self.have);
+            let n = (self.header_len() - self.have).min(rest.len());
+            self.header[self.have..self.have + n].copy_from_slice(&rest[..n]);
+            self.have += n;
+            at += n;
+            let opcode = self.header[0] & 0x0f;
+            if matches!(opcode, 0x3..=0x7 | 0xb..=0xf) {
+                self.forbidden = Some(ForbiddenFrame::ReservedOpcode(opcode));
+                return Err(header_start);
+            }
+            if self.have >= 2 && self.header[1] & 0x80 != 0 {
+                self.forbidden = Some(ForbiddenFrame::Masked);
+                return Err(header_start);
+            }
+            if self.have == self.header_len() {
+                self.skip = self.payload_len();
+                self.have = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// The forbidden frame found, if any.
+    pub(crate) fn forbidden(&self) -> Option<ForbiddenFrame> {
+        self.forbidden
+    }
+
+    /// The length of the header being read: 2 until its first two bytes
+    /// say more.
+    fn header_len(&self) -> usize {
+        if self.have < 2 {
+            return 2;
+        }
+        2 + match self.header[1] & 0x7f {
+            126 => 2,
+            127 => 8,
+            _ => 0,
+        }
+    }
+
+    /// The payload length a whole header gives.
+    fn payload_len(&self) -> u64 {
+        match self.header[1] & 0x7f {
+            126 => u64::from(u16::from_be_bytes([self.header[2], self.header[3]])),
+            127 => {
+                let mut len = [0u8; 8];
+                len.copy_from_slice(&self.header[2..10]);
+                u64::from_be_bytes(len)
+            }
+            n => u64::from(n),
+        }
     }
 }
 
@@ -171,16 +286,40 @@ impl AsyncRead for Transport {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let before = buf.filled().len();
+        if let Some(frame) = this.frames.as_deref().and_then(FrameScan::forbidden) {
+            return Poll::Ready(Err(forbidden(frame)));
+        }
+        let start = buf.filled().len();
+        let mut before = start;
         let result = Pin::new(this.io.as_mut()).poll_read(cx, buf);
         if let (Poll::Ready(Ok(())), Some(Handshake::Recording(recorder))) =
             (&result, this.handshake.as_deref_mut())
         {
             match recorder.note(&buf.filled()[before..]) {
                 Err(e) => return Poll::Ready(Err(e)),
-                Ok(true) => this.handshake = None,
-                Ok(false) => {}
+                Ok(Some(frames_at)) => {
+                    // Only the compression engine has the head handed out;
+                    // its frames are watched from here.
+                    this.handshake = None;
+                    this.frames = Some(Box::default());
+                    before += frames_at;
+                }
+                Ok(None) => return result,
             }
+        }
+        if let (Poll::Ready(Ok(())), Some(frames)) = (&result, this.frames.as_deref_mut())
+            && let Err(at) = frames.feed(&buf.filled()[before..])
+        {
+            // What came before the forbidden frame is read (the end of the
+            // upgrade's answer, whole frames); the next read fails. An empty
+            // read would look like the end of the stream: fail at once then.
+            let end = before + at;
+            if end == start
+                && let Some(frame) = frames.forbidden()
+            {
+                return Poll::Ready(Err(forbidden(frame)));
+            }
+            buf.set_filled(end);
         }
         result
     }
@@ -213,5 +352,85 @@ impl AsyncWrite for Transport {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(self.get_mut().io.as_mut()).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A frame as a server sends it: `first`, the length in its shortest
+    /// form, the mask key if any, the payload.
+    fn server_frame(first: u8, mask: Option<[u8; 4]>, payload: &[u8]) -> Vec<u8> {
+        let bit = if mask.is_some() { 0x80 } else { 0 };
+        let mut out = vec![first];
+        match payload.len() {
+            n @ 0..=125 => out.push(bit | u8::try_from(n).expect("small")),
+            n @ 126..=0xffff => {
+                out.push(bit | 126);
+                out.extend_from_slice(&u16::try_from(n).expect("16 bits").to_be_bytes());
+            }
+            n => {
+                out.push(bit | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        out.extend(mask.into_iter().flatten());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    #[test]
+    fn frames_of_every_length_pass_in_any_slicing() {
+        let mut stream = Vec::new();
+        for size in [0, 1, 125, 126, 127, 65_535, 65_536, 70_000] {
+            stream.extend(server_frame(0x82, None, &vec![0x80; size]));
+        }
+        stream.extend(server_frame(0x89, None, b"ping"));
+        for slice in [1, 2, 3, 7, 13, 4096, stream.len()] {
+            let mut scan = FrameScan::default();
+            for chunk in stream.chunks(slice) {
+                scan.feed(chunk).expect("no masked frame");
+            }
+            assert_eq!(
+                (scan.have, scan.skip),
+                (0, 0),
+                "ends between frames ({slice})"
+            );
+        }
+    }
+
+    #[test]
+    fn a_masked_frame_is_found_wherever_it_is_cut() {
+        let mut stream = server_frame(0x81, None, &[0x80; 300]);
+        stream.extend(server_frame(0x81, Some([1, 2, 3, 4]), b"hi"));
+        for slice in [1, 2, 5, 301, stream.len()] {
+            let mut scan = FrameScan::default();
+            let mut offset = 0;
+            let mut found = None;
+            for chunk in stream.chunks(slice) {
+                if let Err(at) = scan.feed(chunk) {
+                    found = Some(offset + at);
+                    break;
+                }
+                offset += chunk.len();
+            }
+            // The masked frame starts after the first frame's 2 + 2 + 300
+            // bytes; a header cut after its first byte is reported where
+            // the chunk with its second byte starts.
+            let at = found.unwrap_or_else(|| panic!("not found in slices of {slice}"));
+            assert!((304..=305).contains(&at), "at {at} in slices of {slice}");
+            assert_eq!(scan.forbidden(), Some(ForbiddenFrame::Masked));
+        }
+        // A reserved opcode is found too.
+        let mut scan = FrameScan::default();
+        let mut stream = server_frame(0x82, None, b"fine");
+        stream.extend(server_frame(0x83, None, b"??"));
+        assert_eq!(scan.feed(&stream), Err(6));
+        assert_eq!(scan.forbidden(), Some(ForbiddenFrame::ReservedOpcode(3)));
+        // A payload that looks like a masked header is skipped, not read.
+        let mut scan = FrameScan::default();
+        scan.feed(&server_frame(0x82, None, &[0x81, 0x82, 0, 0, 0, 0]))
+            .expect("inside a payload");
     }
 }

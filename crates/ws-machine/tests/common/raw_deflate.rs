@@ -1,7 +1,8 @@
-//! A server written byte by byte that agrees to permessage-deflate, for
-//! what an independent server cannot show: frames exactly as the client
+//! A server written byte by byte (agreeing to permessage-deflate or not),
+//! for what an independent server cannot show: frames exactly as the client
 //! wrote them (is the compressed bit set?), and frames no real server
-//! would send (a message that inflates to a gigabyte).
+//! would send (a message that inflates to a gigabyte, reserved bits, a
+//! length of 2^63).
 
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use tokio::{
@@ -15,6 +16,18 @@ use super::WAIT;
 /// Reads the upgrade request, agrees to permessage-deflate (no
 /// parameters), and returns the client's `Sec-WebSocket-Extensions` offer.
 pub async fn agree_to_deflate(socket: &mut TcpStream) -> String {
+    agree(socket, Some("permessage-deflate")).await
+}
+
+/// Reads the upgrade request and accepts it, with no extension (whatever
+/// the client offered).
+pub async fn agree_plain(socket: &mut TcpStream) {
+    agree(socket, None).await;
+}
+
+/// Reads the upgrade request, accepts it with `extension` (if any), and
+/// returns the client's `Sec-WebSocket-Extensions` offer.
+async fn agree(socket: &mut TcpStream, extension: Option<&str>) -> String {
     let mut request = Vec::new();
     let mut buf = [0u8; 1024];
     while !request.ends_with(b"\r\n\r\n") {
@@ -41,9 +54,12 @@ pub async fn agree_to_deflate(socket: &mut TcpStream) -> String {
     sha1.update(header("sec-websocket-key").as_bytes());
     sha1.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
     let accept = STANDARD.encode(sha1.digest().bytes());
+    let extension = extension
+        .map(|e| format!("Sec-WebSocket-Extensions: {e}\r\n"))
+        .unwrap_or_default();
     let answer = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
+         Sec-WebSocket-Accept: {accept}\r\n{extension}\r\n"
     );
     socket.write_all(answer.as_bytes()).await.expect("write");
     header("sec-websocket-extensions")

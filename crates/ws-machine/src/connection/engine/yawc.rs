@@ -33,7 +33,10 @@ use super::{
     upgrade_io_error,
 };
 use crate::{
-    connection::{stream::Io, transport::Transport},
+    connection::{
+        stream::Io,
+        transport::{ForbiddenFrame, Transport},
+    },
     settings::{Protocols, accept_unoffered},
     types::{Deflate, Direction, Error, Kind, Message, Target, with_context},
 };
@@ -156,6 +159,24 @@ impl Stream {
                         message: None,
                     },
                     close_queued: true,
+                };
+            }
+            // The transport found a frame RFC 6455 forbids, before yawc read
+            // it (yawc would unmask a masked frame, and close with 1003 on a
+            // reserved opcode): a protocol error, closed with 1002.
+            WebSocketError::IoError(e) if forbidden_frame(&e).is_some() => {
+                let frame = forbidden_frame(&e).unwrap_or(ForbiddenFrame::Masked);
+                let close_queued = Pin::new(&mut self.ws)
+                    .start_send(frame_of(Out::Close {
+                        code: 1002,
+                        reason: String::new(),
+                    }))
+                    .is_ok();
+                return Failure {
+                    error: Error::Protocol {
+                        source: Arc::new(frame),
+                    },
+                    close_queued,
                 };
             }
             WebSocketError::IoError(e) => {
@@ -397,6 +418,14 @@ fn frame_of(frame: Out) -> yawc::Frame {
         Out::Ping(payload) => yawc::Frame::ping(payload),
         Out::Close { code, reason } => yawc::Frame::close(CloseCode::from(code), reason),
     }
+}
+
+/// The forbidden frame a read error reports, if it is one.
+fn forbidden_frame(error: &io::Error) -> Option<ForbiddenFrame> {
+    error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<ForbiddenFrame>())
+        .copied()
 }
 
 /// Converts an error of an open connection.
