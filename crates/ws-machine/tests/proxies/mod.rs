@@ -1,11 +1,13 @@
 //! Real proxies, started by the tests on 127.0.0.1 and stopped (killed)
 //! when dropped: tinyproxy (HTTP CONNECT, Basic authentication) and
 //! microsocks (SOCKS5, user name and password), from their Debian packages
-//! (`.ci/run` installs them). A missing binary fails the test, naming the
-//! package.
+//! (`.ci/run` installs them), and nginx as a WebSocket reverse proxy
+//! ([`nginx`]). A missing binary fails the test, naming the package.
 
 // Each test file is its own crate and uses a different subset of these.
 #![allow(dead_code)]
+
+pub mod nginx;
 
 use std::{
     io::{BufRead, BufReader},
@@ -51,7 +53,7 @@ impl Proxy {
 
     /// The lines logged so far.
     pub fn log(&self) -> Vec<String> {
-        self.log.lines.lock().map(|l| l.clone()).unwrap_or_default()
+        self.log.lines()
     }
 
     /// Waits (at most 5 s) until the log's lines that contain `needle`
@@ -60,30 +62,7 @@ impl Proxy {
     /// request. (A blocking wait: the proxy is another process, nothing in
     /// the test needs to run meanwhile.)
     pub fn wait_for_lines(&self, needle: &str, n: usize) -> Vec<String> {
-        let matching = |lines: &Vec<String>| -> Vec<String> {
-            lines
-                .iter()
-                .filter(|line| line.contains(needle))
-                .cloned()
-                .collect()
-        };
-        let Ok(lines) = self.log.lines.lock() else {
-            panic!("the log's lock is poisoned");
-        };
-        let (lines, _) = self
-            .log
-            .added
-            .wait_timeout_while(lines, Duration::from_secs(5), |lines| {
-                matching(lines).len() < n
-            })
-            .unwrap_or_else(|_| panic!("the log's lock is poisoned"));
-        let found = matching(&lines);
-        assert!(
-            found.len() >= n,
-            "{n} line(s) with {needle:?} not logged within 5 s: {:?}",
-            *lines
-        );
-        found
+        self.log.wait_for_lines(needle, n)
     }
 
     /// Stops the proxy now: every tunnel through it breaks.
@@ -102,6 +81,40 @@ impl Proxy {
 struct Log {
     lines: Mutex<Vec<String>>,
     added: Condvar,
+}
+
+impl Log {
+    /// The lines logged so far.
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// See [`Proxy::wait_for_lines`].
+    fn wait_for_lines(&self, needle: &str, n: usize) -> Vec<String> {
+        let matching = |lines: &Vec<String>| -> Vec<String> {
+            lines
+                .iter()
+                .filter(|line| line.contains(needle))
+                .cloned()
+                .collect()
+        };
+        let Ok(lines) = self.lines.lock() else {
+            panic!("the log's lock is poisoned");
+        };
+        let (lines, _) = self
+            .added
+            .wait_timeout_while(lines, Duration::from_secs(5), |lines| {
+                matching(lines).len() < n
+            })
+            .unwrap_or_else(|_| panic!("the log's lock is poisoned"));
+        let found = matching(&lines);
+        assert!(
+            found.len() >= n,
+            "{n} line(s) with {needle:?} not logged within 5 s: {:?}",
+            *lines
+        );
+        found
+    }
 }
 
 impl Drop for Proxy {
