@@ -47,11 +47,13 @@ pub struct Config {
     /// Default: [`DEFAULT_MAX_MESSAGE_SIZE`] (64 MiB).
     pub max_message_size: usize,
     /// How many received messages [`Server::received`](crate::Server::received)
-    /// keeps (the first ones), and how many acceptance times
-    /// [`Server::accepted_at`](crate::Server::accepted_at) keeps. Messages
-    /// past the limit are still counted by
-    /// [`Server::messages_received`](crate::Server::messages_received). Set 0
-    /// for benchmarks, so that the server keeps nothing.
+    /// keeps (the first ones), and how many acceptance times and request
+    /// headers [`Server::accepted_at`](crate::Server::accepted_at) and
+    /// [`Server::request_headers`](crate::Server::request_headers) keep.
+    /// Messages and requests past the limit are still counted by
+    /// [`Server::messages_received`](crate::Server::messages_received) and
+    /// [`Server::handshakes_seen`](crate::Server::handshakes_seen). Set 0
+    /// for benchmarks and soak runs, so that the server keeps nothing.
     ///
     /// Default: [`DEFAULT_RECORD_LIMIT`] (10 000).
     pub record_limit: usize,

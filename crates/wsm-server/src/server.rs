@@ -224,8 +224,8 @@ impl Server {
         self.shared.open()
     }
 
-    /// The headers of every request counted by [`Server::handshakes_seen`],
-    /// in the order received.
+    /// The headers of the requests counted by [`Server::handshakes_seen`],
+    /// in the order received: the first [`Config::record_limit`] of them.
     #[must_use]
     pub fn request_headers(&self) -> Vec<HeaderMap> {
         self.shared.request_headers()

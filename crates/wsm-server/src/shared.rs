@@ -75,7 +75,8 @@ pub(crate) struct Shared {
     open: watch::Sender<usize>,
     /// Text and binary messages received.
     messages: watch::Sender<u64>,
-    /// Headers of every request counted in `handshakes`, in order.
+    /// Headers of the first `config.record_limit` requests counted in
+    /// `handshakes`, in order.
     request_headers: Mutex<Vec<HeaderMap>>,
     /// When each of the first `config.record_limit` upgrades was accepted.
     accepted_at: Mutex<Vec<Instant>>,
@@ -116,7 +117,11 @@ impl Shared {
     pub(crate) fn record_request(&self, headers: &HeaderMap) {
         // Push before counting, so that a test woken by the count sees the
         // headers.
-        lock(&self.request_headers).push(headers.clone());
+        let mut recorded = lock(&self.request_headers);
+        if recorded.len() < self.config.record_limit {
+            recorded.push(headers.clone());
+        }
+        drop(recorded);
         self.handshakes.send_modify(|n| *n += 1);
     }
 
