@@ -778,3 +778,139 @@ async fn the_server_killed_and_restarted_on_the_same_port() {
         assert!(outcome.losses_and_failures().0 >= 1, "{}", outcome.show());
     }
 }
+
+/// A tool from a system package, which may be in `/usr/sbin` (not on every
+/// PATH).
+fn tool(name: &str) -> String {
+    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+        .iter()
+        .map(|dir| format!("{dir}/{name}"))
+        .find(|path| std::path::Path::new(path).exists())
+        .unwrap_or_else(|| name.to_owned())
+}
+
+/// Runs `program` with `args`, bounded; fails the test if it fails.
+async fn run_tool(program: &str, args: &[&str]) {
+    let output = timeout(
+        WAIT,
+        tokio::process::Command::new(tool(program))
+            .args(args)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{program} {args:?} did not end in time"))
+    .unwrap_or_else(|e| {
+        panic!("{program} (package nftables or iproute2, .ci/run installs it): {e}")
+    });
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Packets dropped by the kernel (nftables) for 2 s: the row runs in a
+/// network namespace of its own, so that the rules touch nothing else. This
+/// test starts the test binary again under `unshare --net`, running
+/// [`packets_dropped_by_the_kernel_inside`] there, and passes on its table
+/// rows. Root is needed (`.ci/run` runs as root).
+#[tokio::test]
+async fn packets_dropped_by_the_kernel() {
+    let _one = serial().lock().await;
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let root = status
+        .lines()
+        .find(|line| line.starts_with("Uid:"))
+        .and_then(|line| line.split_whitespace().nth(2))
+        == Some("0");
+    assert!(
+        root,
+        "this row needs root: it creates a network namespace and nftables rules in it"
+    );
+    let exe = std::env::current_exe().expect("the test binary");
+    let child = timeout(
+        WAIT * 40,
+        tokio::process::Command::new(tool("unshare"))
+            .arg("--net")
+            .arg("--")
+            .arg(exe)
+            .args([
+                "--exact",
+                "packets_dropped_by_the_kernel_inside",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the row ends in time")
+    .expect("unshare runs (package util-linux)");
+    let out = String::from_utf8_lossy(&child.stdout);
+    // The rows, also the first, which follows the harness's `test ... `.
+    for row in out
+        .lines()
+        .filter_map(|line| line.find("| ").map(|at| &line[at..]))
+    {
+        println!("{row}");
+    }
+    assert!(
+        child.status.success() && out.contains("1 passed"),
+        "the row failed inside its namespace:\n{out}\n{}",
+        String::from_utf8_lossy(&child.stderr)
+    );
+}
+
+/// The kernel row itself, inside the namespace [`packets_dropped_by_the_kernel`]
+/// makes: its loopback is brought up, and an nftables rule drops every TCP
+/// packet to or from the proxy's port (so the machine's side of the link
+/// goes silent, as when a router drops everything).
+#[tokio::test]
+#[ignore = "run by packets_dropped_by_the_kernel, inside a network namespace"]
+async fn packets_dropped_by_the_kernel_inside() {
+    run_tool("ip", &["link", "set", "lo", "up"]).await;
+    for peer in PEERS {
+        let upstream = Upstream::start(peer).await;
+        let proxy = Proxy::start(upstream.addr).expect("proxy");
+        let port = proxy.addr().port().to_string();
+        let mut outcome = run_row(
+            machine(&proxy.url()).handshake_timeout(ms(500)),
+            0,
+            Duration::from_secs(2),
+            async || {
+                run_tool("nft", &["add", "table", "inet", "wsm"]).await;
+                run_tool(
+                    "nft",
+                    &["add chain inet wsm input { type filter hook input priority 0 ; }"],
+                )
+                .await;
+                run_tool(
+                    "nft",
+                    &[
+                        "add", "rule", "inet", "wsm", "input", "tcp", "dport", &port, "drop",
+                    ],
+                )
+                .await;
+                run_tool(
+                    "nft",
+                    &[
+                        "add", "rule", "inet", "wsm", "input", "tcp", "sport", &port, "drop",
+                    ],
+                )
+                .await;
+            },
+            async || run_tool("nft", &["delete", "table", "inet", "wsm"]).await,
+        )
+        .await;
+        outcome.server_received(upstream.received());
+        outcome.row(
+            peer,
+            "packets to and from the proxy dropped by nftables for 2 s",
+            "pong timeout; connects time out while it lasts",
+        );
+        nothing_lost(&outcome);
+        detected_as_dead(&outcome);
+    }
+}
