@@ -22,19 +22,19 @@
 
 mod common;
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    net::SocketAddr,
-    sync::OnceLock,
-    time::Duration,
-};
+use std::{net::SocketAddr, sync::OnceLock, time::Duration};
 
-use common::{WAIT, ms, peers::PeerProcess};
+use common::{
+    WAIT,
+    ledger::{Ledger, number, numbers, shown},
+    ms,
+    peers::PeerProcess,
+};
 use tokio::{
     sync::Mutex,
     time::{Instant, sleep, timeout},
 };
-use ws_machine::{Builder, Command, Error, Machine, Message, State, Status};
+use ws_machine::{Builder, Command, Error, Machine, Message, State};
 use wsm_server::{
     Config, Server,
     proxy::{Direction, Faults, Proxy},
@@ -186,15 +186,6 @@ impl Upstream {
     }
 }
 
-/// The numbers of the messages `server` received.
-fn numbers(server: &Server) -> Vec<u64> {
-    server
-        .received()
-        .iter()
-        .filter_map(|r| r.data.as_text()?.split(' ').next()?.parse().ok())
-        .collect()
-}
-
 /// The machine of every row: quick reconnects, the row's keep-alive, and
 /// at-least-once delivery keyed on the message's number.
 fn machine(url: &str) -> Builder {
@@ -205,88 +196,30 @@ fn machine(url: &str) -> Builder {
         .ack_key(number)
 }
 
-/// A message's number: its text up to the first space.
-fn number(message: &Message) -> Option<u64> {
-    message.as_text()?.split(' ').next()?.parse().ok()
-}
-
-/// What one row saw.
+/// What one row saw: the ledger, and when the fault came and went (since
+/// the row began).
 #[derive(Debug, Default)]
 struct Outcome {
-    /// Every status, with when it arrived (since the row began).
-    statuses: Vec<(Duration, Status)>,
-    sent: u64,
-    /// Echo count by message number.
-    echoed: BTreeMap<u64, u32>,
-    /// Handed back at shutdown.
-    handed_back: BTreeSet<u64>,
-    /// When the fault was applied and removed (since the row began).
+    ledger: Ledger,
     fault_on: Duration,
     fault_off: Duration,
-    /// Messages the server received more than once (written again after a
-    /// connection died before their echo came back); `None` for servers
-    /// that do not say what they received.
-    server_duplicates: Option<u64>,
+}
+
+impl std::ops::Deref for Outcome {
+    type Target = Ledger;
+
+    fn deref(&self) -> &Ledger {
+        &self.ledger
+    }
+}
+
+impl std::ops::DerefMut for Outcome {
+    fn deref_mut(&mut self) -> &mut Ledger {
+        &mut self.ledger
+    }
 }
 
 impl Outcome {
-    fn lost(&self) -> Vec<u64> {
-        (0..self.sent)
-            .filter(|n| !self.echoed.contains_key(n) && !self.handed_back.contains(n))
-            .collect()
-    }
-
-    fn duplicates(&self) -> u64 {
-        self.echoed.values().map(|&c| u64::from(c - 1)).sum()
-    }
-
-    /// Takes what the server received, if it says: every message sent
-    /// reached it at least once, unless it was handed back; the repeats are
-    /// counted.
-    fn server_received(&mut self, numbers: Option<Vec<u64>>) {
-        let Some(numbers) = numbers else {
-            self.server_duplicates = None;
-            return;
-        };
-        let mut times: BTreeMap<u64, u64> = BTreeMap::new();
-        for n in numbers {
-            *times.entry(n).or_default() += 1;
-        }
-        self.server_duplicates = Some(times.values().map(|&c| c - 1).sum());
-        let missing: Vec<u64> = (0..self.sent)
-            .filter(|n| !times.contains_key(n) && !self.handed_back.contains(n))
-            .collect();
-        assert!(missing.is_empty(), "never reached the server: {missing:?}");
-    }
-
-    /// Every `Disconnected` before the machine was told to stop, with
-    /// whether it ended a connection (rather than an attempt).
-    fn endings(&self) -> Vec<(&(Duration, Status), bool)> {
-        let mut previous = State::Disconnected;
-        let mut endings = Vec::new();
-        for entry in self.statuses.iter().filter(|(_, s)| s.is_change()) {
-            let state = entry.1.state;
-            if state == State::Disconnected && !entry.1.is_final() {
-                endings.push((entry, matches!(previous, State::Connected | State::Ready)));
-            }
-            previous = state;
-        }
-        endings
-    }
-
-    /// Every `Disconnected` before the stop: connections lost and
-    /// attempts failed.
-    fn disconnects(&self) -> Vec<&(Duration, Status)> {
-        self.endings().into_iter().map(|(entry, _)| entry).collect()
-    }
-
-    /// How many connections were lost, and how many attempts failed.
-    fn losses_and_failures(&self) -> (usize, usize) {
-        let endings = self.endings();
-        let lost = endings.iter().filter(|(_, connection)| *connection).count();
-        (lost, endings.len() - lost)
-    }
-
     /// From the fault to the first disconnect it caused.
     fn detection(&self) -> Option<Duration> {
         self.disconnects()
@@ -296,52 +229,32 @@ impl Outcome {
     }
 
     /// From the fault's removal to the first `Connected` after it (zero if
-    /// the machine was connected all along).
+    /// the machine was connected all along, or again before the removal).
     fn recovery(&self) -> Option<Duration> {
-        if self.disconnects().is_empty() {
+        let disconnects = self.disconnects();
+        let Some(&&(last_lost, _)) = disconnects.last() else {
             return Some(Duration::ZERO);
-        }
-        self.statuses
-            .iter()
+        };
+        if let Some((at, _)) = self
+            .changes()
             .find(|(at, s)| *at >= self.fault_off && s.state == State::Connected)
-            .map(|(at, _)| at.saturating_sub(self.fault_off))
-            .or_else(|| {
-                // Connected again before the fault was even removed.
-                let last_connected = self
-                    .statuses
-                    .iter()
-                    .rev()
-                    .find(|(_, s)| s.state == State::Connected)?;
-                let last_lost = self.disconnects().last().map(|(at, _)| *at)?;
-                (last_connected.0 > last_lost).then_some(Duration::ZERO)
-            })
-    }
-
-    fn show(&self) -> String {
-        let parts: Vec<String> = self
-            .statuses
-            .iter()
-            .filter(|(_, s)| s.is_change())
-            .map(|(at, s)| format!("{:>5} ms {s}", at.as_millis()))
-            .collect();
-        parts.join("\n")
+        {
+            return Some(at.saturating_sub(self.fault_off));
+        }
+        // Connected again before the fault was even removed.
+        self.changes()
+            .filter(|(_, s)| s.state == State::Connected)
+            .last()
+            .filter(|(at, _)| *at > last_lost)
+            .map(|_| Duration::ZERO)
     }
 
     /// One row of the table in docs/reliability.md.
     fn row(&self, peer: Peer, fault: &str, does: &str) {
-        let shown = |d: Option<Duration>| d.map_or("-".into(), |d| format!("{} ms", d.as_millis()));
-        let (lost_connections, failed_attempts) = self.losses_and_failures();
-        let server_twice = self
-            .server_duplicates
-            .map_or_else(|| "?".to_owned(), |n| n.to_string());
-        println!(
-            "| {} | {fault} | {does} | {} | {} | {lost_connections} / {failed_attempts} | {} of {} | {server_twice} / {} |",
-            peer.name(),
-            shown(self.detection()),
-            shown(self.recovery()),
-            self.lost().len(),
-            self.sent,
-            self.duplicates(),
+        self.ledger.row(
+            &[peer.name(), fault, does],
+            &shown(self.detection()),
+            &shown(self.recovery()),
         );
     }
 }
@@ -418,7 +331,7 @@ where
         tokio::select! {
             times = &mut script => break times,
             Some(s) = status.recv() => outcome.statuses.push((start.elapsed(), s)),
-            Some(m) = input.recv() => record(&mut outcome, &m),
+            Some(m) = input.recv() => outcome.record(&m),
         }
     };
     outcome.fault_on = on;
@@ -431,7 +344,7 @@ where
         while outcome.echoed.len() < usize::try_from(outcome.sent).unwrap_or(usize::MAX) {
             tokio::select! {
                 Some(s) = status.recv() => outcome.statuses.push((start.elapsed(), s)),
-                Some(m) = input.recv() => record(&mut outcome, &m),
+                Some(m) = input.recv() => outcome.record(&m),
                 else => break,
             }
         }
@@ -442,7 +355,7 @@ where
         loop {
             tokio::select! {
                 Some(s) = status.recv() => outcome.statuses.push((start.elapsed(), s)),
-                Some(m) = input.recv() => record(&mut outcome, &m),
+                Some(m) = input.recv() => outcome.record(&m),
                 else => break,
             }
         }
@@ -454,23 +367,8 @@ where
         outcome.show()
     );
     let leftovers = timeout(WAIT, stopped).await.expect("stopped in time");
-    for message in leftovers
-        .unsent
-        .iter()
-        .chain(&leftovers.unacknowledged)
-        .chain(&leftovers.received)
-    {
-        if let Some(n) = number(message) {
-            outcome.handed_back.insert(n);
-        }
-    }
+    outcome.handed_back(&leftovers);
     outcome
-}
-
-fn record(outcome: &mut Outcome, message: &Message) {
-    if let Some(n) = number(message) {
-        *outcome.echoed.entry(n).or_default() += 1;
-    }
 }
 
 /// What every row asserts: none lost, messages flowed, the machine ended

@@ -10,53 +10,11 @@
 mod common;
 mod proxies;
 
-use std::sync::{Arc, Mutex};
-
-use common::{command, echo, fast, shutdown, wait_for_state, wait_for_state_where};
+use common::{command, echo, fast, logs::Logs, shutdown, wait_for_state, wait_for_state_where};
 use proxies::{PASSWORD, USER, free_port, tinyproxy};
 use tracing_subscriber::filter::LevelFilter;
 use ws_machine::{Command, State, Status, http::HeaderValue};
 use wsm_server::{Config, Rejection, Server};
-
-/// A writer into a shared buffer, for the logs.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut logs) = self.0.lock() {
-            logs.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    /// Captures what this thread logs at `level` and above, from `targets`
-    /// (all crates when empty), until the guard is dropped.
-    fn capture(&self, level: LevelFilter, targets: &str) -> tracing::subscriber::DefaultGuard {
-        let writer = self.clone();
-        let filter = if targets.is_empty() {
-            tracing_subscriber::EnvFilter::new(level.to_string())
-        } else {
-            tracing_subscriber::EnvFilter::new(format!("{targets}={level}"))
-        };
-        tracing::subscriber::set_default(
-            tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_ansi(false)
-                .with_writer(move || writer.clone())
-                .finish(),
-        )
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("logs")).into_owned()
-    }
-}
 
 /// `status` shown every way, with its error's chain of sources.
 fn shown(status: &Status) -> Vec<String> {

@@ -24,21 +24,19 @@
 mod common;
 mod proxies;
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    sync::OnceLock,
-    time::Duration,
-};
+use std::{sync::OnceLock, time::Duration};
 
 use common::{
-    WAIT, connect, echo, fast, ms, recv, send, shutdown, wait_for_state, wait_for_state_where,
+    WAIT, connect, echo, fast,
+    ledger::{Ledger, number, numbers},
+    ms, recv, send, shutdown, wait_for_state, wait_for_state_where,
 };
 use proxies::nginx::{UPSTREAM_TIMED_OUT, nginx};
 use tokio::{
     sync::Mutex,
     time::{Instant, sleep, sleep_until},
 };
-use ws_machine::{Builder, Error, Machine, Message, State, Status};
+use ws_machine::{Builder, Error, Machine, Message, State};
 use wsm_server::{Config, Server};
 
 /// nginx's `proxy_read_timeout` and `proxy_send_timeout` in the idle rows.
@@ -55,20 +53,6 @@ fn serial() -> &'static Mutex<()> {
     SERIAL.get_or_init(|| Mutex::new(()))
 }
 
-/// A message's number: its text.
-fn number(message: &Message) -> Option<u64> {
-    message.as_text()?.parse().ok()
-}
-
-/// The numbers of the messages `server` received.
-fn numbers(server: &Server) -> Vec<u64> {
-    server
-        .received()
-        .iter()
-        .filter_map(|r| r.data.as_text()?.parse().ok())
-        .collect()
-}
-
 /// The machine of the idle rows: quick reconnects, at-least-once delivery
 /// keyed on the message's number, every connection healthy.
 fn machine(url: &str, ping: Duration, pong: Duration) -> Builder {
@@ -79,28 +63,27 @@ fn machine(url: &str, ping: Duration, pong: Duration) -> Builder {
         .ack_key(number)
 }
 
-/// What a machine saw.
+/// What a machine saw: the ledger, and when the run began.
 struct Seen {
     start: Instant,
-    /// Every status, with when it arrived (since the start).
-    statuses: Vec<(Duration, Status)>,
-    /// Echo count by message number.
-    echoed: BTreeMap<u64, u32>,
-    /// Messages numbered below this were sent.
-    sent: u64,
-    /// Handed back at shutdown.
-    handed_back: BTreeSet<u64>,
-    /// Messages the server received more than once.
-    server_duplicates: u64,
+    ledger: Ledger,
+}
+
+impl std::ops::Deref for Seen {
+    type Target = Ledger;
+
+    fn deref(&self) -> &Ledger {
+        &self.ledger
+    }
+}
+
+impl std::ops::DerefMut for Seen {
+    fn deref_mut(&mut self) -> &mut Ledger {
+        &mut self.ledger
+    }
 }
 
 impl Seen {
-    fn record(&mut self, message: &Message) {
-        if let Some(n) = number(message) {
-            *self.echoed.entry(n).or_default() += 1;
-        }
-    }
-
     /// Whether every message sent was echoed.
     fn all_echoed(&self) -> bool {
         (0..self.sent).all(|n| self.echoed.contains_key(&n))
@@ -113,31 +96,6 @@ impl Seen {
             .count()
     }
 
-    /// Every change of state, with when it came.
-    fn changes(&self) -> impl Iterator<Item = &(Duration, Status)> {
-        self.statuses.iter().filter(|(_, s)| s.is_change())
-    }
-
-    /// Every `Disconnected` before the stop, with whether it ended a
-    /// connection (rather than an attempt).
-    fn endings(&self) -> Vec<(&(Duration, Status), bool)> {
-        let mut previous = State::Disconnected;
-        let mut endings = Vec::new();
-        for entry in self.changes() {
-            let state = entry.1.state;
-            if state == State::Disconnected && !entry.1.is_final() {
-                endings.push((entry, matches!(previous, State::Connected | State::Ready)));
-            }
-            previous = state;
-        }
-        endings
-    }
-
-    /// Every `Disconnected` before the stop.
-    fn disconnects(&self) -> Vec<&(Duration, Status)> {
-        self.endings().into_iter().map(|(entry, _)| entry).collect()
-    }
-
     /// When the first `Connected` after `after` came.
     fn connected_after(&self, after: Duration) -> Option<Duration> {
         self.changes()
@@ -145,37 +103,10 @@ impl Seen {
             .map(|(at, _)| *at)
     }
 
-    fn lost(&self) -> Vec<u64> {
-        (0..self.sent)
-            .filter(|n| !self.echoed.contains_key(n) && !self.handed_back.contains(n))
-            .collect()
-    }
-
-    fn duplicates(&self) -> u64 {
-        self.echoed.values().map(|&c| u64::from(c - 1)).sum()
-    }
-
-    fn show(&self) -> String {
-        let parts: Vec<String> = self
-            .changes()
-            .map(|(at, s)| format!("{:>5} ms {s}", at.as_millis()))
-            .collect();
-        parts.join("\n")
-    }
-
     /// One row of the table in docs/reliability.md, in the columns of
     /// `tests/fault_matrix.rs`.
     fn row(&self, fault: &str, does: &str, detection: &str, reconnect: &str) {
-        let endings = self.endings();
-        let lost_connections = endings.iter().filter(|(_, connection)| *connection).count();
-        println!(
-            "| {fault} | {does} | {detection} | {reconnect} | {lost_connections} / {} | {} of {} | {} / {} |",
-            endings.len() - lost_connections,
-            self.lost().len(),
-            self.sent,
-            self.server_duplicates,
-            self.duplicates(),
-        );
+        self.ledger.row(&[fault, does], detection, reconnect);
     }
 }
 
@@ -192,11 +123,7 @@ impl Run {
             machine: builder.spawn().expect("valid options"),
             seen: Seen {
                 start: Instant::now(),
-                statuses: Vec::new(),
-                echoed: BTreeMap::new(),
-                sent: 0,
-                handed_back: BTreeSet::new(),
-                server_duplicates: 0,
+                ledger: Ledger::default(),
             },
         };
         run.until("connected at first", WAIT, |s| s.connections() == 1)
@@ -209,7 +136,7 @@ impl Run {
     async fn take_one(&mut self, limit: Duration) {
         let seen = &mut self.seen;
         tokio::select! {
-            Some(s) = self.machine.status.recv() => seen.statuses.push((seen.start.elapsed(), s)),
+            Some(s) = self.machine.status.recv() => seen.ledger.statuses.push((seen.start.elapsed(), s)),
             Some(m) = self.machine.input.recv() => seen.record(&m),
             () = sleep(limit) => {}
         }
@@ -252,7 +179,7 @@ impl Run {
         while seen.sent < end {
             let output = &self.machine.output;
             tokio::select! {
-                Some(s) = self.machine.status.recv() => seen.statuses.push((seen.start.elapsed(), s)),
+                Some(s) = self.machine.status.recv() => seen.ledger.statuses.push((seen.start.elapsed(), s)),
                 Some(m) = self.machine.input.recv() => seen.record(&m),
                 permit = async { sleep_until(due).await; output.reserve().await } => {
                     permit
@@ -272,25 +199,8 @@ impl Run {
     async fn finish(self, server: &Server) -> Seen {
         let Self { machine, mut seen } = self;
         let leftovers = shutdown(machine).await;
-        for message in leftovers
-            .unsent
-            .iter()
-            .chain(&leftovers.unacknowledged)
-            .chain(&leftovers.received)
-        {
-            if let Some(n) = number(message) {
-                seen.handed_back.insert(n);
-            }
-        }
-        let mut times: BTreeMap<u64, u64> = BTreeMap::new();
-        for n in numbers(server) {
-            *times.entry(n).or_default() += 1;
-        }
-        seen.server_duplicates = times.values().map(|&c| c - 1).sum();
-        let missing: Vec<u64> = (0..seen.sent)
-            .filter(|n| !times.contains_key(n) && !seen.handed_back.contains(n))
-            .collect();
-        assert!(missing.is_empty(), "never reached the server: {missing:?}");
+        seen.handed_back(&leftovers);
+        seen.server_received(Some(numbers(server)));
         seen
     }
 }
@@ -431,7 +341,7 @@ async fn without_the_keep_alive_nginx_drops_the_idle_connection_and_nothing_is_l
     let lost = seen.lost();
     assert!(lost.is_empty(), "lost {lost:?}\n{}", seen.show());
     // Nothing was in flight at the drops: nothing was written twice.
-    assert_eq!(seen.server_duplicates, 0, "{}", seen.show());
+    assert_eq!(seen.server_duplicates, Some(0), "{}", seen.show());
     assert_eq!(seen.duplicates(), 0, "{}", seen.show());
     assert_eq!(seen.disconnects().len(), ROUNDS, "{}", seen.show());
     // nginx's timer: `proxy_read_timeout` after the last traffic, or up to
@@ -484,7 +394,7 @@ async fn with_the_keep_alive_nginx_keeps_the_idle_connection() {
     let lost = seen.lost();
     assert!(lost.is_empty(), "lost {lost:?}\n{}", seen.show());
     assert!(seen.disconnects().is_empty(), "{}", seen.show());
-    assert_eq!(seen.server_duplicates, 0, "{}", seen.show());
+    assert_eq!(seen.server_duplicates, Some(0), "{}", seen.show());
     assert_eq!(seen.duplicates(), 0, "{}", seen.show());
     let timed_out: Vec<String> = nginx
         .log()

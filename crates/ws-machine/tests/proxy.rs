@@ -13,9 +13,9 @@ mod common;
 mod pki;
 mod proxies;
 
-use std::sync::{Arc, Mutex};
-
-use common::{connect, echo, fast, shutdown, wait_for_final, wait_for_state, wait_for_state_where};
+use common::{
+    connect, echo, fast, logs::Logs, shutdown, wait_for_final, wait_for_state, wait_for_state_where,
+};
 use pki::{Ca, tls_echo};
 use proxies::{CONNECT, PASSWORD, Proxy, USER, free_port, microsocks, tinyproxy};
 use ws_machine::{Builder, Error, Machine, State};
@@ -207,32 +207,10 @@ async fn after_the_server_restarts_the_machine_reconnects_through_the_proxy() {
     shutdown(machine).await;
 }
 
-/// A writer into a shared buffer, for the logs.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut logs) = self.0.lock() {
-            logs.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn credentials_never_show() {
     let logs = Logs::default();
-    let writer = logs.clone();
-    let _guard = tracing::subscriber::set_default(
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(move || writer.clone())
-            .finish(),
-    );
+    let _guard = logs.capture(tracing_subscriber::filter::LevelFilter::TRACE, "");
     let server = Server::start(Config::default()).expect("server");
     let http = tinyproxy(free_port());
     let socks = microsocks(free_port());
@@ -268,7 +246,7 @@ async fn credentials_never_show() {
             }
         }
     }
-    let logs = String::from_utf8_lossy(&logs.0.lock().expect("logs")).into_owned();
+    let logs = logs.text();
     assert!(
         logs.contains("opening the tunnel"),
         "the logs were captured: {logs}"

@@ -11,6 +11,8 @@
 #![allow(dead_code)]
 
 pub mod fleet;
+pub mod ledger;
+pub mod logs;
 pub mod peers;
 pub mod raw_deflate;
 
