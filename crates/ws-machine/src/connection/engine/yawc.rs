@@ -161,25 +161,19 @@ impl Stream {
                     close_queued: true,
                 };
             }
-            // The transport found a frame RFC 6455 forbids, before yawc read
-            // it (yawc would unmask a masked frame, and close with 1003 on a
-            // reserved opcode): a protocol error, closed with 1002.
-            WebSocketError::IoError(e) if forbidden_frame(&e).is_some() => {
-                let frame = forbidden_frame(&e).unwrap_or(ForbiddenFrame::Masked);
-                let close_queued = Pin::new(&mut self.ws)
-                    .start_send(frame_of(Out::Close {
-                        code: 1002,
-                        reason: String::new(),
-                    }))
-                    .is_ok();
-                return Failure {
-                    error: Error::Protocol {
-                        source: Arc::new(frame),
-                    },
-                    close_queued,
-                };
-            }
             WebSocketError::IoError(e) => {
+                // The transport found a frame RFC 6455 forbids, before yawc
+                // read it (yawc would unmask a masked frame, and close with
+                // 1003 on a reserved opcode): a protocol error, closed with
+                // 1002.
+                if let Some(frame) = forbidden_frame(&e) {
+                    return Failure {
+                        error: Error::Protocol {
+                            source: Arc::new(frame),
+                        },
+                        close_queued: self.queue_close(1002),
+                    };
+                }
                 return Failure {
                     error: Error::ConnectionLost(Arc::new(e)),
                     close_queued: false,
@@ -198,12 +192,7 @@ impl Stream {
             _ => None,
         };
         let close_queued = match own_close {
-            Some(code) => Pin::new(&mut self.ws)
-                .start_send(frame_of(Out::Close {
-                    code,
-                    reason: String::new(),
-                }))
-                .is_ok(),
+            Some(code) => self.queue_close(code),
             // Any other protocol violation (or a corrupt deflate stream):
             // yawc queued the close frame that names it.
             None => true,
@@ -214,6 +203,17 @@ impl Stream {
             },
             close_queued,
         }
+    }
+
+    /// Queues a close frame with `code` (and no reason); whether it was
+    /// taken.
+    fn queue_close(&mut self, code: u16) -> bool {
+        Pin::new(&mut self.ws)
+            .start_send(frame_of(Out::Close {
+                code,
+                reason: String::new(),
+            }))
+            .is_ok()
     }
 
     /// When the socket last accepted a byte.
