@@ -153,14 +153,49 @@ impl Driver {
     }
 
     fn on_event(&mut self, event: Event, link: &mut Link, mut timer: Pin<&mut Sleep>) -> Then {
-        let event = match event {
-            Event::Io(io, tally) => {
-                self.status.meter().received(tally);
-                io
-            }
-            other => return self.on_other_event(other, link, timer),
-        };
         match event {
+            Event::Command(command) => return self.on_command(command, link, timer),
+            Event::Io(io, tally) => return self.on_io(io, tally, link, timer),
+            Event::Output(None) => self.feed = self.feed.drained(),
+            Event::Output(Some(message)) => {
+                if !self.commands.is_empty() {
+                    // A command came first: apply it, then write this.
+                    self.outbox.put_back(message);
+                } else if let Err(error) = self.write_batch(link, message) {
+                    return Then::End(self.lost(error, link));
+                }
+                self.publish_outbox();
+            }
+            Event::Timer => {
+                match link.on_timer(Instant::now(), !self.inbox.is_held_up(), self.rules()) {
+                    Ok(tick) => {
+                        if let Some(len) = tick.heartbeat {
+                            self.count_sent(Instant::now());
+                            let mut tally = Tally::default();
+                            tally.add(len);
+                            self.status.meter().sent(tally);
+                        }
+                        timer.as_mut().reset(tick.next);
+                    }
+                    Err(error) => return Then::End(self.lost(error, link)),
+                }
+            }
+            Event::HandedOver => {}
+            Event::Delivered => return Then::Finish(Finish::Quit(None)),
+        }
+        Then::Continue
+    }
+
+    /// What the socket did: `tally` is what it handed over to `input`.
+    fn on_io(
+        &mut self,
+        io: IoEvent,
+        tally: Tally,
+        link: &mut Link,
+        mut timer: Pin<&mut Sleep>,
+    ) -> Then {
+        self.status.meter().received(tally);
+        match io {
             IoEvent::Progress {
                 rearm,
                 ready,
@@ -206,46 +241,6 @@ impl Driver {
         self.status
             .meter()
             .outbox(self.outbox.replay_len(), self.outbox.unconfirmed_len());
-    }
-
-    /// Every event but the socket's.
-    fn on_other_event(
-        &mut self,
-        event: Event,
-        link: &mut Link,
-        mut timer: Pin<&mut Sleep>,
-    ) -> Then {
-        match event {
-            Event::Command(command) => return self.on_command(command, link, timer),
-            Event::Io(..) => {}
-            Event::Output(None) => self.feed = self.feed.drained(),
-            Event::Output(Some(message)) => {
-                if !self.commands.is_empty() {
-                    // A command came first: apply it, then write this.
-                    self.outbox.put_back(message);
-                } else if let Err(error) = self.write_batch(link, message) {
-                    return Then::End(self.lost(error, link));
-                }
-                self.publish_outbox();
-            }
-            Event::Timer => {
-                match link.on_timer(Instant::now(), !self.inbox.is_held_up(), self.rules()) {
-                    Ok(tick) => {
-                        if let Some(len) = tick.heartbeat {
-                            self.count_sent(Instant::now());
-                            let mut tally = Tally::default();
-                            tally.add(len);
-                            self.status.meter().sent(tally);
-                        }
-                        timer.as_mut().reset(tick.next);
-                    }
-                    Err(error) => return Then::End(self.lost(error, link)),
-                }
-            }
-            Event::HandedOver => {}
-            Event::Delivered => return Then::Finish(Finish::Quit(None)),
-        }
-        Then::Continue
     }
 
     fn on_command(
