@@ -164,7 +164,14 @@ fn redact_query(url: &str) -> Cow<'_, str> {
 
 /// `url` without the user name and password it may carry.
 fn redact_user_info(url: &str) -> Cow<'_, str> {
-    let start = url.find("://").map_or(0, |i| i + 3);
+    // The authority starts after the scheme's `://`, or at the start of a
+    // URL without a scheme. A `://` after a `/`, `?`, `#` or `@` is further
+    // on (in the query of a URL whose scheme was left out:
+    // `u:pw@host/?next=ws://x`), not the scheme's.
+    let start = url
+        .find("://")
+        .filter(|&i| !url[..i].contains(['/', '?', '#', '@']))
+        .map_or(0, |i| i + 3);
     let rest = &url[start..];
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = &rest[..authority_end];
@@ -303,6 +310,25 @@ mod tests {
         }
         let err = Target::parse("http://u:s3cret@h.test/").expect_err("bad scheme");
         assert!(!err.to_string().contains("s3cret"), "{err}");
+    }
+
+    /// Found by fuzzing (`fuzz/regressions/urls/redaction-scheme-in-query`):
+    /// in a URL without a scheme, a `://` in the query was taken for the
+    /// scheme's, so the user info before it was shown, in the error that
+    /// says the scheme is missing too.
+    #[test]
+    fn a_scheme_in_the_query_is_not_the_urls() {
+        let url = "u:s3cret@h.test/feed?next=ws://x";
+        assert_eq!(redact_url(url), "***@h.test/feed?next=***");
+        let err = Target::parse(url).expect_err("no scheme");
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+        assert_eq!(
+            redact_url("wss://u:pw@h.test/?next=ws://x"),
+            "wss://***@h.test/?next=***"
+        );
+        // A scheme that is empty or not one is still a scheme's `://`.
+        assert_eq!(redact_url("://u:pw@h.test/"), "://***@h.test/");
+        assert_eq!(redact_url("w s://u:pw@h.test/"), "w s://***@h.test/");
     }
 
     #[test]
