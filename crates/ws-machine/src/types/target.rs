@@ -312,7 +312,7 @@ mod tests {
         assert!(!err.to_string().contains("s3cret"), "{err}");
     }
 
-    /// Found by fuzzing the URL redaction (cargo fuzz, target `urls`):
+    /// Found by fuzzing (`fuzz/regressions/urls/redaction-scheme-in-query`):
     /// in a URL without a scheme, a `://` in the query was taken for the
     /// scheme's, so the user info before it was shown, in the error that
     /// says the scheme is missing too.

@@ -7,6 +7,8 @@
 //!
 //! - `args`: the flags, and the one step to [`settings::Settings`].
 //! - `settings`: the checked settings and the builder they make.
+//! - `values`: the flags' values clap takes as text (headers, durations,
+//!   rates, sizes).
 //! - `lines`: what a typed line means (a message, a slash command).
 //! - `show`: how messages, statuses and notes look.
 //! - `console`: the terminal's line editor, or stdin and stdout as pipes.
@@ -21,6 +23,7 @@ mod lines;
 mod session;
 mod settings;
 mod show;
+mod values;
 
 pub(crate) use session::Ending;
 
