@@ -318,8 +318,11 @@ where
     // Everything the machine reports, while the fault comes and goes.
     let script = async {
         sleep(CALM).await;
-        let on = start.elapsed();
         apply().await;
+        // The fault is in force once `apply` returned: the proxy's switches
+        // flip at once, and nftables commits its rules in one transaction
+        // before `nft` exits (which may take a while on a busy machine).
+        let on = start.elapsed();
         sleep(hold).await;
         let off = start.elapsed();
         remove().await;
@@ -778,26 +781,14 @@ async fn packets_dropped_by_the_kernel_inside() {
             0,
             Duration::from_secs(2),
             async || {
-                run_tool("nft", &["add", "table", "inet", "wsm"]).await;
-                run_tool(
-                    "nft",
-                    &["add chain inet wsm input { type filter hook input priority 0 ; }"],
-                )
-                .await;
-                run_tool(
-                    "nft",
-                    &[
-                        "add", "rule", "inet", "wsm", "input", "tcp", "dport", &port, "drop",
-                    ],
-                )
-                .await;
-                run_tool(
-                    "nft",
-                    &[
-                        "add", "rule", "inet", "wsm", "input", "tcp", "sport", &port, "drop",
-                    ],
-                )
-                .await;
+                // One invocation: one transaction.
+                let rules = format!(
+                    "add table inet wsm; \
+                     add chain inet wsm input {{ type filter hook input priority 0 ; }}; \
+                     add rule inet wsm input tcp dport {port} drop; \
+                     add rule inet wsm input tcp sport {port} drop"
+                );
+                run_tool("nft", &[&rules]).await;
             },
             async || run_tool("nft", &["delete", "table", "inet", "wsm"]).await,
         )

@@ -2,9 +2,8 @@
 //! file under `fuzz/regressions/<target>/` (inputs that found a bug, and a
 //! few seeds that reach deep) goes through the same checks as under
 //! `cargo fuzz` (`fuzz/targets/`, included here as they are), so CI keeps
-//! the bugs fixed without nightly; the inputs of bugs not fixed yet, under
-//! `fuzz/open/<target>/`, must still fail. `fuzz/README.md` says how to
-//! fuzz, and what each input found.
+//! the bugs fixed without nightly. `fuzz/README.md` says how to fuzz, and
+//! what each input found.
 
 // Without compression only the `machine` target runs.
 #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
@@ -29,11 +28,10 @@ type Check = fn(&[u8]);
 /// paused clock and take milliseconds).
 const BOUND: Duration = Duration::from_secs(60);
 
-/// The inputs in `fuzz/<dir>/<target>/`, in name order.
-fn inputs(dir: &str, target: &str) -> Vec<PathBuf> {
+/// The inputs in `fuzz/regressions/<target>/`, in name order.
+fn inputs(target: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz")
-        .join(dir)
+        .join("../../fuzz/regressions")
         .join(target);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -71,7 +69,7 @@ fn passes(path: &Path, check: Check) -> bool {
 /// Runs every input kept for `target` through `check`; the first failure
 /// names its file.
 fn replay(target: &str, check: Check) {
-    for path in inputs("regressions", target) {
+    for path in inputs(target) {
         assert!(passes(&path, check), "{} fails", path.display());
     }
 }
@@ -102,25 +100,4 @@ fn machine_deflate() {
 #[test]
 fn handshake() {
     replay("handshake", machine::handshake);
-}
-
-/// The inputs that found a bug not fixed yet, in `fuzz/open/<target>/`
-/// (`fuzz/README.md` says what each is): they must still fail, so that a
-/// fix shows here. Fixed, their files move to `fuzz/regressions/<target>/`,
-/// where they must pass.
-#[test]
-fn open_bugs_still_fail() {
-    let open: [(&str, Check); 2] = [
-        ("machine", machine::plain),
-        ("handshake", machine::handshake),
-    ];
-    for (target, check) in open {
-        for path in inputs("open", target) {
-            assert!(
-                !passes(&path, check),
-                "{} passes now: move it to fuzz/regressions/{target}/",
-                path.display()
-            );
-        }
-    }
 }

@@ -475,6 +475,64 @@ async fn an_answer_that_is_not_http_is_a_retried_handshake_error() {
     wait_for_final(&mut machine).await;
 }
 
+/// tokio-websockets 0.13.3 panics on a `Sec-WebSocket-Accept` that decodes
+/// to more than 20 bytes (found by fuzzing): the machine refuses such an
+/// answer before the engine reads it, reports it, and tries again.
+#[tokio::test]
+async fn an_accept_that_is_no_digest_is_a_retried_handshake_error() {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("ws://{}/", listener.local_addr().expect("address"));
+    // 27 bytes in Base64, then 21 in 28 characters (a digest's length).
+    let answers = ["A".repeat(36), "A".repeat(28)];
+    let peer = tokio::spawn(async move {
+        for accept in answers {
+            let (mut stream, _) = tokio::time::timeout(common::WAIT, listener.accept())
+                .await
+                .expect("an attempt in time")
+                .expect("accept");
+            common::raw_deflate::read_request(&mut stream).await;
+            let answer = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                 Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+            );
+            stream.write_all(answer.as_bytes()).await.expect("write");
+        }
+        // The third attempt is answered as it should be.
+        let (mut stream, _) = tokio::time::timeout(common::WAIT, listener.accept())
+            .await
+            .expect("an attempt in time")
+            .expect("accept");
+        common::raw_deflate::agree_plain(&mut stream).await;
+        stream
+    });
+    let mut machine = fast(url).spawn().expect("valid options");
+    for _ in 0..2 {
+        let seen = wait_for_state(&mut machine, State::Disconnected).await;
+        let failed = seen.last().expect("a status");
+        match &failed.error {
+            Some(error @ Error::Handshake { source }) => {
+                assert!(error.is_retryable(), "{error}");
+                let reason = source.to_string();
+                assert!(
+                    reason.contains("Sec-WebSocket-Accept") && reason.contains("SHA-1"),
+                    "{reason}"
+                );
+            }
+            other => panic!("expected a handshake error, got {other:?}"),
+        }
+    }
+    wait_for_state(&mut machine, State::Connected).await;
+    let _stream = tokio::time::timeout(common::WAIT, peer)
+        .await
+        .expect("the peer ends in time")
+        .expect("peer ok");
+    command(&machine, Command::Quit).await;
+    wait_for_final(&mut machine).await;
+}
+
 #[tokio::test]
 async fn an_endless_handshake_answer_is_cut_off() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -162,6 +162,64 @@ async fn invalid_utf8_in_a_text_message_is_answered_with_1007() {
     assert_eq!(seen.close_code, Some(1007), "{}", seen.lost);
 }
 
+/// A fragmented text message whose last fragment is empty, cut inside a
+/// character: tokio-websockets 0.13.3 hands it over (found by fuzzing).
+#[tokio::test]
+async fn text_cut_inside_a_character_by_an_empty_final_fragment_is_answered_with_1007() {
+    // A text fragment holding the first byte of a three-byte character,
+    // then an empty final continuation.
+    let mut bytes = frame(0x01, &[0xe7]);
+    bytes.extend(frame(0x80, &[]));
+    let seen = after_the_upgrade(bytes).await;
+    assert!(is_protocol_error(&seen.lost.error), "{}", seen.lost);
+    clear_and_retried(&seen, "utf-8");
+    assert_eq!(seen.close_code, Some(1007), "{}", seen.lost);
+}
+
+/// After such a message, tokio-websockets 0.13.3 also reads the next one
+/// as the rest of the character: continuation bytes alone would pass as
+/// text. The first message fails the connection, so nothing of either is
+/// handed over.
+#[tokio::test]
+async fn text_after_a_message_cut_inside_a_character_is_not_handed_over() {
+    let mut bytes = frame(0x01, &[0xe7]);
+    bytes.extend(frame(0x80, &[]));
+    bytes.extend(frame(0x81, &[0x80, 0x80]));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("ws://{}/", listener.local_addr().expect("address"));
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = timeout(WAIT, listener.accept())
+            .await
+            .expect("a connection in time")
+            .expect("accept");
+        agree_plain(&mut socket).await;
+        socket.write_all(&bytes).await.expect("write");
+        close_code(&mut socket).await
+    });
+    let mut machine = fast(url).spawn().expect("valid options");
+    wait_for_state(&mut machine, State::Connected).await;
+    let seen = wait_for_state_where(&mut machine, |s| s.state == State::Disconnected).await;
+    let lost = seen.last().expect("a status");
+    assert!(is_protocol_error(&lost.error), "{lost}");
+    let code = timeout(WAIT, server)
+        .await
+        .expect("the server ends in time")
+        .expect("the server task");
+    assert_eq!(code, Some(1007), "{lost}");
+    common::command(&machine, ws_machine::Command::Quit).await;
+    wait_for_state_where(&mut machine, Status::is_final).await;
+    let handed_over = timeout(WAIT, async {
+        let mut messages = Vec::new();
+        while let Some(message) = machine.input.recv().await {
+            messages.push(message);
+        }
+        messages
+    })
+    .await
+    .expect("input closes once the machine stopped");
+    assert!(handed_over.is_empty(), "handed over: {handed_over:?}");
+}
+
 #[tokio::test]
 async fn a_masked_server_frame_is_a_protocol_error() {
     // FIN text, MASK bit, length 2, a mask key, the masked payload.

@@ -4,9 +4,16 @@
 //! The engine reports a rejected upgrade's status code but not its headers,
 //! and the machine needs `Retry-After`. So while the handshake is under way
 //! the transport records the bytes read (the first 16 KiB of a rejection;
-//! nothing of a `101` answer), and it cuts the answer off at 64 KiB, so a
-//! server sending endless headers cannot fill memory while the handshake
-//! timeout runs.
+//! of a `101` answer, its head, until it is checked), and it cuts the answer
+//! off at 64 KiB, so a server sending endless headers cannot fill memory
+//! while the handshake timeout runs.
+//!
+//! It also refuses a `101` answer whose `Sec-WebSocket-Accept` is not 20
+//! bytes in Base64 (a SHA-1 digest, which a correct one is) before the
+//! engine reads it: tokio-websockets 0.13.3 decodes that value into a
+//! 20-byte buffer with a Base64 call that panics when it does not fit,
+//! which would end the machine's task without a word (found by fuzzing,
+//! `fuzz/regressions/handshake/tws-long-accept-panics`).
 //!
 //! Under the compression engine, the transport also watches the frame
 //! headers the server sends once the upgrade succeeded ([`FrameScan`]):
@@ -22,6 +29,7 @@ use std::{
     task::{Context, Poll},
 };
 
+use base64::Engine as _;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     sync::oneshot,
@@ -33,8 +41,9 @@ use super::stream::Io;
 /// Most bytes of a rejected handshake's answer kept to read its headers.
 const MAX_RECORDED: usize = 16 * 1024;
 
-/// How a successful answer to the upgrade request starts.
-const SWITCHING_PROTOCOLS: &[u8] = b"HTTP/1.1 101 ";
+/// The length of what a correct `Sec-WebSocket-Accept` holds: a SHA-1
+/// digest, in Base64.
+const ACCEPT_DIGEST_LEN: usize = 20;
 
 /// Most bytes read while waiting for the answer to the upgrade request.
 const MAX_HANDSHAKE_ANSWER: usize = 64 * 1024;
@@ -60,8 +69,8 @@ enum Handshake {
 /// transport when the handshake fails, so the recording is handed out then.
 struct Recorder {
     bytes: Vec<u8>,
-    /// False once the answer is known to be `101 Switching Protocols`.
-    keep: bool,
+    /// What is being read of the answer, and so what is kept of it.
+    part: Part,
     /// All bytes read so far, recorded or not.
     total: usize,
     /// Whether the head of a `101` answer is handed out too, as soon as it
@@ -70,6 +79,18 @@ struct Recorder {
     /// Where the recording goes: when the transport is dropped during the
     /// handshake, or (with `success_head`) once a `101` head is complete.
     on_drop: Option<oneshot::Sender<Vec<u8>>>,
+}
+
+/// Where the answer to the upgrade request has got to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// Its head, kept whole until its blank line.
+    Head,
+    /// The rest of a rejection: kept up to [`MAX_RECORDED`] in all.
+    Rejection,
+    /// The rest of a checked `101` answer: the server's first frames,
+    /// not kept.
+    Upgraded,
 }
 
 impl Transport {
@@ -92,7 +113,7 @@ impl Transport {
         let (on_drop, recording) = oneshot::channel();
         let recorder = Recorder {
             bytes: Vec::new(),
-            keep: true,
+            part: Part::Head,
             total: 0,
             success_head,
             on_drop: Some(on_drop),
@@ -143,20 +164,12 @@ impl Drop for Transport {
 
 impl Recorder {
     /// Notes `fresh`, the bytes just read; an error once the answer is too
-    /// long. `Ok(Some(at))` once a `101` head was handed out: recording is
-    /// over, and the server's frames start at `fresh[at..]`.
+    /// long, or when it is a `101` with a `Sec-WebSocket-Accept` the
+    /// engine would choke on. `Ok(Some(at))` once a `101` head was handed
+    /// out: recording is over, and the server's frames start at
+    /// `fresh[at..]`.
     fn note(&mut self, fresh: &[u8]) -> io::Result<Option<usize>> {
         let before = self.total;
-        if self.total == 0 && fresh.starts_with(SWITCHING_PROTOCOLS) && !self.success_head {
-            // The upgrade succeeds: its headers will not be needed, so
-            // nothing is copied (only counted, for the size limit).
-            self.keep = false;
-        }
-        if self.keep {
-            let room = MAX_RECORDED.saturating_sub(self.bytes.len());
-            self.bytes
-                .extend_from_slice(&fresh[..fresh.len().min(room)]);
-        }
         self.total += fresh.len();
         if self.total > MAX_HANDSHAKE_ANSWER {
             return Err(io::Error::new(
@@ -164,16 +177,91 @@ impl Recorder {
                 format!("the answer to the upgrade request exceeds {MAX_HANDSHAKE_ANSWER} bytes"),
             ));
         }
+        match self.part {
+            Part::Head => {}
+            Part::Rejection => {
+                let room = MAX_RECORDED.saturating_sub(self.bytes.len());
+                self.bytes
+                    .extend_from_slice(&fresh[..fresh.len().min(room)]);
+                return Ok(None);
+            }
+            Part::Upgraded => return Ok(None),
+        }
+        self.bytes.extend_from_slice(fresh);
+        // A head ends with a line: parsed again only when one may have
+        // ended (at most once per line, and an answer the engine can read
+        // has at most 27 of them).
+        if !fresh.contains(&b'\n') {
+            return Ok(None);
+        }
+        let end = match read_head(&self.bytes)? {
+            Head::Incomplete => return Ok(None),
+            Head::Other => {
+                self.part = Part::Rejection;
+                self.bytes.truncate(MAX_RECORDED);
+                return Ok(None);
+            }
+            Head::SwitchingProtocols { end } => end,
+        };
+        self.part = Part::Upgraded;
         if self.success_head
-            && self.bytes.starts_with(SWITCHING_PROTOCOLS)
-            && let Some(end) = self.bytes.windows(4).position(|w| w == b"\r\n\r\n")
             && let Some(on_drop) = self.on_drop.take()
         {
-            self.bytes.truncate(end + 4);
+            self.bytes.truncate(end);
             let _ = on_drop.send(std::mem::take(&mut self.bytes));
-            return Ok(Some((end + 4).saturating_sub(before).min(fresh.len())));
+            return Ok(Some(end.saturating_sub(before).min(fresh.len())));
         }
+        // The engine has the answer; nothing of it is needed here.
+        self.bytes = Vec::new();
         Ok(None)
+    }
+}
+
+/// What the answer to the upgrade request read so far is.
+enum Head {
+    /// Its head is not complete yet.
+    Incomplete,
+    /// Not a `101` answer, or not one the engine can read: the engine
+    /// reports what it is.
+    Other,
+    /// A `101` answer, its `Sec-WebSocket-Accept` checked, whose head ends
+    /// at `end`.
+    SwitchingProtocols { end: usize },
+}
+
+/// Reads the head of the answer in `answer`; an error if it is a `101`
+/// whose `Sec-WebSocket-Accept` does not hold 20 bytes in Base64.
+fn read_head(answer: &[u8]) -> io::Result<Head> {
+    // As many headers as tokio-websockets reads: an answer with more
+    // fails there, before it looks for `Sec-WebSocket-Accept`.
+    let mut headers = [httparse::EMPTY_HEADER; 25];
+    let mut response = httparse::Response::new(&mut headers);
+    let end = match response.parse(answer) {
+        Ok(httparse::Status::Complete(end)) => end,
+        Ok(httparse::Status::Partial) => return Ok(Head::Incomplete),
+        Err(_) => return Ok(Head::Other),
+    };
+    if response.code != Some(101) {
+        return Ok(Head::Other);
+    }
+    let accept = response
+        .headers
+        .iter()
+        .find(|header| header.name.eq_ignore_ascii_case("Sec-WebSocket-Accept"));
+    let Some(accept) = accept else {
+        // The engine says it is missing.
+        return Ok(Head::SwitchingProtocols { end });
+    };
+    match base64::engine::general_purpose::STANDARD.decode(accept.value) {
+        // The engine compares it with the key's.
+        Ok(digest) if digest.len() == ACCEPT_DIGEST_LEN => Ok(Head::SwitchingProtocols { end }),
+        Ok(_) | Err(_) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "the server's Sec-WebSocket-Accept ({} bytes) is not a SHA-1 digest in Base64: not the answer of a WebSocket server (check the URL, or what stands in between)",
+                accept.value.len()
+            ),
+        )),
     }
 }
 
@@ -378,6 +466,106 @@ mod tests {
         out.extend(mask.into_iter().flatten());
         out.extend_from_slice(payload);
         out
+    }
+
+    fn new_recorder(success_head: bool) -> (Recorder, oneshot::Receiver<Vec<u8>>) {
+        let (on_drop, recording) = oneshot::channel();
+        let recorder = Recorder {
+            bytes: Vec::new(),
+            part: Part::Head,
+            total: 0,
+            success_head,
+            on_drop: Some(on_drop),
+        };
+        (recorder, recording)
+    }
+
+    fn answer_101(accept: &str) -> Vec<u8> {
+        format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        )
+        .into_bytes()
+    }
+
+    /// The same answer with bare line feeds, which HTTP parsers (and the
+    /// engine's) accept too.
+    fn answer_101_lf(accept: &str) -> Vec<u8> {
+        String::from_utf8(answer_101(accept))
+            .expect("text")
+            .replace("\r\n", "\n")
+            .into_bytes()
+    }
+
+    #[test]
+    fn a_101_with_an_accept_of_the_wrong_length_is_refused_in_any_slicing() {
+        // Too long, too short, 21 bytes in 28 characters, not Base64.
+        for accept in [
+            "x".repeat(200),
+            "c2VjcmV0".to_owned(),
+            "A".repeat(28),
+            "!".repeat(28),
+        ] {
+            for (answer, slice) in [answer_101(&accept), answer_101_lf(&accept)]
+                .into_iter()
+                .flat_map(|answer| [1, 2, 3, 5, 17, answer.len()].map(|n| (answer.clone(), n)))
+            {
+                let (mut recorder, _) = new_recorder(false);
+                let refused = answer
+                    .chunks(slice)
+                    .map(|chunk| recorder.note(chunk))
+                    .find_map(Result::err)
+                    .expect("refused");
+                assert_eq!(refused.kind(), io::ErrorKind::InvalidData);
+                let text = refused.to_string();
+                assert!(
+                    text.contains(&format!("({} bytes) is not a SHA-1 digest", accept.len())),
+                    "{text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_101_head_is_handed_out_whole_and_the_frames_after_it_found() {
+        let head = answer_101(&format!("{}=", "A".repeat(27)));
+        let mut answer = head.clone();
+        answer.extend(server_frame(0x81, None, b"first"));
+        for slice in [1, 2, 3, 4, 9, head.len(), answer.len()] {
+            let (mut recorder, mut recording) = new_recorder(true);
+            let mut frames = Vec::new();
+            let mut handed_out = false;
+            for chunk in answer.chunks(slice) {
+                if handed_out {
+                    frames.extend_from_slice(chunk);
+                } else if let Some(at) = recorder.note(chunk).expect("accepted") {
+                    handed_out = true;
+                    frames.extend_from_slice(&chunk[at..]);
+                }
+            }
+            assert!(handed_out, "slice {slice}");
+            assert_eq!(recording.try_recv().expect("the head"), head);
+            assert_eq!(frames, server_frame(0x81, None, b"first"), "slice {slice}");
+        }
+    }
+
+    #[test]
+    fn a_rejection_is_recorded_up_to_its_limit_and_a_101_not_kept() {
+        let mut rejection = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\n\r\n".to_vec();
+        rejection.extend(vec![b'x'; 2 * MAX_RECORDED]);
+        let (mut recorder, _) = new_recorder(false);
+        for chunk in rejection.chunks(1000) {
+            assert_eq!(recorder.note(chunk).expect("within the limit"), None);
+        }
+        assert_eq!(recorder.bytes, rejection[..MAX_RECORDED]);
+
+        let mut upgrade = answer_101(&format!("{}=", "A".repeat(27)));
+        upgrade.extend(vec![0x82; 1000]);
+        let (mut recorder, _) = new_recorder(false);
+        for chunk in upgrade.chunks(100) {
+            assert_eq!(recorder.note(chunk).expect("accepted"), None);
+        }
+        assert!(recorder.bytes.is_empty());
     }
 
     #[test]

@@ -28,17 +28,7 @@ pub async fn agree_plain(socket: &mut TcpStream) {
 /// Reads the upgrade request, accepts it with `extension` (if any), and
 /// returns the client's `Sec-WebSocket-Extensions` offer.
 async fn agree(socket: &mut TcpStream, extension: Option<&str>) -> String {
-    let mut request = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !request.ends_with(b"\r\n\r\n") {
-        let n = timeout(WAIT, socket.read(&mut buf))
-            .await
-            .expect("the request in time")
-            .expect("read");
-        assert!(n > 0, "the client hung up during the upgrade");
-        request.extend_from_slice(&buf[..n]);
-        assert!(request.len() < 16 * 1024, "an endless request");
-    }
+    let request = read_request(socket).await;
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut parsed = httparse::Request::new(&mut headers);
     parsed.parse(&request).expect("an HTTP request");
@@ -63,6 +53,22 @@ async fn agree(socket: &mut TcpStream, extension: Option<&str>) -> String {
     );
     socket.write_all(answer.as_bytes()).await.expect("write");
     header("sec-websocket-extensions")
+}
+
+/// Reads the upgrade request, whole.
+pub async fn read_request(socket: &mut TcpStream) -> Vec<u8> {
+    let mut request = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !request.ends_with(b"\r\n\r\n") {
+        let n = timeout(WAIT, socket.read(&mut buf))
+            .await
+            .expect("the request in time")
+            .expect("read");
+        assert!(n > 0, "the client hung up during the upgrade");
+        request.extend_from_slice(&buf[..n]);
+        assert!(request.len() < 16 * 1024, "an endless request");
+    }
+    request
 }
 
 /// The next frame from the client: its first byte (FIN, RSV1-3, opcode)

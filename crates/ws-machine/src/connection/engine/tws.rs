@@ -51,6 +51,22 @@ pub(super) fn poll_next(
 ) -> Poll<Option<Result<Incoming, Failure>>> {
     let item = ready!(Pin::new(&mut *stream).poll_next(cx));
     Poll::Ready(item.map(|frame| match frame {
+        Ok(frame) if frame.is_text() && !ends_whole(frame.as_payload()) => {
+            // What the engine would have queued had it seen it.
+            let _ = send(
+                stream,
+                Out::Close {
+                    code: 1007,
+                    reason: "invalid utf8".to_owned(),
+                },
+            );
+            Err(Failure {
+                error: connection_error(tws::Error::Protocol(
+                    tws::proto::ProtocolError::InvalidUtf8,
+                )),
+                close_queued: true,
+            })
+        }
         Ok(frame) => Ok(incoming(frame)),
         Err(tws::Error::PayloadTooLong { len, max_len }) => {
             // The engine queues the 1009 itself for a single frame over
@@ -150,6 +166,29 @@ fn handshake_error(
     }
 }
 
+/// Whether a text message the engine handed over ends with a whole
+/// character.
+///
+/// tokio-websockets 0.13.3 checks text as UTF-8 while it reads it, but it
+/// does not check the end of a fragmented message whose final fragment is
+/// empty: such a message may end inside a character, and the next message
+/// is then read as that character's rest (found by fuzzing,
+/// `fuzz/regressions/machine/tws-utf8-*`). Every other byte it does check.
+/// A message that ends inside a character fails the connection here, so
+/// the next message read on a connection always starts from a clean
+/// state: checking the end of each is all that is left to do, and it costs
+/// a few instructions rather than a second pass over the text.
+fn ends_whole(text: &[u8]) -> bool {
+    // A character is at most 4 bytes: the last one starts in the last 4.
+    let tail = &text[text.len().saturating_sub(4)..];
+    match tail.iter().rposition(|byte| byte & 0xc0 != 0x80) {
+        Some(start) => std::str::from_utf8(&tail[start..]).is_ok(),
+        // Empty, or only continuation bytes (which the engine would not
+        // have let through): whole only when empty.
+        None => tail.is_empty(),
+    }
+}
+
 /// Converts what the engine read.
 fn incoming(message: tws::Message) -> Incoming {
     if message.is_text() || message.is_binary() {
@@ -212,6 +251,23 @@ fn connection_error(error: tws::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_text_ends_whole_exactly_when_its_last_character_is_complete() {
+        let text = "a\u{e9}\u{20ac}\u{1f600}z\u{7ff}\u{ffff}\u{10ffff}";
+        let bytes = text.as_bytes();
+        for end in 0..=bytes.len() {
+            // Each prefix is what the engine lets through: valid up to a
+            // possibly unfinished last character.
+            assert_eq!(
+                ends_whole(&bytes[..end]),
+                text.is_char_boundary(end),
+                "the first {end} bytes"
+            );
+        }
+        assert!(!ends_whole(&[0x80, 0x80]));
+        assert!(!ends_whole(&[b'a', 0xe7]));
+    }
 
     #[test]
     fn a_tls_answer_to_a_plain_request_says_to_use_wss() {
