@@ -124,6 +124,15 @@ fn is_protocol_error(error: &Option<Error>) -> bool {
     matches!(error, Some(Error::Protocol { .. }))
 }
 
+/// The checks of a protocol violation: the connection ended with a retried
+/// protocol error that says what was wrong, and the machine closed with
+/// `code`.
+fn protocol_error_closed_with(seen: &Seen, says: &str, code: u16) {
+    assert!(is_protocol_error(&seen.lost.error), "{}", seen.lost);
+    clear_and_retried(seen, says);
+    assert_eq!(seen.close_code, Some(code), "{}", seen.lost);
+}
+
 /// The checks every case shares: the connection ended with a retried error
 /// that says what was wrong.
 fn clear_and_retried(seen: &Seen, says: &str) {
@@ -141,25 +150,19 @@ async fn reserved_bits_without_an_extension_are_a_protocol_error() {
     // FIN, RSV1, text "hi": no extension was agreed that gives RSV1 a
     // meaning.
     let seen = after_the_upgrade(frame(0xc1, b"hi")).await;
-    assert!(is_protocol_error(&seen.lost.error), "{}", seen.lost);
-    clear_and_retried(&seen, "protocol");
-    assert_eq!(seen.close_code, Some(1002), "{}", seen.lost);
+    protocol_error_closed_with(&seen, "protocol", 1002);
 }
 
 #[tokio::test]
 async fn an_unknown_opcode_is_a_protocol_error() {
     let seen = after_the_upgrade(frame(0x83, b"??")).await;
-    assert!(is_protocol_error(&seen.lost.error), "{}", seen.lost);
-    clear_and_retried(&seen, "opcode");
-    assert_eq!(seen.close_code, Some(1002), "{}", seen.lost);
+    protocol_error_closed_with(&seen, "opcode", 1002);
 }
 
 #[tokio::test]
 async fn invalid_utf8_in_a_text_message_is_answered_with_1007() {
     let seen = after_the_upgrade(frame(0x81, &[0x68, 0xff, 0xfe, 0x69])).await;
-    assert!(is_protocol_error(&seen.lost.error), "{}", seen.lost);
-    clear_and_retried(&seen, "utf-8");
-    assert_eq!(seen.close_code, Some(1007), "{}", seen.lost);
+    protocol_error_closed_with(&seen, "utf-8", 1007);
 }
 
 /// A fragmented text message whose last fragment is empty, cut inside a
@@ -171,9 +174,7 @@ async fn text_cut_inside_a_character_by_an_empty_final_fragment_is_answered_with
     let mut bytes = frame(0x01, &[0xe7]);
     bytes.extend(frame(0x80, &[]));
     let seen = after_the_upgrade(bytes).await;
-    assert!(is_protocol_error(&seen.lost.error), "{}", seen.lost);
-    clear_and_retried(&seen, "utf-8");
-    assert_eq!(seen.close_code, Some(1007), "{}", seen.lost);
+    protocol_error_closed_with(&seen, "utf-8", 1007);
 }
 
 /// After such a message, tokio-websockets 0.13.3 also reads the next one
@@ -225,18 +226,14 @@ async fn a_masked_server_frame_is_a_protocol_error() {
     // FIN text, MASK bit, length 2, a mask key, the masked payload.
     let bytes = vec![0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
     let seen = after_the_upgrade(bytes).await;
-    assert!(is_protocol_error(&seen.lost.error), "{}", seen.lost);
-    clear_and_retried(&seen, "mask");
-    assert_eq!(seen.close_code, Some(1002), "{}", seen.lost);
+    protocol_error_closed_with(&seen, "mask", 1002);
 }
 
 #[tokio::test]
 async fn a_close_frame_with_an_invalid_code_is_a_protocol_error() {
     // 1005 may never be sent in a close frame.
     let seen = after_the_upgrade(frame(0x88, &1005u16.to_be_bytes())).await;
-    assert!(is_protocol_error(&seen.lost.error), "{}", seen.lost);
-    clear_and_retried(&seen, "close");
-    assert_eq!(seen.close_code, Some(1002), "{}", seen.lost);
+    protocol_error_closed_with(&seen, "close", 1002);
 }
 
 #[tokio::test]

@@ -110,14 +110,7 @@ impl Transport {
     }
 
     fn recorder(io: Box<dyn Io>, success_head: bool) -> (Self, oneshot::Receiver<Vec<u8>>) {
-        let (on_drop, recording) = oneshot::channel();
-        let recorder = Recorder {
-            bytes: Vec::new(),
-            part: Part::Head,
-            total: 0,
-            success_head,
-            on_drop: Some(on_drop),
-        };
+        let (recorder, recording) = Recorder::new(success_head);
         (
             Self {
                 io,
@@ -163,6 +156,19 @@ impl Drop for Transport {
 }
 
 impl Recorder {
+    /// A recorder of an answer not read yet, and where its recording goes.
+    fn new(success_head: bool) -> (Self, oneshot::Receiver<Vec<u8>>) {
+        let (on_drop, recording) = oneshot::channel();
+        let recorder = Self {
+            bytes: Vec::new(),
+            part: Part::Head,
+            total: 0,
+            success_head,
+            on_drop: Some(on_drop),
+        };
+        (recorder, recording)
+    }
+
     /// Notes `fresh`, the bytes just read; an error once the answer is too
     /// long, or when it is a `101` with a `Sec-WebSocket-Accept` the
     /// engine would choke on. `Ok(Some(at))` once a `101` head was handed
@@ -468,18 +474,6 @@ mod tests {
         out
     }
 
-    fn new_recorder(success_head: bool) -> (Recorder, oneshot::Receiver<Vec<u8>>) {
-        let (on_drop, recording) = oneshot::channel();
-        let recorder = Recorder {
-            bytes: Vec::new(),
-            part: Part::Head,
-            total: 0,
-            success_head,
-            on_drop: Some(on_drop),
-        };
-        (recorder, recording)
-    }
-
     fn answer_101(accept: &str) -> Vec<u8> {
         format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
@@ -510,7 +504,7 @@ mod tests {
                 .into_iter()
                 .flat_map(|answer| [1, 2, 3, 5, 17, answer.len()].map(|n| (answer.clone(), n)))
             {
-                let (mut recorder, _) = new_recorder(false);
+                let (mut recorder, _) = Recorder::new(false);
                 let refused = answer
                     .chunks(slice)
                     .map(|chunk| recorder.note(chunk))
@@ -532,7 +526,7 @@ mod tests {
         let mut answer = head.clone();
         answer.extend(server_frame(0x81, None, b"first"));
         for slice in [1, 2, 3, 4, 9, head.len(), answer.len()] {
-            let (mut recorder, mut recording) = new_recorder(true);
+            let (mut recorder, mut recording) = Recorder::new(true);
             let mut frames = Vec::new();
             let mut handed_out = false;
             for chunk in answer.chunks(slice) {
@@ -553,7 +547,7 @@ mod tests {
     fn a_rejection_is_recorded_up_to_its_limit_and_a_101_not_kept() {
         let mut rejection = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\n\r\n".to_vec();
         rejection.extend(vec![b'x'; 2 * MAX_RECORDED]);
-        let (mut recorder, _) = new_recorder(false);
+        let (mut recorder, _) = Recorder::new(false);
         for chunk in rejection.chunks(1000) {
             assert_eq!(recorder.note(chunk).expect("within the limit"), None);
         }
@@ -561,7 +555,7 @@ mod tests {
 
         let mut upgrade = answer_101(&format!("{}=", "A".repeat(27)));
         upgrade.extend(vec![0x82; 1000]);
-        let (mut recorder, _) = new_recorder(false);
+        let (mut recorder, _) = Recorder::new(false);
         for chunk in upgrade.chunks(100) {
             assert_eq!(recorder.note(chunk).expect("accepted"), None);
         }
