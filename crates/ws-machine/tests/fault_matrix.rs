@@ -29,7 +29,9 @@ use common::{
     ledger::{Ledger, number, numbers, shown},
     ms,
     peers::PeerProcess,
+    toxiproxy::Toxiproxy,
 };
+use serde_json::{Value, json};
 use tokio::{
     sync::Mutex,
     time::{Instant, sleep, timeout},
@@ -678,6 +680,178 @@ async fn the_server_killed_and_restarted_on_the_same_port() {
         nothing_lost(&outcome);
         assert!(outcome.losses_and_failures().0 >= 1, "{}", outcome.show());
     }
+}
+
+/// The proxy of the Toxiproxy rows.
+const PROXY: &str = "/proxies/wsm_matrix";
+
+/// A fresh in-process server (its record counts only this row's
+/// messages) and the proxy to it, created through `api` in place of the
+/// last row's; the URL to connect to through it.
+async fn proxied(api: &Toxiproxy) -> (Upstream, String) {
+    let upstream = Upstream::start(Peer::InProcess).await;
+    let (status, _) = api.call("DELETE", PROXY, None).await;
+    assert!(matches!(status, 204 | 404), "DELETE {PROXY}: {status}");
+    let created = api
+        .expect(
+            "POST",
+            "/proxies",
+            Some(&json!({
+                "name": "wsm_matrix",
+                "listen": "127.0.0.1:0",
+                "upstream": upstream.addr.to_string(),
+            })),
+            201,
+        )
+        .await;
+    let listen = created["listen"].as_str().expect("the proxy's address");
+    (upstream, format!("ws://{listen}/"))
+}
+
+/// The rows again with each fault put on the link as a toxic through the
+/// Toxiproxy API: wsm-server's (`wsm fault-proxy`), or a real Toxiproxy
+/// when `WSM_TOXIPROXY` names its API (the proxy it creates must reach
+/// the in-process server on 127.0.0.1).
+#[tokio::test]
+async fn toxics_through_the_toxiproxy_api() {
+    let _one = serial().lock().await;
+    let api = Toxiproxy::start().await;
+    // Left over from an interrupted run on a real Toxiproxy: gone.
+    let _ = api.call("DELETE", PROXY, None).await;
+    let toxics = format!("{PROXY}/toxics");
+    let add = async |toxic: Value| {
+        api.expect("POST", &toxics, Some(&toxic), 200).await;
+    };
+    let remove = async |name: &str| {
+        api.expect("DELETE", &format!("{toxics}/{name}"), None, 204)
+            .await;
+    };
+    let fault = |what: &str| format!("{what} ({})", api.name());
+
+    let (upstream, url) = proxied(&api).await;
+    let mut outcome = run_row(
+        machine(&url),
+        0,
+        Duration::from_secs(2),
+        async || {
+            for stream in ["upstream", "downstream"] {
+                add(
+                    json!({"name": format!("latency_{stream}"), "type": "latency",
+                           "stream": stream, "attributes": {"latency": 100, "jitter": 20}}),
+                )
+                .await;
+            }
+        },
+        async || {
+            remove("latency_upstream").await;
+            remove("latency_downstream").await;
+        },
+    )
+    .await;
+    outcome.server_received(upstream.received());
+    outcome.row(
+        Peer::InProcess,
+        &fault("latency toxics, 100 ± 20 ms each way"),
+        "stays connected",
+    );
+    no_disconnect(&outcome);
+    nothing_lost(&outcome);
+
+    let (upstream, url) = proxied(&api).await;
+    let mut outcome = run_row(
+        machine(&url).handshake_timeout(ms(500)),
+        0,
+        Duration::from_secs(2),
+        async || {
+            for stream in ["upstream", "downstream"] {
+                add(
+                    json!({"name": format!("timeout_{stream}"), "type": "timeout",
+                           "stream": stream, "attributes": {"timeout": 0}}),
+                )
+                .await;
+            }
+        },
+        async || {
+            remove("timeout_upstream").await;
+            remove("timeout_downstream").await;
+        },
+    )
+    .await;
+    outcome.server_received(upstream.received());
+    outcome.row(
+        Peer::InProcess,
+        &fault("timeout toxics (0: nothing passes) for 2 s"),
+        "pong timeout; handshake timeouts while it lasts",
+    );
+    nothing_lost(&outcome);
+    detected_as_dead(&outcome);
+
+    let (upstream, url) = proxied(&api).await;
+    let mut outcome = run_row(
+        machine(&url),
+        0,
+        Duration::from_secs(1),
+        async || add(json!({"type": "reset_peer", "attributes": {"timeout": 0}})).await,
+        async || remove("reset_peer_downstream").await,
+    )
+    .await;
+    outcome.server_received(upstream.received());
+    outcome.row(
+        Peer::InProcess,
+        &fault("reset_peer toxic for 1 s"),
+        "reconnects once it is removed",
+    );
+    nothing_lost(&outcome);
+    assert!(outcome.detection().is_some(), "{}", outcome.show());
+
+    let (upstream, url) = proxied(&api).await;
+    let mut outcome = run_row(
+        machine(&url),
+        0,
+        Duration::from_secs(2),
+        async || {
+            add(json!({"type": "limit_data", "stream": "upstream",
+                       "attributes": {"bytes": 1024}}))
+            .await;
+        },
+        async || remove("limit_data_upstream").await,
+    )
+    .await;
+    outcome.server_received(upstream.received());
+    outcome.row(
+        Peer::InProcess,
+        &fault("limit_data toxic, 1 KiB per connection, for 2 s"),
+        "reconnects after each cut",
+    );
+    nothing_lost(&outcome);
+    assert!(outcome.disconnects().len() >= 2, "{}", outcome.show());
+
+    let (upstream, url) = proxied(&api).await;
+    let mut outcome = run_row(
+        machine(&url),
+        0,
+        Duration::from_secs(1),
+        async || {
+            api.expect("POST", PROXY, Some(&json!({"enabled": false})), 200)
+                .await;
+        },
+        async || {
+            api.expect("POST", PROXY, Some(&json!({"enabled": true})), 200)
+                .await;
+        },
+    )
+    .await;
+    outcome.server_received(upstream.received());
+    outcome.row(
+        Peer::InProcess,
+        &fault("proxy disabled for 1 s"),
+        "refused attempts, then reconnects",
+    );
+    nothing_lost(&outcome);
+    assert!(outcome.detection().is_some(), "{}", outcome.show());
+
+    api.expect("DELETE", PROXY, None, 204).await;
+    api.stop().await;
 }
 
 /// A tool from a system package, which may be in `/usr/sbin` (not on every

@@ -63,6 +63,9 @@
 //!   a black hole, a cut after N bytes, slices, a slow close; and resets
 //!   and refused connections), for promises about the network rather than
 //!   misbehaving peers.
+//! - [`toxiproxy`]: [`Api`](toxiproxy::Api), that proxy behind a
+//!   Toxiproxy-compatible HTTP API, so tests and tools written for
+//!   Toxiproxy drive it (`wsm fault-proxy` serves it).
 #![deny(missing_docs)]
 
 mod coalesced;
@@ -74,6 +77,7 @@ mod prefixed;
 pub mod proxy;
 pub mod server;
 mod shared;
+pub mod toxiproxy;
 
 pub use config::{Config, Rejection};
 pub use data::{Data, Received};

@@ -11,7 +11,7 @@ use crate::{
     demo, echo_server,
     error::{Error, chain},
     exit::Exit,
-    logging,
+    fault_proxy, logging,
 };
 
 /// Runs `args` and says how the process ends.
@@ -58,6 +58,7 @@ fn server_or_demo(command: cli::Command) -> Result<(), Error> {
         match command {
             cli::Command::Demo(args) => demo::run(&args, io::stdout()).await,
             cli::Command::EchoServer(args) => echo_server::run(&args, io::stdout()).await,
+            cli::Command::FaultProxy(args) => fault_proxy::run(&args, io::stdout()).await,
             cli::Command::Connect(_) | cli::Command::Completions(_) => Ok(()),
         }
     })

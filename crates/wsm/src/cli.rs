@@ -55,6 +55,20 @@ pub(crate) enum Command {
     /// `listening on ws://ADDR/` once it accepts connections. This is the
     /// neutral server of the benchmarks.
     EchoServer(EchoServerArgs),
+    /// Run a fault-injecting TCP proxy with a Toxiproxy-compatible HTTP API,
+    /// until Ctrl-C.
+    ///
+    /// Tests and tools written for Toxiproxy (its client libraries,
+    /// toxiproxy-cli, curl) create proxies on it and add toxics: latency,
+    /// bandwidth, slow_close, timeout, reset_peer, slicer, limit_data.
+    /// Proxies listen and forward on loopback addresses only. Prints
+    /// `toxiproxy API on http://ADDR` once it takes calls.
+    ///
+    /// Example: `wsm fault-proxy &`, then
+    /// `curl -d '{"name":"feed","listen":"127.0.0.1:9100","upstream":"127.0.0.1:9001"}' http://127.0.0.1:8474/proxies`
+    /// and
+    /// `curl -d '{"type":"latency","attributes":{"latency":200}}' http://127.0.0.1:8474/proxies/feed/toxics`.
+    FaultProxy(FaultProxyArgs),
     /// Print a shell completion script to stdout.
     ///
     /// For example: `wsm completions bash > ~/.local/share/bash-completion/completions/wsm`.
@@ -97,6 +111,15 @@ pub(crate) fn with_shorthand(args: impl IntoIterator<Item = OsString>) -> Vec<Os
         args.insert(1, "connect".into());
     }
     args
+}
+
+/// Flags of `wsm fault-proxy`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct FaultProxyArgs {
+    /// Address of the HTTP API (Toxiproxy's port is 8474); a loopback
+    /// address, port 0 lets the system choose one.
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:8474", value_parser = parse_addr)]
+    pub(crate) api: SocketAddr,
 }
 
 /// Flags of `wsm completions`.

@@ -7,6 +7,8 @@
 //! - `connect`: `wsm connect`, the resilient client (its own modules).
 //! - `demo`: `wsm demo`, a machine surviving a server restart.
 //! - `echo_server`: `wsm echo-server`, the local echo server.
+//! - `fault_proxy`: `wsm fault-proxy`, the fault proxy's Toxiproxy-compatible
+//!   API.
 //! - `output`: the demo's timestamped lines.
 //! - `exit`: the exit codes and what each means.
 //! - `error`: the CLI's error type and its one-line report.
@@ -19,6 +21,7 @@ mod demo;
 mod echo_server;
 mod error;
 mod exit;
+mod fault_proxy;
 mod logging;
 mod output;
 

@@ -75,7 +75,13 @@ fn quick_demo_shows_a_reconnect_and_exits_0() {
 fn help_lists_the_subcommands() {
     let out = run(&["--help"], Duration::from_secs(10));
     assert!(out.status.success(), "{}", out.stderr);
-    for name in ["connect", "demo", "echo-server", "completions"] {
+    for name in [
+        "connect",
+        "demo",
+        "echo-server",
+        "fault-proxy",
+        "completions",
+    ] {
         assert!(
             out.stdout
                 .lines()

@@ -15,6 +15,7 @@ pub mod ledger;
 pub mod logs;
 pub mod peers;
 pub mod raw_deflate;
+pub mod toxiproxy;
 
 use std::time::Duration;
 

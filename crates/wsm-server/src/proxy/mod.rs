@@ -237,13 +237,36 @@ impl Proxy {
     ///
     /// Panics if called outside a Tokio runtime.
     pub fn start(upstream: SocketAddr) -> io::Result<Self> {
+        Self::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), upstream)
+    }
+
+    /// Starts a proxy on `listen` (an IPv4 loopback address; port 0 lets
+    /// the system choose) to `upstream`, with no faults.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if `listen` is not an IPv4 loopback address or
+    /// `upstream` not a loopback address (the proxy is for tests on this
+    /// machine only); otherwise the error of creating, binding or listening
+    /// on the socket (`AddrInUse` when the port is taken).
+    ///
+    /// # Panics
+    ///
+    /// Panics if called outside a Tokio runtime.
+    pub fn start_on(listen: SocketAddr, upstream: SocketAddr) -> io::Result<Self> {
         if !upstream.ip().is_loopback() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("the proxy only forwards to loopback addresses, not {upstream}"),
             ));
         }
-        let listener = bound_socket(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?.listen(BACKLOG)?;
+        if !(listen.is_ipv4() && listen.ip().is_loopback()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("the proxy only listens on IPv4 loopback addresses, not {listen}"),
+            ));
+        }
+        let listener = bound_socket(listen)?.listen(BACKLOG)?;
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             upstream,

@@ -1,0 +1,121 @@
+//! `wsm fault-proxy` run as a process and driven by an independent
+//! Toxiproxy client: toxiproxy-python (PyPI, written for Shopify's
+//! Toxiproxy; installed by `.ci/run`), in `tests/peers/toxiproxy_client.py`,
+//! which checks each toxic's effect with a `websockets` client through the
+//! proxy to the in-process echo server.
+
+mod support;
+
+use std::process::Command;
+
+use serde_json::Value;
+use support::{
+    child::{LIMIT, Wsm, interrupt},
+    local::Local,
+    process::run_to_end,
+};
+
+/// Starts `wsm fault-proxy` on a port the system chooses; its API's port.
+fn start_fault_proxy() -> (Wsm, u16) {
+    let mut proxy = Wsm::start(&["fault-proxy", "--api", "127.0.0.1:0"]);
+    let line = proxy.out.wait_for("the API's address", |line| {
+        line.starts_with("toxiproxy API on ")
+    });
+    let port = line
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    (proxy, port)
+}
+
+#[test]
+fn a_toxiproxy_client_drives_the_fault_proxy() {
+    let server = Local::start();
+    let (mut proxy, port) = start_fault_proxy();
+    let script = format!(
+        "{}/tests/peers/toxiproxy_client.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut client = Command::new("python3");
+    client
+        .arg(script)
+        .arg(port.to_string())
+        .arg(server.addr.to_string());
+    let out = run_to_end(client, 2 * LIMIT);
+    assert!(
+        out.status.success(),
+        "the client failed (toxiproxy-python and websockets are installed by \
+         `python3 -m pip install toxiproxy-python websockets`, as .ci/run does):\n{}",
+        out.stderr
+    );
+    let seen: Value = serde_json::from_str(out.stdout.trim()).expect("one JSON object");
+
+    assert_eq!(seen["running"], true, "{seen}");
+    assert!(
+        seen["version"]
+            .as_str()
+            .is_some_and(|v| v.contains("Toxiproxy API")),
+        "{seen}"
+    );
+    assert!(
+        seen["listen"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("127.0.0.1:")),
+        "{seen}"
+    );
+    assert_eq!(seen["plain"], "plain", "{seen}");
+
+    assert_eq!(seen["toxics"], serde_json::json!(["latency_downstream"]));
+    assert_eq!(
+        seen["latency_toxic"],
+        serde_json::json!({"latency": 300, "jitter": 0})
+    );
+    assert_eq!(seen["delayed"], "delayed", "{seen}");
+    // The echo came back through 300 ms of latency.
+    let delayed = seen["delayed_ms"].as_f64().expect("a time");
+    assert!(delayed >= 300.0, "echoed after {delayed} ms: {seen}");
+
+    assert_eq!(seen["silenced"], "timed out", "{seen}");
+    assert_eq!(seen["after_silence"], "after silence", "{seen}");
+    assert_eq!(seen["disabled"], "refused", "{seen}");
+    assert_eq!(seen["enabled_again"], "enabled again", "{seen}");
+
+    assert_eq!(seen["poison"]["status"], 400, "{seen}");
+    assert!(
+        seen["poison"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("unknown toxic type \"poison\"")),
+        "{seen}"
+    );
+    assert_eq!(seen["duplicate_status"], 409, "{seen}");
+    assert_eq!(seen["unknown"]["status"], 404, "{seen}");
+
+    assert_eq!(
+        seen["before_reset"],
+        serde_json::json!(["bandwidth_downstream"])
+    );
+    assert_eq!(seen["after_reset"], serde_json::json!([]), "{seen}");
+    assert_eq!(seen["proxies_at_end"], serde_json::json!([]), "{seen}");
+
+    interrupt(proxy.pid());
+    let status = proxy.wait();
+    assert!(status.success(), "{status}");
+    proxy.out.wait_for("the stop", |line| line == "stopped");
+}
+
+#[test]
+fn the_api_listens_on_loopback_only() {
+    let out = run_to_end(
+        support::child::wsm(&["fault-proxy", "--api", "0.0.0.0:0"]),
+        LIMIT,
+    );
+    assert!(!out.status.success(), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("loopback"),
+        "no reason given: {}",
+        out.stderr
+    );
+    // Nothing runs: the process ended on its own.
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+}
