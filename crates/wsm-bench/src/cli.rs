@@ -58,6 +58,9 @@ pub(crate) enum PayloadKind {
     Same,
     /// Distinct JSON-like texts, taken in turn.
     Json,
+    /// The same texts, sent as text messages (the others are binary): the
+    /// path of a text feed, UTF-8 checks included. Machine only.
+    JsonText,
 }
 
 /// A count or size that must be at least 1.

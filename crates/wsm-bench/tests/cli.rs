@@ -8,7 +8,7 @@
 
 use std::{process::Command, time::Duration};
 
-use wsm_server::{Config, Server};
+use wsm_server::{Config, Data, Server};
 
 // The process runner of `wsm`'s tests, shared (test code only).
 #[path = "../../wsm/tests/support/process.rs"]
@@ -191,6 +191,48 @@ fn throughput_counts_every_echo_for_machine_and_engine() {
         assert!(field(&fields, "msgs_per_sec").num() > 0.0);
         assert!(field(&fields, "mib_per_sec").num() > 0.0);
     }
+}
+
+#[test]
+fn json_text_payloads_go_out_as_text_messages() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime for the server");
+    // This server keeps what it receives, to show the messages' kind.
+    let server = {
+        let _entered = runtime.enter();
+        Server::start(Config::default()).expect("start the echo server")
+    };
+    let url = server.url();
+    let args = [
+        "throughput",
+        "--url",
+        &url,
+        "--messages",
+        "50",
+        "--size",
+        "64",
+        "--payload",
+        "json-text",
+    ];
+    let fields = report(&args, &THROUGHPUT, "ws-machine", LIMIT);
+    assert_eq!(field(&fields, "messages").num(), 50.0);
+    let received = server.received();
+    assert_eq!(received.len(), 50);
+    for message in &received {
+        match &message.data {
+            Data::Text(text) => assert!(text.starts_with('{'), "{text}"),
+            other => panic!("not text: {other:?}"),
+        }
+    }
+
+    let mut raw = args.to_vec();
+    raw.push("--raw");
+    let out = run(&raw, LIMIT);
+    assert!(!out.status.success(), "{}", out.stdout);
+    assert!(out.stderr.contains("json-text"), "{}", out.stderr);
 }
 
 #[test]

@@ -44,6 +44,8 @@ fn payload(size: usize) -> bytes::Bytes {
 pub(crate) struct Payloads {
     pool: Vec<bytes::Bytes>,
     size: usize,
+    /// Sent as text messages (the pool is then UTF-8).
+    text: bool,
 }
 
 impl Payloads {
@@ -51,7 +53,7 @@ impl Payloads {
     pub(crate) fn new(size: usize, kind: crate::cli::PayloadKind) -> Self {
         let pool = match kind {
             crate::cli::PayloadKind::Same => vec![payload(size)],
-            crate::cli::PayloadKind::Json => {
+            crate::cli::PayloadKind::Json | crate::cli::PayloadKind::JsonText => {
                 // At least 128 KiB of distinct text, at least 4 payloads.
                 let count = (128 * 1024 / size).clamp(4, 4096);
                 let mut seed = 0x2545_f491_4f6c_dd1d_u64;
@@ -60,7 +62,23 @@ impl Payloads {
                     .collect()
             }
         };
-        Self { pool, size }
+        Self {
+            pool,
+            size,
+            text: kind == crate::cli::PayloadKind::JsonText,
+        }
+    }
+
+    /// Message `i` for a machine: its payload, as binary or text.
+    pub(crate) fn message(&self, i: usize) -> ws_machine::Message {
+        let payload = self.get(i);
+        if self.text {
+            // The pool is ASCII; a text message owns its String: a copy
+            // per message, the same whatever the library does.
+            ws_machine::Message::text(String::from_utf8_lossy(payload).into_owned())
+        } else {
+            ws_machine::Message::binary(payload.clone())
+        }
     }
 
     /// The payload of message `i`.

@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::{sync::Semaphore, time::Instant};
-use ws_machine::Message;
 
 use super::{Payloads, RUN_LIMIT, check_echo};
 use crate::{
-    cli::ThroughputArgs,
+    cli::{PayloadKind, ThroughputArgs},
     error::{Error, within},
     machine, raw, raw_yawc,
     report::{Client, Report},
@@ -22,6 +21,11 @@ use crate::{
 pub(crate) async fn run(args: &ThroughputArgs) -> Result<Report, Error> {
     let client = Client::pick(args.raw, args.raw_engine, args.compression);
     let payload = Payloads::new(args.size, args.payload);
+    if args.raw && args.payload == PayloadKind::JsonText {
+        return Err(Error::Unsupported(
+            "--payload json-text (text messages; the bare engines send binary)",
+        ));
+    }
     let elapsed = match client {
         Client::Machine | Client::MachineDeflate => {
             let builder = machine::builder(&args.url, args.compression);
@@ -69,7 +73,7 @@ async fn through_machine(
                     let Ok(permit) = permit else {
                         return Err(machine::why_stopped(&mut machine.status));
                     };
-                    if permit.send(Message::binary(payload.get(sent).clone())).is_err() {
+                    if permit.send(payload.message(sent)).is_err() {
                         return Err(machine::why_stopped(&mut machine.status));
                     }
                     sent += 1;
