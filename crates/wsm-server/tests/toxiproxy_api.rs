@@ -234,6 +234,20 @@ async fn a_proxy_moves_to_a_new_upstream_with_its_toxics() {
     )
     .await;
 
+    // A move that cannot be made leaves the proxy as it was.
+    let (status, _) = api
+        .call(
+            "POST",
+            "/proxies/echo",
+            Some(&json!({"upstream": "no port"})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let kept = api.expect("GET", "/proxies/echo", None, 200).await;
+    assert_eq!(kept["upstream"], first_addr.as_str());
+    let first_listen = kept["listen"].as_str().expect("listen").to_owned();
+    round_trip(&first_listen, b"still the first").await;
+
     let moved = api
         .expect(
             "POST",
@@ -242,6 +256,8 @@ async fn a_proxy_moves_to_a_new_upstream_with_its_toxics() {
             200,
         )
         .await;
+    // Same port: only the upstream changed.
+    assert_eq!(moved["listen"], first_listen.as_str());
     assert_eq!(moved["upstream"], second_addr.as_str());
     assert_eq!(moved["toxics"][0]["name"], "latency_downstream");
     let listen = moved["listen"].as_str().expect("listen").to_owned();

@@ -253,8 +253,7 @@ impl Registry {
             ));
         }
         let listen = new.listen.as_deref().unwrap_or("127.0.0.1:0");
-        let entry = self.start(listen, new.upstream).await?;
-        let mut entry = entry;
+        let mut entry = self.start(listen, new.upstream, None).await?;
         if new.enabled == Some(false)
             && let Err(e) = entry.set_enabled(false).await
         {
@@ -310,24 +309,26 @@ impl Registry {
         let upstream = change.upstream.unwrap_or_else(|| entry.upstream.clone());
         let moved = listen != entry.proxy.addr().to_string() || upstream != entry.upstream;
         if moved {
-            // A proxy's addresses are fixed: a new one takes its place,
-            // with its toxics.
-            let Some(old) = self.proxies.remove(&name) else {
-                return proxy_not_found(&name);
-            };
-            let toxics = old.toxics;
-            let enabled = old.enabled;
-            old.proxy.stop().await;
-            let mut entry = match self.start(&listen, upstream).await {
+            // A proxy's addresses are fixed: a new one takes its place, with
+            // its toxics, once it listens (on the same port, if that does
+            // not change: the sockets share it for that moment). If it
+            // cannot start, the old one stays as it was.
+            let mut moved = match self.start(&listen, upstream, Some(&name)).await {
                 Ok(entry) => entry,
                 Err(reply) => return reply,
             };
-            entry.toxics = toxics;
-            entry.apply_toxics();
-            if !enabled && let Err(e) = entry.set_enabled(false).await {
+            let Some(old) = self.proxies.remove(&name) else {
+                return proxy_not_found(&name);
+            };
+            old.proxy.stop().await;
+            moved.toxics = old.toxics;
+            moved.apply_toxics();
+            if !old.enabled
+                && let Err(e) = moved.set_enabled(false).await
+            {
                 return Reply::error(500, format!("could not disable the proxy: {e}"));
             }
-            self.proxies.insert(name.clone(), entry);
+            self.proxies.insert(name.clone(), moved);
         }
         let Some(entry) = self.proxies.get_mut(&name) else {
             return proxy_not_found(&name);
@@ -342,14 +343,19 @@ impl Registry {
     }
 
     /// Starts a proxy from `listen` to `upstream`, addresses as the API
-    /// writes them (`host:port`).
-    async fn start(&self, listen: &str, upstream: String) -> Result<Entry, Reply> {
+    /// writes them (`host:port`); the port may be the one of the proxy
+    /// `moving` only.
+    async fn start(
+        &self,
+        listen: &str,
+        upstream: String,
+        moving: Option<&str>,
+    ) -> Result<Entry, Reply> {
         let listen_addr = resolve(listen).await.map_err(|e| Reply::error(400, e))?;
         if listen_addr.port() != 0
-            && self
-                .proxies
-                .values()
-                .any(|entry| entry.proxy.addr() == listen_addr)
+            && self.proxies.iter().any(|(name, entry)| {
+                entry.proxy.addr() == listen_addr && Some(name.as_str()) != moving
+            })
         {
             return Err(Reply::error(
                 409,
