@@ -265,6 +265,13 @@ async fn echo_through_nginx_and_a_reconnect_after_the_server_restarts() {
         )
     })
     .await;
+    // Its error page is HTML: what it says, not its first tag.
+    match seen.last().and_then(|s| s.error.as_ref()) {
+        Some(Error::HandshakeRejected { body, .. }) => {
+            assert_eq!(body.as_deref(), Some("502 Bad Gateway"));
+        }
+        other => panic!("expected the 502, got {other:?}"),
+    }
     println!(
         "server stopped behind nginx: {}; then {}",
         lost.map_or_else(String::new, |e| e.to_string()),

@@ -148,7 +148,9 @@ pub enum Error {
         /// Whether the machine will try again (decided by the retry policy).
         retryable: bool,
         /// The first line of the answer's body, at most 200 characters, if it
-        /// had one (servers often say there why they refused).
+        /// had one (servers often say there why they refused); of an HTML
+        /// body, the first line of its text (`502 Bad Gateway`, not
+        /// `<html>`).
         body: Option<String>,
     },
 

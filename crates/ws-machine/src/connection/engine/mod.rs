@@ -320,16 +320,44 @@ fn header(answer: &[u8], name: &str) -> Option<String> {
 const BODY_SHOWN: usize = 200;
 
 /// The first non-empty line of a rejected upgrade's body, at most
-/// [`BODY_SHOWN`] characters (of what was recorded of the answer).
+/// [`BODY_SHOWN`] characters (of what was recorded of the answer). Of an
+/// HTML body (a proxy's error page, such as nginx's 502), the first line
+/// of its text, tags left out: `502 Bad Gateway` rather than `<html>`.
 fn first_line_of_body(answer: &[u8]) -> Option<String> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut response = httparse::Response::new(&mut headers);
     let httparse::Status::Complete(head) = response.parse(answer).ok()? else {
         return None;
     };
+    let declared_html = response.headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("content-type")
+            && String::from_utf8_lossy(h.value)
+                .to_ascii_lowercase()
+                .contains("html")
+    });
     let body = String::from_utf8_lossy(answer.get(head..)?);
+    let body = if declared_html || body.trim_start().starts_with('<') {
+        without_tags(&body)
+    } else {
+        body.into_owned()
+    };
     let line = body.lines().map(str::trim).find(|line| !line.is_empty())?;
     Some(line.chars().take(BODY_SHOWN).collect())
+}
+
+/// `html` without its tags (`<...>`), line breaks kept.
+fn without_tags(html: &str) -> String {
+    let mut text = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => in_tag = false,
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text
 }
 
 /// Converts a message to send, plain bytes in the given mode.
@@ -412,6 +440,32 @@ mod tests {
         assert_eq!(first_line_of_body(b"HTTP/1.1 404 Not Found\r\n\r\n"), None);
         let long = [b"HTTP/1.1 500 Oops\r\n\r\n".as_slice(), &[b'x'; 1000]].concat();
         assert_eq!(first_line_of_body(&long).map(|l| l.len()), Some(BODY_SHOWN));
+        // A plain text keeps its angle brackets.
+        let plain = b"HTTP/1.1 400 Bad Request\r\n\r\nexpected <token> in the query\n";
+        assert_eq!(
+            first_line_of_body(plain).as_deref(),
+            Some("expected <token> in the query")
+        );
+    }
+
+    #[test]
+    fn an_html_rejection_is_shown_by_its_text() {
+        // nginx's page when the server behind it is down.
+        let nginx = b"HTTP/1.1 502 Bad Gateway\r\nServer: nginx/1.22.1\r\n\
+            Content-Type: text/html\r\n\r\n<html>\r\n\
+            <head><title>502 Bad Gateway</title></head>\r\n<body>\r\n\
+            <center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n";
+        assert_eq!(
+            first_line_of_body(nginx).as_deref(),
+            Some("502 Bad Gateway")
+        );
+        // No Content-Type, but HTML all the same.
+        let bare = b"HTTP/1.1 403 Forbidden\r\n\r\n  <!DOCTYPE html>\n<p>Token <b>expired</b></p>";
+        assert_eq!(first_line_of_body(bare).as_deref(), Some("Token expired"));
+        // Nothing but tags: nothing to show.
+        let empty =
+            b"HTTP/1.1 500 Oops\r\nContent-Type: text/html\r\n\r\n<html><body></body></html>";
+        assert_eq!(first_line_of_body(empty), None);
     }
 
     #[test]

@@ -51,22 +51,7 @@ pub(super) fn poll_next(
 ) -> Poll<Option<Result<Incoming, Failure>>> {
     let item = ready!(Pin::new(&mut *stream).poll_next(cx));
     Poll::Ready(item.map(|frame| match frame {
-        Ok(frame) if frame.is_text() && !ends_whole(frame.as_payload()) => {
-            // What the engine would have queued had it seen it.
-            let _ = send(
-                stream,
-                Out::Close {
-                    code: 1007,
-                    reason: "invalid utf8".to_owned(),
-                },
-            );
-            Err(Failure {
-                error: connection_error(tws::Error::Protocol(
-                    tws::proto::ProtocolError::InvalidUtf8,
-                )),
-                close_queued: true,
-            })
-        }
+        Ok(frame) if frame.is_text() && !ends_whole(frame.as_payload()) => Err(cut_text(stream)),
         Ok(frame) => Ok(incoming(frame)),
         Err(tws::Error::PayloadTooLong { len, max_len }) => {
             // The engine queues the 1009 itself for a single frame over
@@ -166,6 +151,25 @@ fn handshake_error(
     }
 }
 
+/// Fails the connection on a text message cut inside a character, with
+/// the close frame the engine would have queued had it seen it (out of
+/// line: it is never on the way of a message).
+#[cold]
+#[inline(never)]
+fn cut_text(stream: &mut Stream) -> Failure {
+    let _ = send(
+        stream,
+        Out::Close {
+            code: 1007,
+            reason: "invalid utf8".to_owned(),
+        },
+    );
+    Failure {
+        error: connection_error(tws::Error::Protocol(tws::proto::ProtocolError::InvalidUtf8)),
+        close_queued: true,
+    }
+}
+
 /// Whether a text message the engine handed over ends with a whole
 /// character.
 ///
@@ -179,6 +183,12 @@ fn handshake_error(
 /// state: checking the end of each is all that is left to do, and it costs
 /// a few instructions rather than a second pass over the text.
 fn ends_whole(text: &[u8]) -> bool {
+    match text.last() {
+        // Empty, or ending in ASCII (a JSON feed's `}`): whole.
+        None => return true,
+        Some(&last) if last.is_ascii() => return true,
+        Some(_) => {}
+    }
     // A character is at most 4 bytes: the last one starts in the last 4.
     let tail = &text[text.len().saturating_sub(4)..];
     match tail.iter().rposition(|byte| byte & 0xc0 != 0x80) {
