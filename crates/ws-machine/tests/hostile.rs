@@ -57,6 +57,18 @@ async fn close_code(socket: &mut TcpStream) -> Option<u16> {
     }
 }
 
+/// Accepts a connection, agrees to the upgrade, sends `bytes`; the close
+/// code of the machine's answer, if it sent a close frame.
+async fn send_after_the_upgrade(listener: &TcpListener, bytes: &[u8]) -> Option<u16> {
+    let (mut socket, _) = timeout(WAIT, listener.accept())
+        .await
+        .expect("a connection in time")
+        .expect("accept");
+    agree_plain(&mut socket).await;
+    socket.write_all(bytes).await.expect("write");
+    close_code(&mut socket).await
+}
+
 /// Serves one connection that sends `bytes` after the upgrade, and a second
 /// one that behaves (to see the machine reconnect); returns what the
 /// machine reported and the close code it sent.
@@ -64,13 +76,7 @@ async fn after_the_upgrade(bytes: Vec<u8>) -> Seen {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("ws://{}/", listener.local_addr().expect("address"));
     let server = tokio::spawn(async move {
-        let (mut socket, _) = timeout(WAIT, listener.accept())
-            .await
-            .expect("a connection in time")
-            .expect("accept");
-        agree_plain(&mut socket).await;
-        socket.write_all(&bytes).await.expect("write");
-        let code = close_code(&mut socket).await;
+        let code = send_after_the_upgrade(&listener, &bytes).await;
         // The next attempt: accepted, and kept open until the test ends.
         let (mut next, _) = timeout(WAIT, listener.accept())
             .await
@@ -188,15 +194,7 @@ async fn text_after_a_message_cut_inside_a_character_is_not_handed_over() {
     bytes.extend(frame(0x81, &[0x80, 0x80]));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("ws://{}/", listener.local_addr().expect("address"));
-    let server = tokio::spawn(async move {
-        let (mut socket, _) = timeout(WAIT, listener.accept())
-            .await
-            .expect("a connection in time")
-            .expect("accept");
-        agree_plain(&mut socket).await;
-        socket.write_all(&bytes).await.expect("write");
-        close_code(&mut socket).await
-    });
+    let server = tokio::spawn(async move { send_after_the_upgrade(&listener, &bytes).await });
     let mut machine = fast(url).spawn().expect("valid options");
     wait_for_state(&mut machine, State::Connected).await;
     let seen = wait_for_state_where(&mut machine, |s| s.state == State::Disconnected).await;

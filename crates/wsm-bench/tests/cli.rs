@@ -58,7 +58,13 @@ struct EchoServer {
 }
 
 impl EchoServer {
+    /// A server that keeps no record of what it receives.
     fn start(config: Config) -> Self {
+        Self::start_with(config.record_limit(0))
+    }
+
+    /// A server with `config` as it is.
+    fn start_with(config: Config) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -66,7 +72,7 @@ impl EchoServer {
             .expect("a runtime for the server");
         let server = {
             let _entered = runtime.enter();
-            Server::start(config.record_limit(0)).expect("start the echo server")
+            Server::start(config).expect("start the echo server")
         };
         Self {
             server,
@@ -195,16 +201,8 @@ fn throughput_counts_every_echo_for_machine_and_engine() {
 
 #[test]
 fn json_text_payloads_go_out_as_text_messages() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("a runtime for the server");
     // This server keeps what it receives, to show the messages' kind.
-    let server = {
-        let _entered = runtime.enter();
-        Server::start(Config::default()).expect("start the echo server")
-    };
+    let server = EchoServer::start_with(Config::default());
     let url = server.url();
     let args = [
         "throughput",
@@ -219,7 +217,7 @@ fn json_text_payloads_go_out_as_text_messages() {
     ];
     let fields = report(&args, &THROUGHPUT, "ws-machine", LIMIT);
     assert_eq!(field(&fields, "messages").num(), 50.0);
-    let received = server.received();
+    let received = server.server.received();
     assert_eq!(received.len(), 50);
     for message in &received {
         match &message.data {

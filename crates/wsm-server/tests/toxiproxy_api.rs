@@ -21,13 +21,11 @@ use toxiproxy::Toxiproxy;
 
 const WAIT: Duration = Duration::from_secs(5);
 
-/// A listener for an upstream, on 127.0.0.1.
-async fn echo_upstream() -> TcpListener {
-    TcpListener::bind("127.0.0.1:0").await.expect("bind")
-}
-
-/// Serves every connection of `listener`: echoes until it ends.
-fn serve_echo(listener: TcpListener) {
+/// An upstream on 127.0.0.1 that echoes what each connection sends; its
+/// address.
+async fn echo_upstream() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address").to_string();
     tokio::spawn(async move {
         loop {
             let Ok((mut socket, _)) = listener.accept().await else {
@@ -43,6 +41,7 @@ fn serve_echo(listener: TcpListener) {
             });
         }
     });
+    addr
 }
 
 /// How long a round trip of `bytes` through `listen` takes.
@@ -75,9 +74,7 @@ async fn create(api: &Toxiproxy, name: &str, upstream: &str) -> Value {
 #[tokio::test]
 async fn a_toxic_is_shown_changed_and_removed_and_acts_meanwhile() {
     let api = Toxiproxy::start().await;
-    let upstream = echo_upstream().await;
-    let upstream_addr = upstream.local_addr().expect("address").to_string();
-    serve_echo(upstream);
+    let upstream_addr = echo_upstream().await;
     let proxy = create(&api, "echo", &upstream_addr).await;
     let listen = proxy["listen"].as_str().expect("listen").to_owned();
     assert_eq!(proxy["enabled"], true);
@@ -131,9 +128,7 @@ async fn a_toxic_is_shown_changed_and_removed_and_acts_meanwhile() {
 #[tokio::test]
 async fn bad_calls_get_a_clear_error_and_change_nothing() {
     let api = Toxiproxy::start().await;
-    let upstream = echo_upstream().await;
-    let upstream_addr = upstream.local_addr().expect("address").to_string();
-    serve_echo(upstream);
+    let upstream_addr = echo_upstream().await;
     let proxy = create(&api, "echo", &upstream_addr).await;
     let listen = proxy["listen"].as_str().expect("listen").to_owned();
     let before = api.expect("GET", "/proxies", None, 200).await;
@@ -220,10 +215,9 @@ async fn bad_calls_get_a_clear_error_and_change_nothing() {
 #[tokio::test]
 async fn a_proxy_moves_to_a_new_upstream_with_its_toxics() {
     let api = Toxiproxy::start().await;
-    let first = echo_upstream().await;
-    let first_addr = first.local_addr().expect("address").to_string();
-    serve_echo(first);
-    let second = echo_upstream().await;
+    let first_addr = echo_upstream().await;
+    // The second is read by the test itself.
+    let second = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let second_addr = second.local_addr().expect("address").to_string();
     create(&api, "echo", &first_addr).await;
     api.expect(
@@ -282,12 +276,8 @@ async fn a_proxy_moves_to_a_new_upstream_with_its_toxics() {
 #[tokio::test]
 async fn populate_creates_keeps_and_replaces_and_reset_clears() {
     let api = Toxiproxy::start().await;
-    let upstream = echo_upstream().await;
-    let upstream_addr = upstream.local_addr().expect("address").to_string();
-    serve_echo(upstream);
-    let other = echo_upstream().await;
-    let other_addr = other.local_addr().expect("address").to_string();
-    serve_echo(other);
+    let upstream_addr = echo_upstream().await;
+    let other_addr = echo_upstream().await;
 
     let first = api
         .expect(
