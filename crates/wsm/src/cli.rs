@@ -120,6 +120,11 @@ pub(crate) struct FaultProxyArgs {
     /// address, port 0 lets the system choose one.
     #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:8474", value_parser = parse_addr)]
     pub(crate) api: SocketAddr,
+    /// Create the proxies of FILE at start: a JSON array of
+    /// `{"name", "listen", "upstream", "enabled"}`, as Toxiproxy's
+    /// `-config` file holds and `POST /populate` takes.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<std::path::PathBuf>,
 }
 
 /// Flags of `wsm completions`.

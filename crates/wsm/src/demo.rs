@@ -360,7 +360,11 @@ impl<W: Write> Demo<W> {
 
 /// Starts the echo server on `addr`.
 fn bind(addr: SocketAddr) -> Result<Server, Error> {
-    Server::bind(addr, Config::default()).map_err(|source| Error::Bind { addr, source })
+    Server::bind(addr, Config::default()).map_err(|source| Error::Bind {
+        what: "echo server",
+        addr,
+        source,
+    })
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use crate::{cli::EchoServerArgs, error::Error};
 /// watched, [`Error::Output`] if writing to `out` fails.
 pub(crate) async fn run(args: &EchoServerArgs, mut out: impl Write) -> Result<(), Error> {
     let server = Server::bind(args.addr, args.config()).map_err(|source| Error::Bind {
+        what: "echo server",
         addr: args.addr,
         source,
     })?;

@@ -12,9 +12,11 @@ pub(crate) enum Error {
     #[error("cannot start the async runtime")]
     Runtime(#[source] io::Error),
 
-    /// The echo server could not listen on its address.
-    #[error("cannot start the echo server on {addr}")]
+    /// A server (the echo server, the fault proxy's API) could not listen
+    /// on its address.
+    #[error("cannot start the {what} on {addr}")]
     Bind {
+        what: &'static str,
         addr: SocketAddr,
         #[source]
         source: io::Error,
@@ -43,6 +45,14 @@ pub(crate) enum Error {
     /// Flags that do not fit together, or a value clap cannot check.
     #[error("{0}")]
     Usage(String),
+
+    /// The proxies of `wsm fault-proxy --config` cannot be created.
+    #[error("cannot create the proxies of {path}")]
+    Populate {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 
     /// A file named by a flag cannot be read.
     #[error("cannot read {path}")]
@@ -101,7 +111,7 @@ impl Error {
     pub(crate) fn exit(&self) -> Exit {
         match self {
             _ if self.is_broken_pipe() => Exit::Success,
-            Self::Usage(_) | Self::File { .. } => Exit::Usage,
+            Self::Usage(_) | Self::File { .. } | Self::Populate { .. } => Exit::Usage,
             Self::Settings(e) | Self::Stopped(e) => Exit::for_machine(e),
             _ => Exit::Failure,
         }

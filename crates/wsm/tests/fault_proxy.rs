@@ -6,7 +6,11 @@
 
 mod support;
 
-use std::process::Command;
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    process::Command,
+};
 
 use serde_json::Value;
 use support::{
@@ -112,10 +116,110 @@ fn the_api_listens_on_loopback_only() {
     );
     assert!(!out.status.success(), "{}", out.stdout);
     assert!(
-        out.stderr.contains("loopback"),
+        out.stderr
+            .contains("cannot start the fault proxy's API on 0.0.0.0:0")
+            && out.stderr.contains("loopback"),
         "no reason given: {}",
         out.stderr
     );
     // Nothing runs: the process ended on its own.
     assert!(out.stdout.is_empty(), "{}", out.stdout);
+}
+
+/// `GET path` on the API at `port`: the JSON answer.
+fn get(port: u16, path: &str) -> Value {
+    let mut http = TcpStream::connect(("127.0.0.1", port)).expect("connect to the API");
+    write!(
+        http,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write the call");
+    http.set_read_timeout(Some(LIMIT)).expect("a read timeout");
+    let mut answer = String::new();
+    http.read_to_string(&mut answer).expect("read the answer");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    serde_json::from_str(body).expect("JSON")
+}
+
+#[test]
+fn a_config_file_creates_its_proxies_at_start() {
+    let server = Local::start();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let config = dir.path().join("toxiproxy.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[{{"name": "feed", "listen": "127.0.0.1:0", "upstream": "{0}"}},
+                {{"name": "off", "listen": "127.0.0.1:0", "upstream": "{0}", "enabled": false}}]"#,
+            server.addr
+        ),
+    )
+    .expect("write the config");
+    let path = config.to_str().expect("a UTF-8 path");
+    let mut proxy = Wsm::start(&["fault-proxy", "--api", "127.0.0.1:0", "--config", path]);
+    proxy.out.wait_for("the proxies", |line| {
+        line == format!("2 proxies created from {path}")
+    });
+    let line = proxy.out.wait_for("the API's address", |line| {
+        line.starts_with("toxiproxy API on ")
+    });
+    let port: u16 = line
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+
+    let proxies = get(port, "/proxies");
+    assert_eq!(proxies["feed"]["enabled"], true, "{proxies}");
+    assert_eq!(proxies["off"]["enabled"], false, "{proxies}");
+    // The enabled one carries connections to the server; the other refuses.
+    let feed = proxies["feed"]["listen"].as_str().expect("listen");
+    let url = format!("ws://{feed}/");
+    let echoed = run_to_end(
+        support::child::wsm(&["connect", &url, "-x", "hello", "-n", "1", "--no-stdin"]),
+        LIMIT,
+    );
+    assert!(echoed.status.success(), "{}", echoed.stderr);
+    assert_eq!(echoed.stdout, "hello\n");
+    server.wait_for_connections(1);
+    let off = proxies["off"]["listen"].as_str().expect("listen");
+    let refused = TcpStream::connect(off).expect_err("refused");
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+
+    interrupt(proxy.pid());
+    assert!(proxy.wait().success());
+}
+
+#[test]
+fn a_bad_config_file_is_refused_with_its_reason() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let config = dir.path().join("bad.json");
+    std::fs::write(&config, r#"{"name": "not in an array"}"#).expect("write the config");
+    let path = config.to_str().expect("a UTF-8 path");
+    let out = run_to_end(
+        support::child::wsm(&["fault-proxy", "--api", "127.0.0.1:0", "--config", path]),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "cannot create the proxies of {path}: not a JSON array of proxies"
+        )),
+        "{}",
+        out.stderr
+    );
+
+    let missing = dir.path().join("missing.json");
+    let missing = missing.to_str().expect("a UTF-8 path");
+    let out = run_to_end(
+        support::child::wsm(&["fault-proxy", "--api", "127.0.0.1:0", "--config", missing]),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("cannot read {missing}")),
+        "{}",
+        out.stderr
+    );
 }

@@ -110,6 +110,8 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 #[derive(Debug)]
 pub struct Api {
     addr: SocketAddr,
+    /// To the task's registry, for [`Api::populate`].
+    calls: mpsc::Sender<Envelope>,
     shutdown: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -137,13 +139,67 @@ impl Api {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (shutdown, stopping) = watch::channel(false);
-        let task = tokio::spawn(serve(listener, stopping));
+        let (calls, incoming) = mpsc::channel::<Envelope>(CALL_QUEUE);
+        let task = tokio::spawn(serve(listener, calls.clone(), incoming, stopping));
         info!(%addr, "toxiproxy API listening");
         Ok(Self {
             addr,
+            calls,
             shutdown,
             task: Some(task),
         })
+    }
+
+    /// Creates the proxies of `json`, a JSON array of
+    /// `{"name", "listen", "upstream", "enabled"}` as `POST /populate` takes
+    /// (and Toxiproxy's `-config` file holds); returns how many there are.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` with the API's reason if `json` is not such an array
+    /// or a proxy cannot be created (those before it are created);
+    /// `NotConnected` if the API has stopped.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use wsm_server::toxiproxy::Api;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let api = Api::start("127.0.0.1:0".parse().expect("an address")).await?;
+    /// let created = api
+    ///     .populate(r#"[{"name": "feed", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:9"}]"#)
+    ///     .await?;
+    /// assert_eq!(created, 1);
+    /// assert!(api.populate("not json").await.is_err());
+    /// api.stop().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn populate(&self, json: &str) -> io::Result<usize> {
+        let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidInput, why);
+        let proxies: Vec<registry::NewProxy> = serde_json::from_str(json)
+            .map_err(|e| invalid(format!("not a JSON array of proxies: {e}")))?;
+        let count = proxies.len();
+        let stopped = || io::Error::new(io::ErrorKind::NotConnected, "the API has stopped");
+        let (reply, replied) = tokio::sync::oneshot::channel();
+        self.calls
+            .send((registry::Call::Populate(proxies), reply))
+            .await
+            .map_err(|_| stopped())?;
+        let reply = replied.await.map_err(|_| stopped())?;
+        if reply.status == 201 {
+            Ok(count)
+        } else {
+            let why = reply
+                .body
+                .as_ref()
+                .and_then(|body| body["error"].as_str())
+                .unwrap_or("the proxies could not be created")
+                .to_owned();
+            Err(invalid(why))
+        }
     }
 
     /// The address the API listens on.
@@ -177,8 +233,12 @@ impl Drop for Api {
 }
 
 /// Accepts connections and applies their calls until told to stop.
-async fn serve(listener: TcpListener, mut stopping: watch::Receiver<bool>) {
-    let (calls, mut incoming) = mpsc::channel::<Envelope>(CALL_QUEUE);
+async fn serve(
+    listener: TcpListener,
+    calls: mpsc::Sender<Envelope>,
+    mut incoming: mpsc::Receiver<Envelope>,
+    mut stopping: watch::Receiver<bool>,
+) {
     let mut registry = Registry::default();
     let mut connections = JoinSet::new();
     loop {
