@@ -133,7 +133,7 @@ async fn bad_calls_get_a_clear_error_and_change_nothing() {
     let listen = proxy["listen"].as_str().expect("listen").to_owned();
     let before = api.expect("GET", "/proxies", None, 200).await;
 
-    let cases: [(&str, &str, Option<Value>, u16, &str); 9] = [
+    let cases: [(&str, &str, Option<Value>, u16, &str); 11] = [
         (
             "POST",
             "/proxies",
@@ -191,6 +191,14 @@ async fn bad_calls_get_a_clear_error_and_change_nothing() {
             "toxic not found",
         ),
         ("GET", "/proxies/echo/elsewhere", None, 404, "no such call"),
+        ("PUT", "/proxies/echo", None, 405, "PUT is not allowed"),
+        (
+            "POST",
+            "/proxies/echo/toxics",
+            Some(json!({"type": "latency", "attributes": {"latency": 86_400_001}})),
+            400,
+            "at most 86400000 (a day)",
+        ),
     ];
     for (method, path, body, status, says) in cases {
         let answer = api.expect(method, path, body.as_ref(), status).await;
@@ -198,6 +206,23 @@ async fn bad_calls_get_a_clear_error_and_change_nothing() {
         let error = answer["error"].as_str().unwrap_or_default();
         assert!(error.contains(says), "{method} {path}: {error}");
     }
+    // A port another program listens on (without sharing it).
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken_addr = taken.local_addr().expect("address").to_string();
+    let answer = api
+        .expect(
+            "POST",
+            "/proxies",
+            Some(&json!({"name": "squatter", "listen": taken_addr, "upstream": upstream_addr})),
+            409,
+        )
+        .await;
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("in use by another program")),
+        "{answer}"
+    );
     // Not JSON at all.
     let (status, answer) = api.call_raw("POST", "/proxies", "{not json").await;
     assert_eq!(status, 400, "{answer}");
@@ -316,6 +341,19 @@ async fn populate_creates_keeps_and_replaces_and_reset_clears() {
     assert_eq!(again["proxies"][0]["toxics"][0]["type"], "bandwidth");
     assert_eq!(again["proxies"][1]["upstream"], other_addr.as_str());
     assert_eq!(again["proxies"][1]["enabled"], true);
+
+    // A replacement that cannot start leaves the proxy as it was.
+    let (status, _) = api
+        .call(
+            "POST",
+            "/populate",
+            Some(&json!([{"name": "a", "listen": "127.0.0.1:0", "upstream": "no port"}])),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let a = api.expect("GET", "/proxies/a", None, 200).await;
+    assert_eq!(a["upstream"], upstream_addr.as_str());
+    assert_eq!(a["toxics"][0]["type"], "bandwidth");
 
     api.expect("POST", "/proxies/a", Some(&json!({"enabled": false})), 200)
         .await;

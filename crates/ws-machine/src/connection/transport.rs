@@ -45,6 +45,10 @@ const MAX_RECORDED: usize = 16 * 1024;
 /// digest, in Base64.
 const ACCEPT_DIGEST_LEN: usize = 20;
 
+/// Most headers of an upgrade's answer read here: hyper's limit, under
+/// the compression engine (yawc); more fail the handshake there.
+const MAX_HEADERS: usize = 100;
+
 /// Most bytes read while waiting for the answer to the upgrade request.
 const MAX_HANDSHAKE_ANSWER: usize = 64 * 1024;
 
@@ -238,9 +242,10 @@ enum Head {
 /// Reads the head of the answer in `answer`; an error if it is a `101`
 /// whose `Sec-WebSocket-Accept` does not hold 20 bytes in Base64.
 fn read_head(answer: &[u8]) -> io::Result<Head> {
-    // As many headers as tokio-websockets reads: an answer with more
-    // fails there, before it looks for `Sec-WebSocket-Accept`.
-    let mut headers = [httparse::EMPTY_HEADER; 25];
+    // As many headers as either engine reads (hyper's 100, for yawc;
+    // tokio-websockets reads 25, and fails an answer with more before it
+    // looks at `Sec-WebSocket-Accept`).
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut headers);
     let end = match response.parse(answer) {
         Ok(httparse::Status::Complete(end)) => end,
@@ -541,6 +546,26 @@ mod tests {
             assert_eq!(recording.try_recv().expect("the head"), head);
             assert_eq!(frames, server_frame(0x81, None, b"first"), "slice {slice}");
         }
+    }
+
+    #[test]
+    fn a_101_with_many_headers_is_handed_out() {
+        // More than tokio-websockets reads, as many as hyper (under yawc)
+        // reads: the head is checked and handed out all the same.
+        let mut head = String::from("HTTP/1.1 101 Switching Protocols\r\n");
+        for n in 0..(MAX_HEADERS - 1) {
+            head.push_str(&format!("X-Padding-{n}: {n}\r\n"));
+        }
+        head.push_str(&format!(
+            "Sec-WebSocket-Accept: {}=\r\n\r\n",
+            "A".repeat(27)
+        ));
+        let (mut recorder, mut recording) = Recorder::new(true);
+        assert_eq!(
+            recorder.note(head.as_bytes()).expect("accepted"),
+            Some(head.len())
+        );
+        assert_eq!(recording.try_recv().expect("the head"), head.as_bytes());
     }
 
     #[test]

@@ -437,7 +437,8 @@ impl Drop for Proxy {
 enum Door {
     Open(TcpListener),
     /// Bound to the proxy's address without listening: the kernel refuses
-    /// connections, and no other socket can take the port.
+    /// connections, and no other socket can take the port (but another of
+    /// these sockets, which share it on purpose).
     Shut(TcpSocket),
 }
 

@@ -94,6 +94,16 @@ async fn read_call(request: Request<Incoming>) -> Result<Call, Reply> {
         (["proxies", proxy, "toxics", toxic], &Method::DELETE) => {
             Ok(Call::DeleteToxic((*proxy).to_owned(), (*toxic).to_owned()))
         }
+        (
+            ["version" | "reset" | "proxies" | "populate"]
+            | ["proxies", _]
+            | ["proxies", _, "toxics"]
+            | ["proxies", _, "toxics", _],
+            _,
+        ) => Err(Reply::error(
+            405,
+            format!("{method} is not allowed on {path}"),
+        )),
         _ => Err(Reply::error(404, format!("no such call: {method} {path}"))),
     }
 }

@@ -20,8 +20,9 @@
 //! | `POST /reset` | every proxy enabled, every toxic removed (204) |
 //!
 //! Errors are `{"error": ..., "status": ...}`: 400 for a bad body or a
-//! toxic this proxy cannot apply, 404 for an unknown proxy or toxic, 409
-//! for a name or port already taken.
+//! toxic this proxy cannot apply, 404 for an unknown proxy or toxic, 405
+//! for a method a path does not take, 409 for a name or port already
+//! taken (by another proxy or another program).
 //!
 //! Toxics, and how each maps onto the proxy (times in milliseconds unless
 //! said otherwise):
@@ -38,7 +39,10 @@
 //!
 //! What this proxy cannot do is refused with a 400 that says so, rather than
 //! done differently: a `toxicity` other than 1, a `timeout` or `reset_peer`
-//! with a timeout, a `slicer` with a size variation. Disabling a proxy
+//! with a timeout, a `slicer` with a size variation. So is what is surely a
+//! mistake, where Toxiproxy lets it pass: an attribute the toxic does not
+//! have (a misspelt `latncy` would otherwise do nothing), a time over a day.
+//! A `stream` is read in any case, as Toxiproxy reads it. Disabling a proxy
 //! refuses new connections (the port stays the proxy's) and resets the
 //! open ones; Toxiproxy closes them. Like every proxy of this crate, it
 //! listens and forwards on loopback addresses only.

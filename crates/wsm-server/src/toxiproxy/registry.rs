@@ -240,31 +240,46 @@ impl Registry {
     }
 
     async fn create(&mut self, new: NewProxy) -> Result<Value, Reply> {
-        if new.name.is_empty() {
-            return Err(Reply::error(400, "missing required field: name"));
-        }
-        if new.upstream.is_empty() {
-            return Err(Reply::error(400, "missing required field: upstream"));
-        }
         if self.proxies.contains_key(&new.name) {
             return Err(Reply::error(
                 409,
                 format!("proxy already exists: {}", new.name),
             ));
         }
+        let entry = self.build(&new, None).await?;
+        let view = entry.view(&new.name);
+        self.proxies.insert(new.name, entry);
+        Ok(view)
+    }
+
+    /// A running proxy as `new` describes it, enabled or not; `moving`
+    /// names the proxy it is to replace (whose port it may share).
+    async fn build(&self, new: &NewProxy, moving: Option<&str>) -> Result<Entry, Reply> {
+        if new.name.is_empty() {
+            return Err(Reply::error(400, "missing required field: name"));
+        }
+        if new.upstream.is_empty() {
+            return Err(Reply::error(400, "missing required field: upstream"));
+        }
         let listen = new.listen.as_deref().unwrap_or("127.0.0.1:0");
-        let mut entry = self.start(listen, new.upstream, None).await?;
+        let mut entry = self.start(listen, new.upstream.clone(), moving).await?;
         if new.enabled == Some(false)
             && let Err(e) = entry.set_enabled(false).await
         {
+            entry.proxy.stop().await;
             return Err(Reply::error(
                 500,
                 format!("could not disable the proxy: {e}"),
             ));
         }
-        let view = entry.view(&new.name);
-        self.proxies.insert(new.name, entry);
-        Ok(view)
+        Ok(entry)
+    }
+
+    /// Puts `entry` in the place of the proxy `name`, which stops.
+    async fn replace(&mut self, name: String, entry: Entry) {
+        if let Some(old) = self.proxies.insert(name, entry) {
+            old.proxy.stop().await;
+        }
     }
 
     /// Creates each proxy, replacing one of the same name whose addresses
@@ -282,12 +297,14 @@ impl Registry {
                     views.push(entry.view(&new.name));
                     continue;
                 }
-                if let Some(old) = self.proxies.remove(&new.name) {
-                    old.proxy.stop().await;
-                }
             }
-            match self.create(new).await {
-                Ok(view) => views.push(view),
+            // A replacement starts before its predecessor stops: if it
+            // cannot, the predecessor stays as it was.
+            match self.build(&new, Some(&new.name)).await {
+                Ok(entry) => {
+                    views.push(entry.view(&new.name));
+                    self.replace(new.name, entry).await;
+                }
                 Err(mut reply) => {
                     if let Some(Value::Object(body)) = reply.body.as_mut() {
                         body.insert("proxies".to_owned(), Value::Array(views));
@@ -317,18 +334,15 @@ impl Registry {
                 Ok(entry) => entry,
                 Err(reply) => return reply,
             };
-            let Some(old) = self.proxies.remove(&name) else {
-                return proxy_not_found(&name);
-            };
-            old.proxy.stop().await;
-            moved.toxics = old.toxics;
+            moved.toxics = entry.toxics.clone();
             moved.apply_toxics();
-            if !old.enabled
+            if !entry.enabled
                 && let Err(e) = moved.set_enabled(false).await
             {
+                moved.proxy.stop().await;
                 return Reply::error(500, format!("could not disable the proxy: {e}"));
             }
-            self.proxies.insert(name.clone(), moved);
+            self.replace(name.clone(), moved).await;
         }
         let Some(entry) = self.proxies.get_mut(&name) else {
             return proxy_not_found(&name);
@@ -361,6 +375,25 @@ impl Registry {
                 409,
                 format!("another proxy listens on {listen_addr}"),
             ));
+        }
+        let shared = self.proxies.iter().any(|(name, entry)| {
+            entry.proxy.addr() == listen_addr && Some(name.as_str()) == moving
+        });
+        if listen_addr.port() != 0 && !shared {
+            // The proxy's sockets share their port (SO_REUSEPORT, so that one
+            // can take over from another); this socket does not, so it
+            // fails where another program, or another API, listens.
+            match std::net::TcpListener::bind(listen_addr) {
+                Ok(probe) => drop(probe),
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                    return Err(Reply::error(
+                        409,
+                        format!("{listen}: the address is in use by another program"),
+                    ));
+                }
+                // Reported below, by the proxy's own bind.
+                Err(_) => {}
+            }
         }
         let upstream_addr = resolve(&upstream).await.map_err(|e| Reply::error(400, e))?;
         let proxy = Proxy::start_on(listen_addr, upstream_addr).map_err(|e| match e.kind() {

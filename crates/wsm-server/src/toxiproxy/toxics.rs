@@ -9,8 +9,12 @@ use serde_json::{Map, Value, json};
 
 use crate::proxy::{Direction, Faults};
 
+/// The longest time a toxic may set, in milliseconds: a day (longer ones
+/// are surely mistakes, and would overflow the proxy's clocks if added up).
+const MAX_MS: u64 = 24 * 60 * 60 * 1000;
+
 /// Which way a toxic acts, in Toxiproxy's words.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Stream {
     /// From the client to the upstream server.
@@ -32,6 +36,18 @@ impl Stream {
         match self {
             Stream::Upstream => "upstream",
             Stream::Downstream => "downstream",
+        }
+    }
+
+    /// Reads a stream as Toxiproxy does: in any case, downstream when
+    /// absent or empty.
+    fn read(stream: Option<&str>) -> Result<Stream, String> {
+        match stream.map(str::to_ascii_lowercase).as_deref() {
+            None | Some("" | "downstream") => Ok(Stream::Downstream),
+            Some("upstream") => Ok(Stream::Upstream),
+            Some(other) => Err(format!(
+                "stream {other:?} was invalid, can be either upstream or downstream"
+            )),
         }
     }
 }
@@ -74,8 +90,7 @@ pub(crate) struct NewToxic {
     name: Option<String>,
     #[serde(rename = "type")]
     kind: String,
-    #[serde(default)]
-    stream: Stream,
+    stream: Option<String>,
     toxicity: Option<f64>,
     #[serde(default)]
     attributes: Map<String, Value>,
@@ -94,14 +109,15 @@ impl NewToxic {
     /// The toxic, or why the proxy cannot apply it.
     pub(crate) fn into_toxic(self) -> Result<Toxic, String> {
         check_toxicity(self.toxicity)?;
+        let stream = Stream::read(self.stream.as_deref())?;
         let effect = Effect::read(&self.kind, &self.attributes)?;
         let name = self
             .name
             .filter(|name| !name.is_empty())
-            .unwrap_or_else(|| format!("{}_{}", self.kind, self.stream.name()));
+            .unwrap_or_else(|| format!("{}_{}", self.kind, stream.name()));
         Ok(Toxic {
             name,
-            stream: self.stream,
+            stream,
             effect,
         })
     }
@@ -176,14 +192,25 @@ impl Effect {
                 }),
             }
         };
+        // A time, in milliseconds (`per_ms` units of it: 1000 for µs).
+        let time = |name: &str, per_ms: u64| -> Result<u64, String> {
+            let value = get(name)?;
+            let most = MAX_MS * per_ms;
+            if value > most {
+                return Err(format!(
+                    "the {kind} toxic's {name} must be at most {most} (a day), not {value}"
+                ));
+            }
+            Ok(value)
+        };
         Ok(match kind {
             "latency" => Effect::Latency {
-                latency: get("latency")?,
-                jitter: get("jitter")?,
+                latency: time("latency", 1)?,
+                jitter: time("jitter", 1)?,
             },
             "bandwidth" => Effect::Bandwidth { rate: get("rate")? },
             "slow_close" => Effect::SlowClose {
-                delay: get("delay")?,
+                delay: time("delay", 1)?,
             },
             "timeout" | "reset_peer" => {
                 if get("timeout")? != 0 {
@@ -206,7 +233,7 @@ impl Effect {
                 }
                 Effect::Slicer {
                     average_size: get("average_size")?,
-                    delay: get("delay")?,
+                    delay: time("delay", 1000)?,
                 }
             }
             _ => Effect::LimitData {
@@ -261,7 +288,10 @@ pub(crate) fn faults(toxics: &[Toxic], direction: Direction) -> Faults {
                 let (delay, spread) = faults
                     .latency
                     .map_or((Duration::ZERO, Duration::ZERO), |l| (l.delay, l.jitter));
-                faults.latency(delay + ms(latency), spread + ms(jitter))
+                faults.latency(
+                    delay.saturating_add(ms(latency)),
+                    spread.saturating_add(ms(jitter)),
+                )
             }
             Effect::Bandwidth { rate: 0 } => faults,
             Effect::Bandwidth { rate } => {
@@ -318,7 +348,7 @@ mod tests {
             json!({"name": "latency_downstream", "type": "latency", "stream": "downstream",
                    "toxicity": 1.0, "attributes": {"latency": 100, "jitter": 0}})
         );
-        let named = toxic(json!({"name": "x", "type": "timeout", "stream": "upstream"}))
+        let named = toxic(json!({"name": "x", "type": "timeout", "stream": "Upstream"}))
             .expect("a timeout toxic");
         assert_eq!((named.name.as_str(), named.stream), ("x", Stream::Upstream));
     }
@@ -346,7 +376,15 @@ mod tests {
             ),
             (
                 json!({"type": "latency", "stream": "sideways"}),
-                "unknown variant",
+                "can be either upstream or downstream",
+            ),
+            (
+                json!({"type": "latency", "attributes": {"latency": 86_400_001}}),
+                "at most 86400000",
+            ),
+            (
+                json!({"type": "slicer", "attributes": {"delay": 86_400_000_001_u64}}),
+                "at most 86400000000",
             ),
         ] {
             let refused = toxic(body.clone()).expect_err("refused");

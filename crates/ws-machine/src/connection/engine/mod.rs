@@ -336,7 +336,12 @@ fn first_line_of_body(answer: &[u8]) -> Option<String> {
                 .contains("html")
     });
     let body = String::from_utf8_lossy(answer.get(head..)?);
-    let body = if declared_html || body.trim_start().starts_with('<') {
+    let start = body
+        .trim_start()
+        .get(..9)
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let body = if declared_html || start.starts_with("<!doctype") || start.starts_with("<html") {
         without_tags(&body)
     } else {
         body.into_owned()
@@ -345,18 +350,29 @@ fn first_line_of_body(answer: &[u8]) -> Option<String> {
     Some(line.chars().take(BODY_SHOWN).collect())
 }
 
-/// `html` without its tags (`<...>`), line breaks kept.
+/// `html` without its tags (`<...>`) and without the content of its
+/// `script` and `style` elements, line breaks kept (entities are left as
+/// they are).
 fn without_tags(html: &str) -> String {
+    // The same byte offsets as `html`: only ASCII letters change.
+    let lower = html.to_ascii_lowercase();
     let mut text = String::with_capacity(html.len());
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' if in_tag => in_tag = false,
-            c if !in_tag => text.push(c),
-            _ => {}
+    let mut at = 0;
+    while let Some(open) = html[at..].find('<').map(|i| at + i) {
+        text.push_str(&html[at..open]);
+        // An element whose content is not text is skipped up to its end tag.
+        let end_tag = ["script", "style"]
+            .iter()
+            .find(|name| lower[open + 1..].starts_with(*name))
+            .and_then(|name| lower[open..].find(&format!("</{name}")))
+            .map_or(open, |i| open + i);
+        match html[end_tag..].find('>') {
+            Some(close) => at = end_tag + close + 1,
+            // A tag that never closes: the rest is inside it.
+            None => return text,
         }
     }
+    text.push_str(&html[at..]);
     text
 }
 
@@ -462,6 +478,19 @@ mod tests {
         // No Content-Type, but HTML all the same.
         let bare = b"HTTP/1.1 403 Forbidden\r\n\r\n  <!DOCTYPE html>\n<p>Token <b>expired</b></p>";
         assert_eq!(first_line_of_body(bare).as_deref(), Some("Token expired"));
+        // Scripts and styles are not text; a plain text may start with `<`.
+        let scripted = b"HTTP/1.1 503 Busy\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+            <html><head><style>\nbody { color: red }\n</style><script>\nvar x = 1 < 2;\n</script>\
+            </head>\n<body>Try again later</body></html>";
+        assert_eq!(
+            first_line_of_body(scripted).as_deref(),
+            Some("Try again later")
+        );
+        let angled = b"HTTP/1.1 400 Bad Request\r\n\r\n<token> is missing\n";
+        assert_eq!(
+            first_line_of_body(angled).as_deref(),
+            Some("<token> is missing")
+        );
         // Nothing but tags: nothing to show.
         let empty =
             b"HTTP/1.1 500 Oops\r\nContent-Type: text/html\r\n\r\n<html><body></body></html>";

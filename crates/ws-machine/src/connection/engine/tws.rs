@@ -157,7 +157,7 @@ fn handshake_error(
 #[cold]
 #[inline(never)]
 fn cut_text(stream: &mut Stream) -> Failure {
-    let _ = send(
+    let queued = send(
         stream,
         Out::Close {
             code: 1007,
@@ -166,7 +166,7 @@ fn cut_text(stream: &mut Stream) -> Failure {
     );
     Failure {
         error: connection_error(tws::Error::Protocol(tws::proto::ProtocolError::InvalidUtf8)),
-        close_queued: true,
+        close_queued: queued.is_ok(),
     }
 }
 
