@@ -239,6 +239,33 @@ enum Head {
     SwitchingProtocols { end: usize },
 }
 
+/// A head httparse refuses, told apart by its status line and blank line
+/// alone: the engine's parser (hyper's, under yawc) may take what httparse
+/// does not, so a `101` is still handed out, unchecked (tokio-websockets
+/// parses with httparse and fails such an answer before it decodes
+/// anything).
+fn unparsed(answer: &[u8]) -> Head {
+    let switching = [b"HTTP/1.1 101 ".as_slice(), b"HTTP/1.0 101 "]
+        .iter()
+        .any(|start| answer.starts_with(start));
+    if !switching {
+        return Head::Other;
+    }
+    let blank = [b"\r\n\r\n".as_slice(), b"\n\n", b"\n\r\n"]
+        .iter()
+        .filter_map(|line| {
+            answer
+                .windows(line.len())
+                .position(|w| w == *line)
+                .map(|at| at + line.len())
+        })
+        .min();
+    match blank {
+        Some(end) => Head::SwitchingProtocols { end },
+        None => Head::Incomplete,
+    }
+}
+
 /// Reads the head of the answer in `answer`; an error if it is a `101`
 /// whose `Sec-WebSocket-Accept` does not hold 20 bytes in Base64.
 fn read_head(answer: &[u8]) -> io::Result<Head> {
@@ -250,7 +277,7 @@ fn read_head(answer: &[u8]) -> io::Result<Head> {
     let end = match response.parse(answer) {
         Ok(httparse::Status::Complete(end)) => end,
         Ok(httparse::Status::Partial) => return Ok(Head::Incomplete),
-        Err(_) => return Ok(Head::Other),
+        Err(_) => return Ok(unparsed(answer)),
     };
     if response.code != Some(101) {
         return Ok(Head::Other);
@@ -566,6 +593,29 @@ mod tests {
             Some(head.len())
         );
         assert_eq!(recording.try_recv().expect("the head"), head.as_bytes());
+    }
+
+    #[test]
+    fn a_101_httparse_refuses_is_handed_out_unchecked() {
+        // A space before the colon: httparse refuses it, hyper may not.
+        let head = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade : websocket\r\n\r\n";
+        let mut answer = head.to_vec();
+        answer.extend(server_frame(0x81, None, b"first"));
+        for slice in [1, 5, answer.len()] {
+            let (mut recorder, mut recording) = Recorder::new(true);
+            let handed_out = answer
+                .chunks(slice)
+                .find_map(|chunk| recorder.note(chunk).expect("not refused"));
+            assert!(handed_out.is_some(), "slice {slice}");
+            assert_eq!(recording.try_recv().expect("the head"), head);
+        }
+        // Anything else httparse refuses is not a 101.
+        let (mut recorder, _) = Recorder::new(true);
+        assert_eq!(
+            recorder.note(b"SSH-2.0-OpenSSH_9.6\r\n").expect("noted"),
+            None
+        );
+        assert!(recorder.part == Part::Rejection);
     }
 
     #[test]

@@ -305,7 +305,8 @@ fn retry_after(answer: &[u8]) -> Option<Duration> {
 
 /// The value of header `name` in a recorded answer, if it parses.
 fn header(answer: &[u8], name: &str) -> Option<String> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
+    // As many as hyper reads under yawc, whose answers come here.
+    let mut headers = [httparse::EMPTY_HEADER; 100];
     let mut response = httparse::Response::new(&mut headers);
     response.parse(answer).ok()?;
     let value = response
