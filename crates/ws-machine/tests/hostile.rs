@@ -139,6 +139,20 @@ fn protocol_error_closed_with(seen: &Seen, says: &str, code: u16) {
     assert_eq!(seen.close_code, Some(code), "{}", seen.lost);
 }
 
+/// The checks of a message over the limit: `MessageTooLarge` with the
+/// machine's limit, and the close code that says so.
+fn too_large_closed_with_1009(seen: &Seen) {
+    assert!(
+        matches!(
+            seen.lost.error,
+            Some(Error::MessageTooLarge { max: LIMIT, .. })
+        ),
+        "{}",
+        seen.lost
+    );
+    assert_eq!(seen.close_code, Some(1009), "{}", seen.lost);
+}
+
 /// The checks every case shares: the connection ended with a retried error
 /// that says what was wrong.
 fn clear_and_retried(seen: &Seen, says: &str) {
@@ -248,16 +262,7 @@ async fn a_fragmented_message_that_never_ends_stops_at_the_limit() {
     for _ in 0..(2 * LIMIT / 1024) {
         bytes.extend(frame(0x00, &[b'a'; 1024]));
     }
-    let seen = after_the_upgrade(bytes).await;
-    assert!(
-        matches!(
-            seen.lost.error,
-            Some(Error::MessageTooLarge { max: LIMIT, .. })
-        ),
-        "{}",
-        seen.lost
-    );
-    assert_eq!(seen.close_code, Some(1009), "{}", seen.lost);
+    too_large_closed_with_1009(&after_the_upgrade(bytes).await);
 }
 
 #[tokio::test]
@@ -267,16 +272,7 @@ async fn a_length_of_2_to_the_63_is_refused_without_reading_it() {
     let mut bytes = vec![0x82, 127];
     bytes.extend_from_slice(&(u64::MAX >> 1).to_be_bytes());
     bytes.extend_from_slice(b"not that many");
-    let seen = after_the_upgrade(bytes).await;
-    assert!(
-        matches!(
-            seen.lost.error,
-            Some(Error::MessageTooLarge { max: LIMIT, .. })
-        ),
-        "{}",
-        seen.lost
-    );
-    assert_eq!(seen.close_code, Some(1009), "{}", seen.lost);
+    too_large_closed_with_1009(&after_the_upgrade(bytes).await);
 }
 
 #[tokio::test]

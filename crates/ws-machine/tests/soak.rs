@@ -76,6 +76,14 @@ fn held() -> Held {
     }
 }
 
+/// Waits for the server to see its last connection close, stops it, and
+/// waits until the process holds what it held at `start`.
+async fn stop_and_settle(server: Server, start: Held) {
+    assert!(server.wait_for_open_connections(0, WAIT).await);
+    server.stop().await;
+    back_to(start).await;
+}
+
 /// Waits until the process holds what it held at `start`: the server's
 /// connection tasks end a moment after their sockets close, and nothing
 /// signals that, so the counts are looked at every 10 ms, within [`WAIT`].
@@ -156,9 +164,7 @@ async fn connections_made_and_lost_again_and_again() {
     let heap_end = heap();
     command_quit(&machine).await;
     common::shutdown(machine).await;
-    assert!(server.wait_for_open_connections(0, WAIT).await);
-    server.stop().await;
-    back_to(start).await;
+    stop_and_settle(server, start).await;
     println!(
         "| {cycles} connections made and closed by the server (3 messages each) | {:.1} s | {} fds, {} tasks before and after | heap {} KiB half-way, {} KiB at the end | RSS {} KiB at start, {} KiB half-way, {} KiB at the end |",
         took.as_secs_f64(),
@@ -223,9 +229,7 @@ async fn a_fleet_through_repeated_restarts() {
         command_quit(&machine).await;
         common::shutdown(machine).await;
     }
-    assert!(server.wait_for_open_connections(0, WAIT).await);
-    server.stop().await;
-    back_to(start).await;
+    stop_and_settle(server, start).await;
     println!(
         "| {machines} machines through {restarts} server restarts | {} fds, {} tasks before and after | heap after each round: {heaps:?} KiB | RSS {} KiB at start, after each round: {:?} KiB |",
         start.fds, start.tasks, rss_start, rss
